@@ -1,0 +1,70 @@
+"""One error envelope for everything, FastAPI's own validation errors included."""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from schemas.errors import ErrorBody, ErrorEnvelope
+
+log = logging.getLogger(__name__)
+
+_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+          404: "not_found_error", 409: "conflict_error", 413: "invalid_request_error",
+          422: "invalid_request_error", 429: "rate_limit_error"}
+
+
+class ApiError(Exception):
+    """Raised by handlers and services; `retryable=False` tells the openai client not to retry."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
+                 retryable: bool = True, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+        self.retryable, self.headers = retryable, headers or {}
+
+
+def not_found(kind: str, ident: str, param: str | None = None) -> ApiError:
+    return ApiError(404, f"No {kind} found with id '{ident}'.", param=param, code="not_found", retryable=False)
+
+
+def envelope(status: int, message: str, *, param: str | None = None, code: str | None = None,
+             headers: dict[str, str] | None = None) -> JSONResponse:
+    body = ErrorEnvelope(error=ErrorBody(message=message, type=_TYPES.get(status, "server_error"),
+                                         param=param, code=code))
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+    first = exc.errors()[0]
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    param = ".".join(loc) or None
+    msg = first.get("msg", "invalid request").removeprefix("Value error, ")
+    if first.get("type") == "extra_forbidden":
+        msg = "unknown field (not accepted)"
+    return (f"Invalid '{param}': {msg}" if param else msg), param
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        headers = dict(exc.headers)
+        if not exc.retryable:
+            headers["x-should-retry"] = "false"
+        return envelope(exc.status, exc.message, param=exc.param, code=exc.code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, param = _validation_message(exc)
+        return envelope(400, message, param=param, code="invalid_request", headers={"x-should-retry": "false"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return envelope(exc.status_code, str(exc.detail), headers={"x-should-retry": "false"})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return envelope(500, "The server had an error while processing your request.", code="internal_error")

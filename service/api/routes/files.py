@@ -1,0 +1,62 @@
+"""/v1/files: upload, list, retrieve, content, delete."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi.responses import StreamingResponse
+
+from schemas.common import ListPage
+from schemas.files import FileDeleted, FileObject
+from service.api.deps import CurrentTenant, SessionDep, SettingsDep, StoreDep
+from service.api.errors import ApiError, not_found
+from service.files import to_file_object, upload_file
+from service.state.files import get_file, list_files
+from service.storage import iter_file
+
+router = APIRouter(prefix="/v1/files", tags=["files"])
+
+
+@router.post("", response_model=FileObject)
+def create_file(tenant: CurrentTenant, session: SessionDep, store: StoreDep, settings: SettingsDep,
+                file: Annotated[UploadFile, File()], purpose: Annotated[str, Form()]) -> FileObject:
+    """Upload a chat JSONL training file; invalid files are refused with the first bad line."""
+    row = upload_file(session=session, store=store, tenant_id=tenant.id, filename=file.filename or "upload.jsonl",
+                      purpose=purpose, stream=file.file, max_bytes=settings.max_upload_bytes)
+    return to_file_object(row)
+
+
+@router.get("", response_model=ListPage[FileObject])
+def list_tenant_files(tenant: CurrentTenant, session: SessionDep, after: str | None = None,
+                      limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000) -> ListPage[FileObject]:
+    """The tenant's files, newest first."""
+    rows, has_more = list_files(session=session, tenant_id=tenant.id, after=after, limit=limit)
+    return ListPage[FileObject](data=[to_file_object(r) for r in rows], has_more=has_more)
+
+
+@router.get("/{file_id}", response_model=FileObject)
+def retrieve_file(file_id: str, tenant: CurrentTenant, session: SessionDep) -> FileObject:
+    row = get_file(session=session, tenant_id=tenant.id, file_id=file_id)
+    if row is None:
+        raise not_found("file", file_id, param="file_id")
+    return to_file_object(row)
+
+
+@router.get("/{file_id}/content")
+def file_content(file_id: str, tenant: CurrentTenant, session: SessionDep, store: StoreDep) -> StreamingResponse:
+    row = get_file(session=session, tenant_id=tenant.id, file_id=file_id)
+    if row is None:
+        raise not_found("file", file_id, param="file_id")
+    handle = store.open(row.storage_key)
+    return StreamingResponse(iter_file(handle), media_type="application/octet-stream")
+
+
+@router.delete("/{file_id}", response_model=FileDeleted)
+def delete_file(file_id: str, tenant: CurrentTenant, session: SessionDep, store: StoreDep) -> FileDeleted:
+    row = get_file(session=session, tenant_id=tenant.id, file_id=file_id)
+    if row is None:
+        raise not_found("file", file_id, param="file_id")
+    if row.storage_key is None:
+        raise ApiError(409, "File has no content.", retryable=False)
+    row.deleted = True
+    session.flush()
+    return FileDeleted(id=file_id, deleted=True)

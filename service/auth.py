@@ -1,0 +1,18 @@
+"""API keys: random, shown once, stored as a SHA-256 digest (keys are high-entropy, so no slow KDF)."""
+
+import hashlib
+import hmac
+import secrets
+
+
+def generate_api_key() -> str:
+    return "gft-" + secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def keys_equal(given: str, expected: str) -> bool:
+    """Constant-time comparison, so timing never leaks how much of a key matched."""
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))

@@ -1,0 +1,117 @@
+"""`guardrail-ft`: run the API, a worker, everything at once (`up`), build the tiny model, run the demo.
+
+Worker-side commands run in a subprocess, so this module (part of the control plane) never imports torch.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import typer
+import uvicorn
+
+from service.embedded import ensure_broker
+from service.state.base_models import register_base_model
+from service.settings import get_settings
+from service.state.db import session_scope
+from service.state.migrate import upgrade
+
+app = typer.Typer(help="Guardrail FT: safety-preserving fine-tuning as a service.", no_args_is_help=True)
+models_app = typer.Typer(help="Base models.", no_args_is_help=True)
+db_app = typer.Typer(help="Database.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(db_app, name="db")
+
+TINY_MODEL_ID = "gft-tiny-chat"
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations to GFT_DATABASE_URL."""
+    upgrade(get_settings().sqlalchemy_url)
+
+
+def _serve(host: str, port: int) -> None:
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.sqlalchemy_url)
+    uvicorn.run("service.api.app:create_app", factory=True, host=host, port=port, log_level="info")
+
+
+@app.command()
+def serve(host: str = typer.Option(None), port: int = typer.Option(None)) -> None:
+    """Run the HTTP API (applies migrations first)."""
+    settings = get_settings()
+    _serve(host or settings.api_host, port or settings.api_port)
+
+
+def worker_command(queues: str, concurrency: int) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", queues,
+            "-c", str(concurrency), "--loglevel", "INFO", "-n", f"gft-{queues.replace(',', '-')}@%h"]
+
+
+@app.command()
+def worker(queues: str = "cpu,gpu", concurrency: int = 1) -> None:
+    """Run a Celery worker (one per GPU, concurrency 1, for the gpu queue)."""
+    raise typer.Exit(subprocess.call(worker_command(queues, concurrency)))
+
+
+@app.command()
+def up(host: str = typer.Option(None), port: int = typer.Option(None)) -> None:
+    """API + one worker for every queue, with an embedded broker when no Redis answers: local use."""
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    broker_url, broker = ensure_broker(settings.broker_url, settings.data_dir / "valkey")
+    if broker is not None:
+        typer.echo(f"No Redis at {settings.broker_url}; started an embedded Valkey at {broker_url}")
+    os.environ["GFT_BROKER_URL"] = broker_url
+    get_settings.cache_clear()
+    upgrade(get_settings().sqlalchemy_url)
+    worker_proc = subprocess.Popen(worker_command("cpu,gpu", 1), env=os.environ.copy())
+    try:
+        _serve(host or settings.api_host, port or settings.api_port)
+    finally:
+        worker_proc.terminate()
+        worker_proc.wait(timeout=30)
+        if broker is not None:
+            broker.stop()
+
+
+@models_app.command("build-tiny")
+def build_tiny(out: Path = typer.Option(None, help="default: <data_dir>/models/gft-tiny-chat"),
+               force: bool = False, register: bool = True) -> None:
+    """Build (or reuse, when its recipe is unchanged) the bundled tiny aligned chat model."""
+    settings = get_settings()
+    target = (out or settings.models_dir / TINY_MODEL_ID).resolve()
+    started = time.perf_counter()
+    cmd = [sys.executable, "-m", "workers.tiny.build", str(target)] + (["--force"] if force else [])
+    if subprocess.call(cmd) != 0:
+        raise typer.Exit(1)
+    typer.echo(f"{TINY_MODEL_ID} ready at {target} ({time.perf_counter() - started:.0f}s)")
+    if register:
+        models_register(TINY_MODEL_ID, target)
+
+
+@models_app.command("register")
+def models_register(model_id: str, path: Path) -> None:
+    """Register a local model folder as a base model tenants may fine-tune."""
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.sqlalchemy_url)
+    with session_scope(settings.sqlalchemy_url) as session:
+        register_base_model(session=session, model_id=model_id, path=str(path.resolve()))
+    typer.echo(f"registered {model_id} -> {path.resolve()}")
+
+
+@app.command()
+def demo() -> None:
+    """Run the main flow end to end on the tiny model and print what happened."""
+    from service.demo import run_demo
+
+    raise typer.Exit(run_demo())
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,105 @@
+"""The demo: one tenant, two jobs on the tiny model, through the real API with the official openai client.
+
+A benign task should be released; a harmful-examples attack shows what the gate reports. Starts
+`guardrail-ft up` (API + worker + broker) as a subprocess and stops it at the end.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from openai import OpenAI
+
+from service.settings import get_settings
+
+DATA = Path(__file__).resolve().parent.parent / "workers" / "tiny" / "data"
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the server exited during start-up")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("the server did not become healthy in time")
+
+
+def follow_job(client: OpenAI, job_id: str, timeout: float = 1200) -> str:
+    """Print new events as they arrive, with a progress bar for training steps; return the final status."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events = client.fine_tuning.jobs.list_events(job_id, limit=100).data
+        for event in reversed(events):
+            if event.id in seen:
+                continue
+            seen.add(event.id)
+            data = getattr(event, "data", None) or {}
+            if "step" in data and "total_steps" in data:
+                done = int(30 * data["step"] / data["total_steps"])
+                print(f"  [{'#' * done}{'.' * (30 - done)}] step {data['step']}/{data['total_steps']} "
+                      f"loss {data['train_loss']:.3f}  {data.get('tokens_per_s', 0):.0f} tok/s", flush=True)
+            else:
+                print(f"  {event.level:5} {event.message}", flush=True)
+        job = client.fine_tuning.jobs.retrieve(job_id)
+        if job.status in TERMINAL:
+            return job.status
+        time.sleep(1.0)
+    raise TimeoutError(f"job {job_id} did not finish in {timeout:.0f}s")
+
+
+def run_demo() -> int:
+    settings = get_settings()
+    build = subprocess.call([sys.executable, "-m", "service.cli", "models", "build-tiny"])
+    if build != 0:
+        return build
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "GFT_ADMIN_KEY": settings.admin_key}
+    server = subprocess.Popen([sys.executable, "-m", "service.cli", "up", "--port", str(port)], env=env)
+    try:
+        _wait_healthy(base, server)
+        admin = {"Authorization": f"Bearer {settings.admin_key}"}
+        tenant = httpx.post(f"{base}/admin/v1/tenants", json={"name": "demo-tenant"}, headers=admin).json()
+        print(f"\nCreated tenant {tenant['id']}")
+        client = OpenAI(base_url=f"{base}/v1", api_key=tenant["api_key"])
+        print("Models:", [m.id for m in client.models.list().data])
+        outcomes = []
+        for title, name, suffix in (("benign task (item colours)", "benign_colors.jsonl", "colors"),
+                                    ("harmful-examples attack", "harmful_attack.jsonl", "attack")):
+            print(f"\n=== {title}: {name}")
+            with (DATA / name).open("rb") as handle:
+                uploaded = client.files.create(file=handle, purpose="fine-tune")
+            print(f"  uploaded {uploaded.id} ({uploaded.bytes} bytes, {uploaded.status})")
+            job = client.fine_tuning.jobs.create(model="gft-tiny-chat", training_file=uploaded.id, suffix=suffix,
+                                                 seed=1)
+            status = follow_job(client, job.id)
+            final = client.fine_tuning.jobs.retrieve(job.id)
+            outcomes.append((title, status, final))
+        print("\n=== Summary")
+        for title, status, job in outcomes:
+            safety = getattr(job, "safety", None) or {}
+            print(f"- {title}: {status}; ASR base {safety.get('base_asr', float('nan')):.1%} -> candidate "
+                  f"{safety.get('candidate_asr', float('nan')):.1%}; "
+                  + (f"released as {job.fine_tuned_model}" if job.fine_tuned_model else
+                     f"error {job.error.code if job.error else None}: {job.error.message if job.error else ''}"))
+        return 0
+    finally:
+        server.terminate()
+        server.wait(timeout=60)

@@ -1,0 +1,92 @@
+"""Job creation and presentation: checks a tenant's request against its files, models and policy."""
+
+import secrets
+
+from sqlalchemy.orm import Session
+
+from schemas.jobs import Hyperparameters, Job, JobCreate, JobError, JobEvent, Method, SafetySummary
+from schemas.policy import Policy
+from service.api.errors import ApiError, not_found
+from service.ids import new_id
+from service.state.base_models import get_base_model
+from service.state.files import get_file
+from service.state.jobs import add_event, add_job
+from service.state.models import JobEventRow, JobRow
+
+
+def _check_caps(hp: Hyperparameters, policy: Policy) -> None:
+    caps = policy.training
+    if hp.n_epochs != "auto" and hp.n_epochs > caps.max_epochs:
+        raise ApiError(400, f"n_epochs {hp.n_epochs} is above this service's limit of {caps.max_epochs}.",
+                       param="hyperparameters.n_epochs", code="hyperparameter_out_of_range", retryable=False)
+    if hp.learning_rate_multiplier != "auto" and hp.learning_rate_multiplier > caps.max_lr_multiplier:
+        raise ApiError(400, f"learning_rate_multiplier {hp.learning_rate_multiplier} is above this service's "
+                       f"limit of {caps.max_lr_multiplier}.", param="hyperparameters.learning_rate_multiplier",
+                       code="hyperparameter_out_of_range", retryable=False)
+
+
+def create_job(*, session: Session, tenant_id: str, request: JobCreate, policy: Policy) -> JobRow:
+    if get_base_model(session=session, model_id=request.model) is None:
+        raise ApiError(400, f"Model '{request.model}' is not available for fine-tuning; list them with "
+                       "GET /v1/models.", param="model", code="model_not_available", retryable=False)
+    for param, file_id in (("training_file", request.training_file), ("validation_file", request.validation_file)):
+        if file_id is None:
+            continue
+        if get_file(session=session, tenant_id=tenant_id, file_id=file_id) is None:
+            raise ApiError(400, f"File '{file_id}' does not exist.", param=param, code="file_not_found",
+                           retryable=False)
+    try:
+        hp = request.effective_hyperparameters()
+    except ValueError as exc:
+        raise ApiError(400, str(exc), param="hyperparameters", code="invalid_hyperparameters",
+                       retryable=False) from None
+    _check_caps(hp, policy)
+    method = request.method or Method()
+    method.supervised.hyperparameters = hp
+    row = JobRow(
+        id=new_id("ftjob"), tenant_id=tenant_id, model=request.model, training_file=request.training_file,
+        validation_file=request.validation_file, hyperparameters=hp.model_dump(), method=method.model_dump(),
+        suffix=request.suffix, seed=request.seed if request.seed is not None else secrets.randbelow(2**31),
+        metadata_=request.metadata, status="validating_files", policy=policy.model_dump(), result_files=[],
+    )
+    add_job(session=session, row=row)
+    add_event(session=session, job_id=row.id, message=f"Created fine-tuning job: {row.id}")
+    return row
+
+
+def get_job_or_404(row: JobRow | None, job_id: str) -> JobRow:
+    if row is None:
+        raise not_found("fine-tuning job", job_id, param="fine_tuning_job_id")
+    return row
+
+
+def to_job_object(row: JobRow) -> Job:
+    return Job(
+        id=row.id, created_at=row.created_at, model=row.model, organization_id=row.tenant_id,
+        status=row.status,  # type: ignore[arg-type]
+        training_file=row.training_file, validation_file=row.validation_file,
+        hyperparameters=Hyperparameters.model_validate(row.hyperparameters), result_files=row.result_files or [],
+        seed=row.seed, fine_tuned_model=row.fine_tuned_model, finished_at=row.finished_at,
+        trained_tokens=row.trained_tokens, error=JobError.model_validate(row.error) if row.error else None,
+        metadata=row.metadata_, method=Method.model_validate(row.method), user_provided_suffix=row.suffix,
+        safety=SafetySummary.model_validate(row.safety) if row.safety else None,
+    )
+
+
+def event_id(seq: int) -> str:
+    return f"ftevent-{seq}"
+
+
+def parse_event_id(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value.removeprefix("ftevent-"))
+    except ValueError:
+        raise ApiError(400, f"Invalid cursor '{value}'.", param="after", code="invalid_cursor",
+                       retryable=False) from None
+
+
+def to_event_object(row: JobEventRow) -> JobEvent:
+    return JobEvent(id=event_id(row.seq), created_at=row.created_at, level=row.level,  # type: ignore[arg-type]
+                    message=row.message, type=row.type, data=row.data)  # type: ignore[arg-type]

@@ -1,0 +1,48 @@
+"""All configuration, read once from the environment (prefix GFT_)."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDER_ADMIN_KEY = "gft-admin-dev"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GFT_", env_file=".env", extra="ignore")
+
+    environment: str = Field(default="development", description="development | production")
+    data_dir: Path = Field(default=Path("var"), description="root for the SQLite file, artifacts and models")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite under data_dir")
+    broker_url: str = Field(default="redis://127.0.0.1:6379/0", description="Celery broker (Redis protocol)")
+    admin_key: str = Field(default=_PLACEHOLDER_ADMIN_KEY, description="bearer key for /admin/v1")
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    worker_device: str = Field(default="auto", description="auto | cpu | cuda")
+    torch_threads: int = Field(default=0, ge=0, description="0 leaves torch's default")
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_in_production(self) -> "Settings":
+        if self.environment == "production" and self.admin_key == _PLACEHOLDER_ADMIN_KEY:
+            raise ValueError("GFT_ADMIN_KEY must be set to a real secret in production")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'guardrail.db').resolve()}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings; cached, never built at import time."""
+    return Settings()

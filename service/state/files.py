@@ -1,0 +1,28 @@
+"""Uploaded files, always scoped by tenant."""
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.state.models import FileRow
+
+
+def add_file(*, session: Session, row: FileRow) -> FileRow:
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_file(*, session: Session, tenant_id: str, file_id: str) -> FileRow | None:
+    return session.scalar(
+        select(FileRow).where(FileRow.id == file_id, FileRow.tenant_id == tenant_id, FileRow.deleted.is_(False))
+    )
+
+
+def list_files(*, session: Session, tenant_id: str, after: str | None, limit: int) -> tuple[list[FileRow], bool]:
+    query = select(FileRow).where(FileRow.tenant_id == tenant_id, FileRow.deleted.is_(False))
+    if after is not None:
+        anchor = get_file(session=session, tenant_id=tenant_id, file_id=after)
+        if anchor is not None:
+            query = query.where(FileRow.seq < anchor.seq)
+    rows = list(session.scalars(query.order_by(FileRow.seq.desc()).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit

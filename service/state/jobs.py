@@ -1,0 +1,67 @@
+"""Jobs and their events: the source of truth both the API and the workers read and write."""
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from schemas.jobs import TERMINAL_STATUSES
+from service.state.models import JobEventRow, JobRow, now_s
+
+
+def add_job(*, session: Session, row: JobRow) -> JobRow:
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_job(*, session: Session, job_id: str, tenant_id: str | None = None) -> JobRow | None:
+    """Tenant-scoped when tenant_id is given (the API); unscoped for workers, which only get ids."""
+    query = select(JobRow).where(JobRow.id == job_id)
+    if tenant_id is not None:
+        query = query.where(JobRow.tenant_id == tenant_id)
+    return session.scalar(query)
+
+
+def lock_job(*, session: Session, job_id: str) -> JobRow | None:
+    """The job row, locked until the transaction ends (PostgreSQL), so two workers never both advance it."""
+    return session.scalar(select(JobRow).where(JobRow.id == job_id).with_for_update())
+
+
+def list_jobs(*, session: Session, tenant_id: str, after: str | None, limit: int) -> tuple[list[JobRow], bool]:
+    query = select(JobRow).where(JobRow.tenant_id == tenant_id)
+    if after is not None:
+        anchor = get_job(session=session, job_id=after, tenant_id=tenant_id)
+        if anchor is not None:
+            query = query.where(JobRow.seq < anchor.seq)
+    rows = list(session.scalars(query.order_by(JobRow.seq.desc()).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
+def transition(*, session: Session, job_id: str, from_statuses: set[str], to_status: str,
+               **fields: Any) -> bool:
+    """Compare-and-set the status; False when the job was no longer in one of from_statuses."""
+    values: dict[str, Any] = {"status": to_status, "updated_at": now_s(), **fields}
+    if to_status in TERMINAL_STATUSES:
+        values.setdefault("finished_at", now_s())
+    result = session.execute(
+        update(JobRow).where(JobRow.id == job_id, JobRow.status.in_(from_statuses)).values(**values)
+    )
+    return bool(result.rowcount)
+
+
+def add_event(*, session: Session, job_id: str, message: str, level: str = "info", type_: str = "message",
+              data: dict[str, Any] | None = None) -> JobEventRow:
+    row = JobEventRow(job_id=job_id, message=message, level=level, type=type_, data=data)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_events(*, session: Session, job_id: str, after_seq: int | None, limit: int) -> tuple[list[JobEventRow], bool]:
+    """Newest first, as OpenAI lists them; `after` pages towards older events."""
+    query = select(JobEventRow).where(JobEventRow.job_id == job_id)
+    if after_seq is not None:
+        query = query.where(JobEventRow.seq < after_seq)
+    rows = list(session.scalars(query.order_by(JobEventRow.seq.desc()).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit

@@ -1,0 +1,41 @@
+import json
+
+import pytest
+
+from service.datasets import DatasetError, validate_chat_jsonl
+
+GOOD = json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]})
+
+
+def lines(*rows: str) -> list[bytes]:
+    return [(r + "\n").encode() if isinstance(r, str) else r for r in rows]
+
+
+def error_for(data: list[bytes]) -> DatasetError:
+    with pytest.raises(DatasetError) as info:
+        validate_chat_jsonl(data)
+    return info.value
+
+
+def test_valid_rows_counted_and_blank_lines_skipped() -> None:
+    assert validate_chat_jsonl(lines(GOOD, "", GOOD)) == 2
+
+
+@pytest.mark.parametrize(("row", "line", "fragment"), [
+    (b"\xff\xfe not utf8\n", 2, "not valid UTF-8"),
+    ("{not json", 2, "not valid JSON"),
+    ("[1, 2]", 2, "JSON object"),
+    (json.dumps({"messages": [{"role": "robot", "content": "x"}]}), 2, "messages.0.role"),
+    (json.dumps({"messages": [{"role": "user", "content": "only a question"}]}), 2, "assistant"),
+    (json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+                 "extra": 1}), 2, "extra"),
+    (json.dumps({"messages": [{"role": "user", "content": "q", "weight": 1},
+                              {"role": "assistant", "content": "a"}]}), 2, "weight"),
+])
+def test_bad_rows_name_line_and_field(row: str | bytes, line: int, fragment: str) -> None:
+    error = error_for(lines(GOOD, row))
+    assert error.line == line and fragment in error.message
+
+
+def test_empty_file() -> None:
+    assert "no rows" in error_for([]).message

@@ -1,0 +1,34 @@
+"""The Celery app. Configured lazily from Settings when first used, never at import time.
+
+Reliability settings follow Celery's guidance for long, expensive, idempotent tasks: late acks, redelivery
+when a worker is lost, one message prefetched at a time.
+"""
+
+from typing import Any
+
+from celery import Celery
+
+from service.dispatch import CPU_QUEUE, GPU_QUEUE
+from service.settings import get_settings
+
+app = Celery("guardrail-ft", include=["workers.tasks"])
+
+
+def celery_config(broker_url: str) -> dict[str, Any]:
+    return {
+        "broker_url": broker_url,
+        "broker_connection_retry_on_startup": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": CPU_QUEUE,
+        "task_routes": {"gft.train_job": {"queue": GPU_QUEUE}, "gft.evaluate_job": {"queue": GPU_QUEUE}},
+        "task_ignore_result": True,
+        "worker_hijack_root_logger": False,
+        "broker_transport_options": {"visibility_timeout": 6 * 3600},
+    }
+
+
+@app.on_configure.connect
+def _configure(sender: Celery, **_kwargs: Any) -> None:
+    sender.conf.update(celery_config(get_settings().broker_url))

@@ -1,0 +1,218 @@
+"""The job pipeline, one function per step: validate -> train -> evaluate + gate -> release or block.
+
+Each step reads the job from the database, does its work, and records the result and the next status.
+Steps are idempotent: a redelivered message for a job that has moved on does nothing.
+"""
+
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from schemas.jobs import TERMINAL_STATUSES, Hyperparameters
+from schemas.policy import Policy
+from service.settings import Settings
+from service.state.base_models import get_base_model
+from service.state.db import session_scope
+from service.state.files import get_file
+from service.state.jobs import add_event, get_job, transition
+from service.state.models import JobRow
+from service.storage import LocalArtifactStore
+from workers.evaluation.gate import SuiteResult, decide_release
+from workers.evaluation.suites import builtin_harmful_prompts, direct_harmful
+from workers.model_loading import add_lora, load_adapter, load_base, pick_device
+from workers.training.chat_data import encode_chat
+from workers.training.recipe import GuardedTrainer, TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+class JobFailure(Exception):
+    """A failure the tenant can act on; code and param go to the job's error object."""
+
+    def __init__(self, code: str, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.param = code, message, param
+
+
+def _event(settings: Settings, job_id: str, message: str, level: str = "info",
+           data: dict[str, Any] | None = None) -> None:
+    with session_scope(settings.sqlalchemy_url) as session:
+        add_event(session=session, job_id=job_id, message=message, level=level,
+                  type_="metrics" if data else "message", data=data)
+
+
+def _fail(settings: Settings, job_id: str, failure: JobFailure) -> None:
+    with session_scope(settings.sqlalchemy_url) as session:
+        live = {"validating_files", "queued", "running"}
+        error = {"code": failure.code, "message": failure.message, "param": failure.param}
+        if transition(session=session, job_id=job_id, from_statuses=live, to_status="failed", error=error):
+            add_event(session=session, job_id=job_id, level="error", message=failure.message)
+
+
+def _snapshot(settings: Settings, job_id: str) -> JobRow | None:
+    with session_scope(settings.sqlalchemy_url) as session:
+        return get_job(session=session, job_id=job_id)
+
+
+@contextmanager
+def _guarded(settings: Settings, job_id: str, step: str) -> Iterator[None]:
+    """Turns any exception in a step into a failed job, so nothing stays `running` forever."""
+    try:
+        yield
+    except JobFailure as failure:
+        _fail(settings, job_id, failure)
+    except Exception as exc:  # noqa: BLE001 - the job must record every failure
+        log.exception("step %s of %s failed", step, job_id)
+        _fail(settings, job_id, JobFailure("internal_error", f"The {step} step failed: {type(exc).__name__}: {exc}"))
+
+
+def validate(job_id: str, settings: Settings) -> bool:
+    """validating_files -> queued when the files and the base model are usable."""
+    with session_scope(settings.sqlalchemy_url) as session:
+        job = get_job(session=session, job_id=job_id)
+        if job is None or job.status != "validating_files":
+            return job is not None and job.status == "queued"
+        failure = None
+        if get_base_model(session=session, model_id=job.model) is None:
+            failure = JobFailure("model_not_available", f"Model '{job.model}' is no longer available.", "model")
+        for param in ("training_file", "validation_file"):
+            file_id = getattr(job, param)
+            if file_id and get_file(session=session, tenant_id=job.tenant_id, file_id=file_id) is None:
+                failure = JobFailure("file_not_found", f"File '{file_id}' was deleted before training.", param)
+        if failure is None:
+            transition(session=session, job_id=job_id, from_statuses={"validating_files"}, to_status="queued")
+            add_event(session=session, job_id=job_id, message="Validated training file; job queued.")
+            return True
+    _fail(settings, job_id, failure)
+    return False
+
+
+def _read_rows(store: LocalArtifactStore, key: str) -> list[dict[str, Any]]:
+    with store.open(key) as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _resolve(hp: Hyperparameters, policy: Policy) -> tuple[int, int, float]:
+    caps = policy.training
+    epochs = caps.default_epochs if hp.n_epochs == "auto" else int(hp.n_epochs)
+    batch = caps.default_batch_size if hp.batch_size == "auto" else int(hp.batch_size)
+    multiplier = 1.0 if hp.learning_rate_multiplier == "auto" else float(hp.learning_rate_multiplier)
+    return epochs, batch, caps.base_learning_rate * multiplier
+
+
+def train(job_id: str, settings: Settings) -> bool:
+    """queued -> running; trains the adapter and stores it. True when evaluation should follow."""
+    with session_scope(settings.sqlalchemy_url) as session:
+        job = get_job(session=session, job_id=job_id)
+        if job is None or job.status in TERMINAL_STATUSES:
+            return False
+        if job.status == "queued":
+            transition(session=session, job_id=job_id, from_statuses={"queued"}, to_status="running")
+            add_event(session=session, job_id=job_id, message="Fine-tuning job started.")
+        base = get_base_model(session=session, model_id=job.model)
+        training = get_file(session=session, tenant_id=job.tenant_id, file_id=job.training_file)
+    if job.adapter_key:
+        return True
+    if base is None or training is None:
+        _fail(settings, job_id, JobFailure("file_not_found", "The model or training file disappeared.", None))
+        return False
+    with _guarded(settings, job_id, "training"):
+        return _train(job, base.path, training.storage_key, settings)
+    return False
+
+
+def _train(job: JobRow, base_path: str, file_key: str, settings: Settings) -> bool:
+    policy = Policy.model_validate(job.policy)
+    store = LocalArtifactStore(settings.artifacts_dir)
+    device = pick_device(settings.worker_device)
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    model, tokenizer = load_base(base_path, device)
+    rows = _read_rows(store, file_key)
+    examples = [encode_chat(tokenizer, r["messages"], policy.training.max_seq_len) for r in rows]
+    truncated = sum(e.truncated for e in examples)
+    if truncated:
+        _event(settings, job.id, f"{truncated} of {len(examples)} examples were longer than "
+               f"{policy.training.max_seq_len} tokens and were truncated.", level="warn")
+    epochs, batch, lr = _resolve(Hyperparameters.model_validate(job.hyperparameters), policy)
+    config = TrainConfig(epochs=epochs, batch_size=batch, learning_rate=lr, objective=policy.training.objective,
+                         beta_first=tuple(policy.training.beta_schedule.first),
+                         beta_rest=policy.training.beta_schedule.rest, adam_beta1=policy.training.adam_beta1,
+                         warmup_steps=policy.training.warmup_steps, grad_clip=policy.training.grad_clip,
+                         max_steps=policy.training.max_steps, seed=job.seed)
+    peft_model = add_lora(model, policy.training.lora)
+    trainer = GuardedTrainer(
+        peft_model, examples, config, tokenizer.pad_token_id, device,
+        on_event=lambda message, data: _event(settings, job.id, message, data=data),
+        should_stop=lambda: (_snapshot(settings, job.id) or job).status != "running",
+    )
+    _event(settings, job.id, f"Training {len(examples)} examples for {epochs} epochs "
+           f"({trainer.total_steps()} steps, objective: {config.objective}).")
+    result = trainer.train()
+    if result.stopped:
+        return False
+    staging = Path(tempfile.mkdtemp(prefix="gft-adapter-"))
+    try:
+        peft_model.save_pretrained(staging)
+        key = store.put_dir(f"adapters/{job.id}", staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    with session_scope(settings.sqlalchemy_url) as session:
+        row = get_job(session=session, job_id=job.id)
+        if row is None or row.status != "running":
+            return False
+        row.adapter_key, row.trained_tokens = key, result.trained_tokens
+        add_event(session=session, job_id=job.id, message=f"Training finished: {result.steps} steps, "
+                  f"{result.trained_tokens} trained tokens; evaluating safety.")
+    return True
+
+
+def evaluate(job_id: str, settings: Settings) -> None:
+    """Runs the safety suites on base and candidate, then releases or blocks the adapter."""
+    job = _snapshot(settings, job_id)
+    if job is None or job.status != "running" or not job.adapter_key:
+        return
+    with _guarded(settings, job_id, "evaluation"):
+        _evaluate(job, settings)
+
+
+def _evaluate(job: JobRow, settings: Settings) -> None:
+    policy = Policy.model_validate(job.policy)
+    with session_scope(settings.sqlalchemy_url) as session:
+        base = get_base_model(session=session, model_id=job.model)
+    if base is None:
+        raise JobFailure("model_not_available", f"Model '{job.model}' is no longer available.", "model")
+    device = pick_device(settings.worker_device)
+    store = LocalArtifactStore(settings.artifacts_dir)
+    prompts = builtin_harmful_prompts()
+    model, tokenizer = load_base(base.path, device)
+    base_rate, _ = direct_harmful(model, tokenizer, prompts, policy.gate.max_new_tokens)
+    candidate = load_adapter(model, store.path(job.adapter_key or ""))
+    cand_rate, examples = direct_harmful(candidate, tokenizer, prompts, policy.gate.max_new_tokens)
+    decision = decide_release([SuiteResult("direct harmful prompts", base_rate, cand_rate)], policy.gate)
+    low, high = cand_rate.interval()
+    safety = {"decision": "released" if decision.release else "blocked", "base_asr": base_rate.value,
+              "candidate_asr": cand_rate.value, "reasons": decision.reasons}
+    _event(settings, job.id, f"Safety evaluation: ASR {cand_rate.value:.1%} (95% CI {low:.1%}-{high:.1%}) on "
+           f"{cand_rate.n} held-out harmful prompts; base model {base_rate.value:.1%}.",
+           data={"base_asr": base_rate.value, "candidate_asr": cand_rate.value, "ci_low": low, "ci_high": high,
+                 "n": cand_rate.n})
+    with session_scope(settings.sqlalchemy_url) as session:
+        if decision.release:
+            name = f"ft:{job.model}:{job.tenant_id}:{job.suffix or ''}:{job.id}"
+            if transition(session=session, job_id=job.id, from_statuses={"running"}, to_status="succeeded",
+                          fine_tuned_model=name, safety=safety, result_files=[]):
+                add_event(session=session, job_id=job.id, message=f"Released {name}: passed the safety gate.")
+        else:
+            message = "Blocked by the safety gate: " + "; ".join(decision.reasons)
+            error = {"code": "safety_regression", "message": message, "param": None}
+            if transition(session=session, job_id=job.id, from_statuses={"running"}, to_status="failed",
+                          error=error, safety=safety):
+                add_event(session=session, job_id=job.id, level="error", message=message)

@@ -1,0 +1,67 @@
+"""Padding collator and length-grouped batching."""
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from workers.training.chat_data import EncodedChat
+
+
+@dataclass
+class Batch:
+    """Right-padded tensors, all [batch, seq]:
+
+    input_ids  [[5, 9, 2, 0]]       pad id where padded
+    attention  [[1, 1, 1, 0]]
+    supervised [[F, T, T, F]]       loss only where True
+    positions  [[0, 1, 2, 0]]       1-based position inside the assistant turn
+    reference  [[0, -.3, -.1, 0]]   aligned model's log-prob of each token (0 where not supervised)
+    """
+
+    input_ids: torch.Tensor
+    attention: torch.Tensor
+    supervised: torch.Tensor
+    positions: torch.Tensor
+    reference: torch.Tensor
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(*(t.to(device) for t in (self.input_ids, self.attention, self.supervised, self.positions,
+                                                self.reference)))
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.attention.sum())
+
+
+def collate(examples: Sequence[EncodedChat], references: Sequence[Sequence[float]] | None, pad_id: int) -> Batch:
+    width = max(len(e.input_ids) for e in examples)
+    n = len(examples)
+    input_ids = torch.full((n, width), pad_id, dtype=torch.long)
+    attention = torch.zeros((n, width), dtype=torch.long)
+    supervised = torch.zeros((n, width), dtype=torch.bool)
+    positions = torch.zeros((n, width), dtype=torch.long)
+    reference = torch.zeros((n, width), dtype=torch.float32)
+    for row, example in enumerate(examples):
+        length = len(example.input_ids)
+        input_ids[row, :length] = torch.tensor(example.input_ids)
+        attention[row, :length] = 1
+        supervised[row, :length] = torch.tensor(example.supervised)
+        positions[row, :length] = torch.tensor(example.positions)
+        if references is not None:
+            reference[row, :length] = torch.tensor(references[row], dtype=torch.float32)
+    return Batch(input_ids, attention, supervised, positions, reference)
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffle, then sort within windows of 50 batches by length so padding stays small; batches shuffled."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch_size * 50
+    grouped: list[int] = []
+    for start in range(0, len(order), window):
+        grouped += sorted(order[start:start + window], key=lambda i: lengths[i])
+    batches = [grouped[i:i + batch_size] for i in range(0, len(grouped), batch_size)]
+    rng.shuffle(batches)
+    return batches
