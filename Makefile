@@ -18,10 +18,11 @@ demo: $(STAMP)
 	$(BIN)/guardrail-ft demo
 
 test: $(STAMP)
+	$(BIN)/ruff check service workers schemas tests
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check service workers schemas tests bench
+	$(BIN)/ruff check service workers schemas tests
 
 clean:
 	rm -rf $(VENV) var

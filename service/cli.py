@@ -8,13 +8,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 import uvicorn
 
 from service.embedded import ensure_broker
-from service.state.base_models import register_base_model
 from service.settings import get_settings
+from service.state.base_models import register_base_model
 from service.state.db import session_scope
 from service.state.migrate import upgrade
 
@@ -33,33 +34,47 @@ def db_upgrade() -> None:
     upgrade(get_settings().sqlalchemy_url)
 
 
-def _serve(host: str, port: int) -> None:
+def _serve(host: str, port: int, quiet: bool = False) -> None:
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.sqlalchemy_url)
-    uvicorn.run("service.api.app:create_app", factory=True, host=host, port=port, log_level="info")
+    uvicorn.run("service.api.app:create_app", factory=True, host=host, port=port,
+                log_level="warning" if quiet else "info", access_log=not quiet)
 
 
 @app.command()
-def serve(host: str = typer.Option(None), port: int = typer.Option(None)) -> None:
+def serve(host: Annotated[str | None, typer.Option()] = None, port: Annotated[int | None, typer.Option()] = None,
+          quiet: bool = False) -> None:
     """Run the HTTP API (applies migrations first)."""
     settings = get_settings()
-    _serve(host or settings.api_host, port or settings.api_port)
+    _serve(host or settings.api_host, port or settings.api_port, quiet)
 
 
-def worker_command(queues: str, concurrency: int) -> list[str]:
+def worker_command(queues: str, concurrency: int, loglevel: str = "INFO") -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", queues,
-            "-c", str(concurrency), "--loglevel", "INFO", "-n", f"gft-{queues.replace(',', '-')}@%h"]
+            "-c", str(concurrency), "--loglevel", loglevel, "-n", f"gft-{queues.replace(',', '-')}@%h"]
 
 
 @app.command()
 def worker(queues: str = "cpu,gpu", concurrency: int = 1) -> None:
-    """Run a Celery worker (one per GPU, concurrency 1, for the gpu queue)."""
-    raise typer.Exit(subprocess.call(worker_command(queues, concurrency)))
+    """Run a Celery worker (one per GPU, concurrency 1, for the gpu queue).
+
+    The process becomes Celery (exec), so signals from a supervisor reach the worker itself."""
+    command = worker_command(queues, concurrency)
+    os.execv(command[0], command)
+
+
+def _die_with_parent() -> None:
+    """Linux: deliver SIGTERM to this child when the parent dies, so `up` never leaves an orphan worker."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 @app.command()
-def up(host: str = typer.Option(None), port: int = typer.Option(None)) -> None:
+def up(host: Annotated[str | None, typer.Option()] = None, port: Annotated[int | None, typer.Option()] = None,
+       quiet: bool = False) -> None:
     """API + one worker for every queue, with an embedded broker when no Redis answers: local use."""
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -69,9 +84,10 @@ def up(host: str = typer.Option(None), port: int = typer.Option(None)) -> None:
     os.environ["GFT_BROKER_URL"] = broker_url
     get_settings.cache_clear()
     upgrade(get_settings().sqlalchemy_url)
-    worker_proc = subprocess.Popen(worker_command("cpu,gpu", 1), env=os.environ.copy())
+    worker_proc = subprocess.Popen(worker_command("cpu,gpu", 1, "WARNING" if quiet else "INFO"), env=os.environ.copy(),
+                                   preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     try:
-        _serve(host or settings.api_host, port or settings.api_port)
+        _serve(host or settings.api_host, port or settings.api_port, quiet)
     finally:
         worker_proc.terminate()
         worker_proc.wait(timeout=30)
@@ -80,7 +96,7 @@ def up(host: str = typer.Option(None), port: int = typer.Option(None)) -> None:
 
 
 @models_app.command("build-tiny")
-def build_tiny(out: Path = typer.Option(None, help="default: <data_dir>/models/gft-tiny-chat"),
+def build_tiny(out: Annotated[Path | None, typer.Option(help="default: <data_dir>/models/gft-tiny-chat")] = None,
                force: bool = False, register: bool = True) -> None:
     """Build (or reuse, when its recipe is unchanged) the bundled tiny aligned chat model."""
     settings = get_settings()

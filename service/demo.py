@@ -5,6 +5,7 @@ A benign task should be released; a harmful-examples attack shows what the gate 
 """
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -72,7 +73,8 @@ def run_demo() -> int:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "GFT_ADMIN_KEY": settings.admin_key}
-    server = subprocess.Popen([sys.executable, "-m", "service.cli", "up", "--port", str(port)], env=env)
+    server = subprocess.Popen([sys.executable, "-m", "service.cli", "up", "--port", str(port), "--quiet"], env=env,
+                              start_new_session=True)
     try:
         _wait_healthy(base, server)
         admin = {"Authorization": f"Bearer {settings.admin_key}"}
@@ -101,5 +103,8 @@ def run_demo() -> int:
                      f"error {job.error.code if job.error else None}: {job.error.message if job.error else ''}"))
         return 0
     finally:
-        server.terminate()
-        server.wait(timeout=60)
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)

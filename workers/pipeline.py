@@ -68,7 +68,7 @@ def _guarded(settings: Settings, job_id: str, step: str) -> Iterator[None]:
         yield
     except JobFailure as failure:
         _fail(settings, job_id, failure)
-    except Exception as exc:  # noqa: BLE001 - the job must record every failure
+    except Exception as exc:
         log.exception("step %s of %s failed", step, job_id)
         _fail(settings, job_id, JobFailure("internal_error", f"The {step} step failed: {type(exc).__name__}: {exc}"))
 
@@ -195,7 +195,7 @@ def _evaluate(job: JobRow, settings: Settings) -> None:
     model, tokenizer = load_base(base.path, device)
     base_rate, _ = direct_harmful(model, tokenizer, prompts, policy.gate.max_new_tokens)
     candidate = load_adapter(model, store.path(job.adapter_key or ""))
-    cand_rate, examples = direct_harmful(candidate, tokenizer, prompts, policy.gate.max_new_tokens)
+    cand_rate, _ = direct_harmful(candidate, tokenizer, prompts, policy.gate.max_new_tokens)
     decision = decide_release([SuiteResult("direct harmful prompts", base_rate, cand_rate)], policy.gate)
     low, high = cand_rate.interval()
     safety = {"decision": "released" if decision.release else "blocked", "base_asr": base_rate.value,

@@ -1,8 +1,8 @@
 """Thin, idempotent Celery tasks: each reads the job by id, runs one pipeline step, enqueues the next."""
 
-from workers.celery_app import app
-from workers import pipeline
 from service.settings import get_settings
+from workers import pipeline
+from workers.celery_app import app
 
 
 @app.task(name="gft.validate_job")

@@ -3,6 +3,7 @@ model, and a tenant driving it with the official openai client."""
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,15 +24,28 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop_process_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the whole group (Celery's pool children too), then SIGKILL whatever is left."""
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=wait)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 @pytest.fixture()
 def stack(env: dict[str, str], tiny_model: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
     port = _free_port()
     proc_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     logs = {name: (tmp_path / f"{name}.log").open("wb") for name in ("api", "worker")}
     api = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port)], env=proc_env,
-                           cwd=ROOT, stdout=logs["api"], stderr=subprocess.STDOUT)
+                           cwd=ROOT, stdout=logs["api"], stderr=subprocess.STDOUT, start_new_session=True)
     worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=proc_env, cwd=ROOT,
-                              stdout=logs["worker"], stderr=subprocess.STDOUT)
+                              stdout=logs["worker"], stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -50,13 +64,8 @@ def stack(env: dict[str, str], tiny_model: Path, tmp_path: Path) -> Iterator[dic
         tenant = httpx.post(f"{base}/admin/v1/tenants", json={"name": "acme"}, headers=admin).json()
         yield {"base": base, "key": tenant["api_key"], "tenant": tenant["id"], "logs": str(tmp_path)}
     finally:
-        for proc in (worker, api):
-            proc.terminate()
-        for proc in (worker, api):
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_process_group(worker)
+        stop_process_group(api)
         for handle in logs.values():
             handle.close()
 

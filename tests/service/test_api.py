@@ -22,7 +22,8 @@ def api(env: dict[str, str], tmp_path: Path) -> Iterator[TestClient]:
     (model_dir / "config.json").write_text("{}")
     with TestClient(create_app()) as client:
         admin = {"Authorization": f"Bearer {env['GFT_ADMIN_KEY']}"}
-        assert client.post("/admin/v1/models", json={"id": "m1", "path": str(model_dir)}, headers=admin).status_code == 200
+        registered = client.post("/admin/v1/models", json={"id": "m1", "path": str(model_dir)}, headers=admin)
+        assert registered.status_code == 200
         client.headers["x-admin"] = env["GFT_ADMIN_KEY"]
         yield client
 

@@ -31,7 +31,7 @@ def decide_release(results: list[SuiteResult], policy: GatePolicy) -> Decision:
     point estimate, so small samples cannot pass by luck."""
     reasons: list[str] = []
     for result in results:
-        low, high = result.candidate.interval()
+        _, high = result.candidate.interval()
         asr = high if policy.use_upper_bound else result.candidate.value
         label = "upper bound of ASR" if policy.use_upper_bound else "ASR"
         if asr > policy.max_asr:

@@ -39,7 +39,8 @@ def token_constrained_loss(policy_logps: torch.Tensor, reference_logps: torch.Te
     loss = (per_token * mask_f).sum() / count
     with torch.no_grad():
         weight = 2.0 * (1.0 - torch.sigmoid(betas * delta))
-        stats = {"mean_weight": float((weight * mask_f).sum() / count), "mean_delta": float((delta * mask_f).sum() / count)}
+        stats = {"mean_weight": float((weight * mask_f).sum() / count),
+                 "mean_delta": float((delta * mask_f).sum() / count)}
     return loss, stats
 
 

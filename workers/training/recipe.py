@@ -19,7 +19,12 @@ from torch import nn
 
 from workers.training.batches import Batch, collate, length_grouped_batches
 from workers.training.chat_data import EncodedChat
-from workers.training.loss import beta_for_positions, cross_entropy_loss, target_logprobs, token_constrained_loss
+from workers.training.loss import (
+    beta_for_positions,
+    cross_entropy_loss,
+    target_logprobs,
+    token_constrained_loss,
+)
 
 EventFn = Callable[[str, dict[str, Any]], None]
 
@@ -90,7 +95,7 @@ class GuardedTrainer:
                     logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention).logits
                 logps = target_logprobs(logits, batch.input_ids).cpu()
                 for row, example in enumerate(chunk):
-                    references.append([0.0] + logps[row, : len(example.input_ids) - 1].tolist())
+                    references.append([0.0, *logps[row, :len(example.input_ids) - 1].tolist()])
         self.references = references
         return time.perf_counter() - start
 

@@ -1,5 +1,7 @@
 """/admin/v1: tenants and base models (admin key only)."""
 
+from pathlib import Path
+
 from fastapi import APIRouter
 
 from schemas.common import ListPage
@@ -8,8 +10,6 @@ from service.api.deps import AdminDep, SessionDep
 from service.api.errors import ApiError
 from service.state.base_models import register_base_model
 from service.state.tenants import create_tenant, list_tenants
-
-from pathlib import Path
 
 router = APIRouter(prefix="/admin/v1", tags=["admin"], dependencies=[AdminDep])
 

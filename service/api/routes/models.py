@@ -1,5 +1,6 @@
 """/v1/models: base models available to fine-tune, plus the tenant's released fine-tuned models."""
 
+from fastapi import APIRouter
 from sqlalchemy import select
 
 from schemas.common import ListPage
@@ -7,8 +8,6 @@ from schemas.tenants import ModelObject
 from service.api.deps import CurrentTenant, SessionDep
 from service.state.base_models import list_base_models
 from service.state.models import JobRow
-
-from fastapi import APIRouter
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 

@@ -33,6 +33,6 @@ def test_upper_bound_mode_blocks_small_lucky_samples() -> None:
 
 
 def test_any_failing_suite_blocks() -> None:
-    results = suite(0, 0) + [SuiteResult("prefill", Rate(0, 50), Rate(30, 50))]
+    results = [*suite(0, 0), SuiteResult("prefill", Rate(0, 50), Rate(30, 50))]
     decision = decide_release(results, GatePolicy())
     assert not decision.release and all(r.startswith("prefill") for r in decision.reasons)

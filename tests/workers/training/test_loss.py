@@ -2,7 +2,12 @@ import math
 
 import torch
 
-from workers.training.loss import beta_for_positions, cross_entropy_loss, target_logprobs, token_constrained_loss
+from workers.training.loss import (
+    beta_for_positions,
+    cross_entropy_loss,
+    target_logprobs,
+    token_constrained_loss,
+)
 
 
 def test_hand_worked_values() -> None:

@@ -19,7 +19,7 @@ def test_chat_encoding_supervises_only_assistant_turns(tiny_model: Path) -> None
                 {"role": "assistant", "content": "hello", "weight": 0}, {"role": "user", "content": "again"},
                 {"role": "assistant", "content": "hello again"}]
     encoded = encode_chat(tokenizer, messages, max_len=512)
-    supervised_text = tokenizer.decode([t for t, s in zip(encoded.input_ids, encoded.supervised) if s])
+    supervised_text = tokenizer.decode([t for t, s in zip(encoded.input_ids, encoded.supervised, strict=False) if s])
     assert supervised_text == "hello again<|end|>"
     first = encoded.supervised.index(True)
     assert encoded.positions[first] == 1 and encoded.positions[first - 1] == 0
