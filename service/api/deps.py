@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from service.api.errors import ApiError
 from service.auth import keys_equal
 from service.settings import Settings, get_settings
-from service.state.db import sessionmaker_for
+from service.state.db import session_scope
 from service.state.models import TenantRow
 from service.state.tenants import tenant_for_key
 from service.storage import LocalArtifactStore
@@ -18,15 +18,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def _session(settings: SettingsDep) -> Iterator[Session]:
-    session = sessionmaker_for(settings.sqlalchemy_url)()
-    try:
+    with session_scope(settings.sqlalchemy_url) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(_session)]

@@ -3,8 +3,9 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Select, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -41,3 +42,12 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def fetch_page(session: Session, query: Select[Any], seq_column: Any, before_seq: int | None,
+               limit: int) -> tuple[list[Any], bool]:
+    """Newest-first cursor page: rows with seq below the cursor, plus whether more remain."""
+    if before_seq is not None:
+        query = query.where(seq_column < before_seq)
+    rows = list(session.scalars(query.order_by(seq_column.desc()).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit

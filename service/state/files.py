@@ -3,6 +3,7 @@
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.state.db import fetch_page
 from service.state.models import FileRow
 
 
@@ -20,9 +21,5 @@ def get_file(*, session: Session, tenant_id: str, file_id: str) -> FileRow | Non
 
 def list_files(*, session: Session, tenant_id: str, after: str | None, limit: int) -> tuple[list[FileRow], bool]:
     query = select(FileRow).where(FileRow.tenant_id == tenant_id, FileRow.deleted.is_(False))
-    if after is not None:
-        anchor = get_file(session=session, tenant_id=tenant_id, file_id=after)
-        if anchor is not None:
-            query = query.where(FileRow.seq < anchor.seq)
-    rows = list(session.scalars(query.order_by(FileRow.seq.desc()).limit(limit + 1)))
-    return rows[:limit], len(rows) > limit
+    anchor = get_file(session=session, tenant_id=tenant_id, file_id=after) if after else None
+    return fetch_page(session, query, FileRow.seq, anchor.seq if anchor else None, limit)

@@ -6,6 +6,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from schemas.jobs import TERMINAL_STATUSES
+from service.state.db import fetch_page
 from service.state.models import JobEventRow, JobRow, now_s
 
 
@@ -29,13 +30,9 @@ def lock_job(*, session: Session, job_id: str) -> JobRow | None:
 
 
 def list_jobs(*, session: Session, tenant_id: str, after: str | None, limit: int) -> tuple[list[JobRow], bool]:
+    anchor = get_job(session=session, job_id=after, tenant_id=tenant_id) if after else None
     query = select(JobRow).where(JobRow.tenant_id == tenant_id)
-    if after is not None:
-        anchor = get_job(session=session, job_id=after, tenant_id=tenant_id)
-        if anchor is not None:
-            query = query.where(JobRow.seq < anchor.seq)
-    rows = list(session.scalars(query.order_by(JobRow.seq.desc()).limit(limit + 1)))
-    return rows[:limit], len(rows) > limit
+    return fetch_page(session, query, JobRow.seq, anchor.seq if anchor else None, limit)
 
 
 def transition(*, session: Session, job_id: str, from_statuses: set[str], to_status: str,
@@ -61,7 +58,4 @@ def add_event(*, session: Session, job_id: str, message: str, level: str = "info
 def list_events(*, session: Session, job_id: str, after_seq: int | None, limit: int) -> tuple[list[JobEventRow], bool]:
     """Newest first, as OpenAI lists them; `after` pages towards older events."""
     query = select(JobEventRow).where(JobEventRow.job_id == job_id)
-    if after_seq is not None:
-        query = query.where(JobEventRow.seq < after_seq)
-    rows = list(session.scalars(query.order_by(JobEventRow.seq.desc()).limit(limit + 1)))
-    return rows[:limit], len(rows) > limit
+    return fetch_page(session, query, JobEventRow.seq, after_seq, limit)
