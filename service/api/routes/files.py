@@ -8,7 +8,7 @@ from fastapi.responses import StreamingResponse
 from schemas.common import ListPage
 from schemas.files import FileDeleted, FileObject
 from service.api.deps import CurrentTenant, SessionDep, SettingsDep, StoreDep
-from service.api.errors import ApiError, not_found
+from service.api.errors import not_found
 from service.files import to_file_object, upload_file
 from service.state.files import get_file, list_files
 from service.storage import iter_file
@@ -51,12 +51,11 @@ def file_content(file_id: str, tenant: CurrentTenant, session: SessionDep, store
 
 
 @router.delete("/{file_id}", response_model=FileDeleted)
-def delete_file(file_id: str, tenant: CurrentTenant, session: SessionDep, store: StoreDep) -> FileDeleted:
+def delete_file(file_id: str, tenant: CurrentTenant, session: SessionDep) -> FileDeleted:
+    """Hide the file from the tenant; the blob stays until no job references it (jobs keep their data)."""
     row = get_file(session=session, tenant_id=tenant.id, file_id=file_id)
     if row is None:
         raise not_found("file", file_id, param="file_id")
-    if row.storage_key is None:
-        raise ApiError(409, "File has no content.", retryable=False)
     row.deleted = True
     session.flush()
     return FileDeleted(id=file_id, deleted=True)
