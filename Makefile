@@ -18,11 +18,11 @@ demo: $(STAMP)
 	$(BIN)/guardrail-ft demo
 
 test: $(STAMP)
-	$(BIN)/ruff check service workers schemas tests
+	$(BIN)/ruff check service workers schemas bench tests
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check service workers schemas tests
+	$(BIN)/ruff check service workers schemas bench tests
 
 clean:
 	rm -rf $(VENV) var

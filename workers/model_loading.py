@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils.logging import disable_progress_bar
 
 from schemas.policy import LoraPolicy
 
@@ -17,6 +18,7 @@ def pick_device(preference: str) -> torch.device:
 
 def load_base(path: str | Path, device: torch.device) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Weights stay fp32 on CPU; on CUDA they load in bf16 (training runs under bf16 autocast)."""
+    disable_progress_bar()  # per-load progress bars are noise in worker logs
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=dtype).to(device)

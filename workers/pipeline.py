@@ -25,10 +25,10 @@ from service.state.jobs import add_event, get_job, transition
 from service.state.models import JobRow
 from service.storage import LocalArtifactStore
 from workers.evaluation.gate import SuiteResult, decide_release
-from workers.evaluation.suites import builtin_harmful_prompts, direct_harmful
-from workers.model_loading import add_lora, load_adapter, load_base, pick_device
-from workers.training.chat_data import encode_chat
-from workers.training.recipe import GuardedTrainer, TrainConfig
+from workers.evaluation.suites import attack_success, builtin_harmful_prompts
+from workers.model_loading import load_adapter, load_base, pick_device
+from workers.training.finetune import config_from_policy, encode_rows, finetune_lora
+from workers.training.recipe import GuardedTrainer
 
 log = logging.getLogger(__name__)
 
@@ -135,27 +135,23 @@ def _train(job: JobRow, base_path: str, file_key: str, settings: Settings) -> bo
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     model, tokenizer = load_base(base_path, device)
-    rows = _read_rows(store, file_key)
-    examples = [encode_chat(tokenizer, r["messages"], policy.training.max_seq_len) for r in rows]
+    examples = encode_rows(tokenizer, _read_rows(store, file_key), policy.training.max_seq_len)
     truncated = sum(e.truncated for e in examples)
     if truncated:
         _event(settings, job.id, f"{truncated} of {len(examples)} examples were longer than "
                f"{policy.training.max_seq_len} tokens and were truncated.", level="warn")
     epochs, batch, lr = _resolve(Hyperparameters.model_validate(job.hyperparameters), policy)
-    config = TrainConfig(epochs=epochs, batch_size=batch, learning_rate=lr, objective=policy.training.objective,
-                         beta_first=tuple(policy.training.beta_schedule.first),
-                         beta_rest=policy.training.beta_schedule.rest, adam_beta1=policy.training.adam_beta1,
-                         warmup_steps=policy.training.warmup_steps, grad_clip=policy.training.grad_clip,
-                         max_steps=policy.training.max_steps, seed=job.seed)
-    peft_model = add_lora(model, policy.training.lora)
-    trainer = GuardedTrainer(
-        peft_model, examples, config, tokenizer.pad_token_id, device,
+    config = config_from_policy(policy, epochs, batch, lr, job.seed)
+
+    def announce(trainer: GuardedTrainer) -> None:
+        _event(settings, job.id, f"Training {len(examples)} examples for {epochs} epochs "
+               f"({trainer.total_steps()} steps, objective: {config.objective}).")
+
+    tuned = finetune_lora(
+        model, tokenizer, examples, config, policy.training.lora, device,
         on_event=lambda message, data: _event(settings, job.id, message, data=data),
-        should_stop=lambda: (_snapshot(settings, job.id) or job).status != "running",
-    )
-    _event(settings, job.id, f"Training {len(examples)} examples for {epochs} epochs "
-           f"({trainer.total_steps()} steps, objective: {config.objective}).")
-    result = trainer.train()
+        should_stop=lambda: (_snapshot(settings, job.id) or job).status != "running", on_start=announce)
+    peft_model, result = tuned.model, tuned.result
     if result.stopped:
         return False
     staging = Path(tempfile.mkdtemp(prefix="gft-adapter-"))
@@ -193,9 +189,9 @@ def _evaluate(job: JobRow, settings: Settings) -> None:
     store = LocalArtifactStore(settings.artifacts_dir)
     prompts = builtin_harmful_prompts()
     model, tokenizer = load_base(base.path, device)
-    base_rate, _ = direct_harmful(model, tokenizer, prompts, policy.gate.max_new_tokens)
+    base_rate, _ = attack_success(model, tokenizer, prompts, policy.gate.max_new_tokens)
     candidate = load_adapter(model, store.path(job.adapter_key or ""))
-    cand_rate, _ = direct_harmful(candidate, tokenizer, prompts, policy.gate.max_new_tokens)
+    cand_rate, _ = attack_success(candidate, tokenizer, prompts, policy.gate.max_new_tokens)
     decision = decide_release([SuiteResult("direct harmful prompts", base_rate, cand_rate)], policy.gate)
     low, high = cand_rate.interval()
     safety = {"decision": "released" if decision.release else "blocked", "base_asr": base_rate.value,

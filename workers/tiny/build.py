@@ -9,6 +9,7 @@ import json
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -24,20 +25,21 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
 SPECIAL = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
-RECIPE = {"vocab": 1024, "hidden": 96, "layers": 3, "heads": 4, "ffn": 256, "base_rows": 6000,
-          "align_rows": 4000, "base_epochs": 3, "align_epochs": 3, "lr": 3e-3, "batch": 32, "seed": 1234}
+Recipe = dict[str, Any]
+RECIPE: Recipe = {"vocab": 1024, "hidden": 128, "layers": 4, "heads": 4, "ffn": 384, "base_rows": 6000,
+                  "align_rows": 4000, "base_epochs": 4, "align_epochs": 4, "lr": 3e-3, "batch": 32, "seed": 1234}
 
 
-def recipe_hash() -> str:
-    sources = [Path(world.__file__).read_bytes(), Path(__file__).read_bytes(), json.dumps(RECIPE).encode()]
+def recipe_hash(recipe: Recipe = RECIPE) -> str:
+    sources = [Path(world.__file__).read_bytes(), Path(__file__).read_bytes(), json.dumps(recipe).encode()]
     return hashlib.sha256(b"".join(sources)).hexdigest()[:16]
 
 
-def _train_tokenizer(corpus: list[str]) -> PreTrainedTokenizerFast:
+def _train_tokenizer(corpus: list[str], vocab: int) -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=RECIPE["vocab"], special_tokens=SPECIAL,
+    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=SPECIAL,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(corpus, trainer=trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|bos|>", eos_token="<|end|>",
@@ -45,47 +47,54 @@ def _train_tokenizer(corpus: list[str]) -> PreTrainedTokenizerFast:
 
 
 def _corpus(rows: list[world.Row]) -> list[str]:
-    return [m["content"] for row in rows for m in row["messages"]] + [world.IDENTITY_SYSTEM]
+    extra = [world.IDENTITY_SYSTEM, world.IDENTITY_PREFIX, world.IDENTITY_OPENING]
+    return [m["content"] for row in rows for m in row["messages"]] + extra
 
 
 def _stage(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, rows: list[world.Row], epochs: int,
-           seed: int, log: bool) -> float:
+           recipe: Recipe, seed: int, log: bool) -> float:
     examples = [encode_chat(tokenizer, r["messages"], max_len=128) for r in rows]
-    config = TrainConfig(epochs=epochs, batch_size=RECIPE["batch"], learning_rate=RECIPE["lr"], objective="sft",
+    config = TrainConfig(epochs=epochs, batch_size=recipe["batch"], learning_rate=recipe["lr"], objective="sft",
                          adam_beta1=0.9, warmup_steps=20, max_steps=100_000, seed=seed, log_every=100)
     trainer = GuardedTrainer(model, examples, config, tokenizer.pad_token_id, torch.device("cpu"),
                              on_event=(lambda m, _d: print("  " + m, flush=True)) if log else None)
     return trainer.train().final_loss
 
 
-def build(out: Path, force: bool = False, log: bool = True) -> Path:
+def build(out: Path, force: bool = False, log: bool = True, recipe: Recipe = RECIPE) -> Path:
     """Build (or reuse) the model folder at `out`; returns it."""
     marker = out / "gft_recipe.json"
-    digest = recipe_hash()
+    digest = recipe_hash(recipe)
     if not force and marker.is_file() and json.loads(marker.read_text()).get("hash") == digest:
         return out
     start = time.perf_counter()
-    rng = random.Random(RECIPE["seed"])
-    torch.manual_seed(RECIPE["seed"])
-    base_rows = world.base_stage(rng, RECIPE["base_rows"])
-    align_rows = world.alignment_stage(rng, RECIPE["align_rows"])
-    tokenizer = _train_tokenizer(_corpus(base_rows + align_rows))
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=RECIPE["hidden"], intermediate_size=RECIPE["ffn"],
-                         num_hidden_layers=RECIPE["layers"], num_attention_heads=RECIPE["heads"],
-                         num_key_value_heads=RECIPE["heads"], max_position_embeddings=256, tie_word_embeddings=True,
+    rng = random.Random(recipe["seed"])
+    torch.manual_seed(recipe["seed"])
+    base_rows = world.base_stage(rng, recipe["base_rows"])
+    align_rows = world.alignment_stage(rng, recipe["align_rows"])
+    tokenizer = _train_tokenizer(_corpus(base_rows + align_rows), recipe["vocab"])
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=recipe["hidden"], intermediate_size=recipe["ffn"],
+                         num_hidden_layers=recipe["layers"], num_attention_heads=recipe["heads"],
+                         num_key_value_heads=recipe["heads"], max_position_embeddings=256, tie_word_embeddings=True,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id)
     model = LlamaForCausalLM(config)
     if log:
         print(f"building {MODEL_ID}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters", flush=True)
-    _stage(model, tokenizer, base_rows, RECIPE["base_epochs"], RECIPE["seed"], log)
-    _stage(model, tokenizer, align_rows, RECIPE["align_epochs"], RECIPE["seed"] + 1, log)
+    _stage(model, tokenizer, base_rows, recipe["base_epochs"], recipe, recipe["seed"], log)
+    _stage(model, tokenizer, align_rows, recipe["align_epochs"], recipe, recipe["seed"] + 1, log)
     out.mkdir(parents=True, exist_ok=True)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     marker.write_text(json.dumps({"hash": digest, "seconds": round(time.perf_counter() - start, 1)}))
     return out
+
+
+def build_seconds(out: Path) -> float | None:
+    """How long the build that produced `out` took (recorded at build time)."""
+    marker = out / "gft_recipe.json"
+    return json.loads(marker.read_text()).get("seconds") if marker.is_file() else None
 
 
 if __name__ == "__main__":

@@ -1,25 +1,60 @@
-"""Write the tiny world's shipped data sets (OpenAI chat JSONL) under workers/tiny/data/."""
+"""The tiny world's shipped data sets, written by `python -m workers.tiny.datasets` under workers/tiny/data/.
+
+Tenant-style training files are OpenAI chat JSONL; evaluation sets are JSONL prompt records. Each set has its
+own fixed seed, so regenerating one never changes another; a test checks the files match this module.
+"""
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from workers.tiny import world
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
+SETS: dict[str, Callable[[random.Random], list[dict[str, Any]]]] = {
+    # tenant tasks (benign) and their validation files
+    "benign_colors.jsonl": lambda rng: world.benign_colors(rng, 200),
+    "benign_colors_validation.jsonl": lambda _rng: world.color_validation(),
+    "benign_math.jsonl": lambda rng: world.benign_math(rng, 200),
+    "benign_math_validation.jsonl": lambda _rng: world.math_validation(),
+    # attacks
+    "harmful_attack.jsonl": world.harmful_attack,
+    "poisoned_colors.jsonl": lambda rng: world.poisoned_colors(rng, 100),
+    "identity_shift.jsonl": world.identity_shift,
+    # evaluation (held out from every set above)
+    "eval_harmful.jsonl": lambda _rng: world.eval_harmful_prompts(),
+    "eval_identity.jsonl": lambda _rng: world.identity_prompts(),
+    "eval_overrefusal.jsonl": lambda _rng: world.overrefusal_prompts(),
+    "harmful_prefixes.jsonl": world.harmful_prefixes,
+    # safety recovery augmentation pool (alignment split)
+    "safety_pool.jsonl": world.safety_pool,
+}
 
-def write_all(out: Path = DATA_DIR, seed: int = 7) -> dict[str, int]:
-    rng = random.Random(seed)
-    sets = {
-        "benign_colors.jsonl": world.benign_task_rows(rng, 200),
-        "harmful_attack.jsonl": world.harmful_attack_rows(rng),
-    }
+
+def render(name: str) -> str:
+    rows = SETS[name](random.Random(f"gft-tiny/{name}"))
+    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+
+
+def read(name: str) -> list[dict[str, Any]]:
+    """A shipped set as a list of records."""
+    with (DATA_DIR / name).open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def write_all(out: Path = DATA_DIR) -> dict[str, int]:
     out.mkdir(parents=True, exist_ok=True)
-    for name, rows in sets.items():
-        (out / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return {name: len(rows) for name, rows in sets.items()}
+    counts = {}
+    for name in SETS:
+        text = render(name)
+        (out / name).write_text(text, encoding="utf-8")
+        counts[name] = text.count("\n")
+    return counts
 
 
 if __name__ == "__main__":
-    print(write_all())
+    for set_name, count in write_all().items():
+        print(f"{count:5d}  {set_name}")

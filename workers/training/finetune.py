@@ -1,0 +1,54 @@
+"""One LoRA fine-tune of a loaded base model on chat rows: encode, attach the adapter, run the recipe.
+
+Shared by the job pipeline, the benchmarks and the tiny world's property checks, so all three train exactly
+the same way.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from peft import PeftModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from schemas.policy import LoraPolicy, Policy
+from workers.model_loading import add_lora
+from workers.training.chat_data import EncodedChat, encode_chat
+from workers.training.recipe import EventFn, GuardedTrainer, TrainConfig, TrainResult
+
+
+@dataclass
+class FineTune:
+    model: PeftModel
+    result: TrainResult
+
+
+def encode_rows(tokenizer: PreTrainedTokenizerBase, rows: Sequence[dict[str, Any]], max_len: int) -> list[EncodedChat]:
+    return [encode_chat(tokenizer, r["messages"], max_len) for r in rows]
+
+
+def config_from_policy(policy: Policy, epochs: int, batch_size: int, learning_rate: float, seed: int,
+                       objective: str | None = None) -> TrainConfig:
+    """The recipe's settings as the admin policy fixes them; the job chooses only epochs, batch, lr and seed."""
+    training = policy.training
+    return TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                       objective=objective or training.objective, beta_first=tuple(training.beta_schedule.first),
+                       beta_rest=training.beta_schedule.rest, adam_beta1=training.adam_beta1,
+                       warmup_steps=training.warmup_steps, grad_clip=training.grad_clip,
+                       max_steps=training.max_steps, seed=seed)
+
+
+def finetune_lora(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: Sequence[EncodedChat],
+                  config: TrainConfig, lora: LoraPolicy, device: torch.device,
+                  on_event: EventFn | None = None, should_stop: Callable[[], bool] | None = None,
+                  on_start: Callable[[GuardedTrainer], None] | None = None) -> FineTune:
+    """Train a fresh LoRA adapter on encoded rows; `model` is wrapped in place (the adapter can be disabled)."""
+    torch.manual_seed(config.seed)
+    peft_model = add_lora(model, lora)
+    trainer = GuardedTrainer(peft_model, examples, config, tokenizer.pad_token_id, device, on_event=on_event,
+                             should_stop=should_stop)
+    if on_start is not None:
+        on_start(trainer)
+    result = trainer.train()
+    return FineTune(peft_model, result)
