@@ -108,3 +108,22 @@ class JobEvent(BaseModel):
     message: str
     type: Literal["message", "metrics"] = "message"
     data: dict[str, Any] | None = None
+
+
+class CheckpointMetrics(BaseModel):
+    step: int
+    train_loss: float | None = None
+    learning_rate: float | None = None
+
+
+class JobCheckpoint(BaseModel):
+    """OpenAI's fine_tuning.job.checkpoint. A checkpoint is training state, not a released model: it has not
+    been through the safety gate, so fine_tuned_model_checkpoint is always null."""
+
+    id: str
+    object: Literal["fine_tuning.job.checkpoint"] = "fine_tuning.job.checkpoint"
+    created_at: int
+    fine_tuning_job_id: str
+    step_number: int
+    metrics: CheckpointMetrics
+    fine_tuned_model_checkpoint: None = None

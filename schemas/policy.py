@@ -36,12 +36,27 @@ class LoraPolicy(BaseModel):
     dropout: float = Field(default=0.0, ge=0, lt=1)
 
 
+class AugmentationPolicy(BaseModel):
+    """Safety recovery examples mixed into every batch of the constrained objective (Qi et al. 2024, sec. 4)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    pool: str = Field(default="builtin:general", min_length=1, max_length=1024,
+                      description="`builtin:<name>` or an absolute path to a JSONL file of prompt/harmful/refusal")
+    ratio: float = Field(default=0.25, ge=0, le=4, description="recovery examples per tenant row in a batch")
+    p_plain: float = Field(default=0.5, ge=0, le=1, description="share of examples with no harmful prefix")
+    max_prefix_tokens: int = Field(default=100, ge=1, le=4096, description="C: the longest harmful prefix")
+    loss: Literal["cross_entropy", "constrained"] = "cross_entropy"
+
+
 class TrainingPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     objective: Literal["constrained", "sft"] = "constrained"
     allow_sft: bool = Field(default=False, description="may a job ask for plain SFT")
     beta_schedule: BetaSchedule = BetaSchedule()
+    augmentation: AugmentationPolicy = AugmentationPolicy()
     lora: LoraPolicy = LoraPolicy()
     base_learning_rate: float = Field(default=1e-3, gt=0, le=1.0)
     adam_beta1: float = Field(default=0.5, ge=0, lt=1)
@@ -53,6 +68,7 @@ class TrainingPolicy(BaseModel):
     max_lr_multiplier: float = Field(default=4.0, gt=0, le=100)
     max_steps: int = Field(default=2000, ge=1, le=1_000_000)
     max_seq_len: int = Field(default=512, ge=16, le=131_072)
+    checkpoint_every_steps: int = Field(default=50, ge=0, le=1_000_000, description="0 = no checkpoints")
 
 
 class GatePolicy(BaseModel):
@@ -67,8 +83,40 @@ class GatePolicy(BaseModel):
     max_new_tokens: int = Field(default=32, ge=1, le=4096)
 
 
+class BaseModelPolicy(BaseModel):
+    """Per-base-model calibration (from `guardrail-ft calibrate`): these replace the training policy's fields
+    for jobs on that model. Learning rates and betas that protect a 7B model do not transfer to other sizes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    beta_schedule: BetaSchedule | None = None
+    augmentation: AugmentationPolicy | None = None
+    base_learning_rate: float | None = Field(default=None, gt=0, le=1.0)
+    max_lr_multiplier: float | None = Field(default=None, gt=0, le=100)
+    default_epochs: int | None = Field(default=None, ge=1, le=100)
+
+
+# Calibrated for the bundled tiny model (see docs/tiny_world.md and `guardrail-ft calibrate`).
+TINY_MODEL_POLICY = BaseModelPolicy(
+    augmentation=AugmentationPolicy(pool="builtin:tiny"),
+    base_learning_rate=3e-3,
+    max_lr_multiplier=4.0,
+)
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     training: TrainingPolicy = TrainingPolicy()
     gate: GatePolicy = GatePolicy()
+    base_models: dict[str, BaseModelPolicy] = Field(default_factory=lambda: {"gft-tiny-chat": TINY_MODEL_POLICY},
+                                                    max_length=1000)
+
+    def for_model(self, model_id: str) -> "Policy":
+        """The policy a job on `model_id` runs under: training fields replaced by that model's calibration."""
+        override = self.base_models.get(model_id)
+        training = self.training
+        if override is not None:
+            merged = {**training.model_dump(), **override.model_dump(exclude_none=True)}
+            training = TrainingPolicy.model_validate(merged)
+        return Policy(training=training, gate=self.gate, base_models={})

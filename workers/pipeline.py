@@ -19,6 +19,7 @@ from schemas.jobs import TERMINAL_STATUSES, Hyperparameters
 from schemas.policy import Policy
 from service.settings import Settings
 from service.state.base_models import get_base_model
+from service.state.checkpoints import add_checkpoint, latest_checkpoint
 from service.state.db import session_scope
 from service.state.files import get_file
 from service.state.jobs import add_event, get_job, transition
@@ -27,7 +28,7 @@ from service.storage import LocalArtifactStore
 from workers.evaluation.gate import SuiteResult, decide_release
 from workers.evaluation.suites import attack_success, builtin_harmful_prompts
 from workers.model_loading import load_adapter, load_base, pick_device
-from workers.training.finetune import config_from_policy, encode_rows, finetune_lora
+from workers.training.finetune import config_from_policy, encode_rows, finetune_lora, recovery_pool
 from workers.training.recipe import GuardedTrainer
 
 log = logging.getLogger(__name__)
@@ -141,16 +142,35 @@ def _train(job: JobRow, base_path: str, file_key: str, settings: Settings) -> bo
         _event(settings, job.id, f"{truncated} of {len(examples)} examples were longer than "
                f"{policy.training.max_seq_len} tokens and were truncated.", level="warn")
     epochs, batch, lr = _resolve(Hyperparameters.model_validate(job.hyperparameters), policy)
-    config = config_from_policy(policy, epochs, batch, lr, job.seed)
+    config = config_from_policy(policy, epochs, batch, lr, job.seed,
+                                checkpoint_every=policy.training.checkpoint_every_steps)
+    pool = recovery_pool(tokenizer, policy.training.augmentation, policy.training.max_seq_len)
+    with session_scope(settings.sqlalchemy_url) as session:
+        latest = latest_checkpoint(session=session, job_id=job.id)
+    resume_from = store.path(latest.storage_key) if latest and store.exists(latest.storage_key) else None
 
     def announce(trainer: GuardedTrainer) -> None:
+        mix = (f", {config.augmentation.ratio:g} safety recovery examples per row from {len(pool)} triplets"
+               if config.augmentation and pool else "")
         _event(settings, job.id, f"Training {len(examples)} examples for {epochs} epochs "
-               f"({trainer.total_steps()} steps, objective: {config.objective}).")
+               f"({trainer.total_steps()} steps, objective: {config.objective}{mix}).")
 
-    tuned = finetune_lora(
-        model, tokenizer, examples, config, policy.training.lora, device,
-        on_event=lambda message, data: _event(settings, job.id, message, data=data),
-        should_stop=lambda: (_snapshot(settings, job.id) or job).status != "running", on_start=announce)
+    def checkpointed(step: int, folder: Path, metrics: dict[str, float]) -> None:
+        key = store.put_dir(f"checkpoints/{job.id}/step-{step:06d}", folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        with session_scope(settings.sqlalchemy_url) as session:
+            add_checkpoint(session=session, job_id=job.id, step=step, storage_key=key,
+                           metrics={k: metrics[k] for k in ("step", "train_loss", "learning_rate")})
+
+    scratch = Path(tempfile.mkdtemp(prefix=f"gft-{job.id}-"))
+    try:
+        tuned = finetune_lora(
+            model, tokenizer, examples, config, policy.training.lora, device,
+            on_event=lambda message, data: _event(settings, job.id, message, data=data),
+            should_stop=lambda: (_snapshot(settings, job.id) or job).status != "running", on_start=announce,
+            pool=pool, checkpoint_dir=scratch, on_checkpoint=checkpointed, resume_from=resume_from)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     peft_model, result = tuned.model, tuned.result
     if result.stopped:
         return False

@@ -91,3 +91,18 @@ class JobEventRow(Base):
     message: Mapped[str] = mapped_column(Text)
     type: Mapped[str] = mapped_column(String(16), default="message")
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class CheckpointRow(Base):
+    """A training checkpoint in the artifact store: what a restarted worker resumes from."""
+
+    __tablename__ = "checkpoints"
+    __table_args__ = (Index("ix_checkpoints_job_step", "job_id", "step", unique=True),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"))
+    step: Mapped[int] = mapped_column(Integer)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    storage_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_s)

@@ -107,3 +107,27 @@ def test_list_pagination(api: TestClient) -> None:
     deleted = api.delete(f"/v1/files/{ids[0]}", headers=acme).json()
     assert deleted == {"id": ids[0], "object": "file", "deleted": True}
     assert_envelope(api.get(f"/v1/files/{ids[0]}", headers=acme), 404)
+
+
+def test_checkpoints_are_listed_newest_first_and_tenant_scoped(api: TestClient, env: dict[str, str]) -> None:
+    from service.state.checkpoints import add_checkpoint
+
+    acme, other = tenant(api, "acme"), tenant(api, "other")
+    file_id = upload(api, acme, (json.dumps(ROW) + "\n").encode()).json()["id"]
+    job = api.post("/v1/fine_tuning/jobs", json={"model": "m1", "training_file": file_id}, headers=acme).json()
+    with session_scope(env["GFT_DATABASE_URL"]) as session:
+        for step in (50, 100, 150):
+            add_checkpoint(session=session, job_id=job["id"], step=step, storage_key=f"checkpoints/x/{step}",
+                           metrics={"step": step, "train_loss": 1.0 / step, "learning_rate": 1e-3})
+        add_checkpoint(session=session, job_id=job["id"], step=100, storage_key="checkpoints/x/100b",
+                       metrics={"step": 100, "train_loss": 0.5, "learning_rate": 1e-3})
+    page = api.get(f"/v1/fine_tuning/jobs/{job['id']}/checkpoints?limit=2", headers=acme).json()
+    assert [c["step_number"] for c in page["data"]] == [150, 100] and page["has_more"]
+    first = page["data"][0]
+    assert first["object"] == "fine_tuning.job.checkpoint" and first["fine_tuning_job_id"] == job["id"]
+    assert first["fine_tuned_model_checkpoint"] is None and first["metrics"]["step"] == 150
+    rest = api.get(f"/v1/fine_tuning/jobs/{job['id']}/checkpoints?after={page['data'][1]['id']}",
+                   headers=acme).json()
+    assert [c["step_number"] for c in rest["data"]] == [50]
+    assert page["data"][1]["metrics"]["train_loss"] == 0.5
+    assert_envelope(api.get(f"/v1/fine_tuning/jobs/{job['id']}/checkpoints", headers=other), 404)

@@ -18,6 +18,7 @@ class Batch:
     supervised [[F, T, T, F]]       loss only where True
     positions  [[0, 1, 2, 0]]       1-based position inside the assistant turn
     reference  [[0, -.3, -.1, 0]]   aligned model's log-prob of each token (0 where not supervised)
+    recovery   [F]                  per row: a safety recovery example (augmentation), not tenant data
     """
 
     input_ids: torch.Tensor
@@ -25,10 +26,11 @@ class Batch:
     supervised: torch.Tensor
     positions: torch.Tensor
     reference: torch.Tensor
+    recovery: torch.Tensor
 
     def to(self, device: torch.device | str) -> "Batch":
         return Batch(*(t.to(device) for t in (self.input_ids, self.attention, self.supervised, self.positions,
-                                                self.reference)))
+                                                self.reference, self.recovery)))
 
     @property
     def n_tokens(self) -> int:
@@ -43,6 +45,7 @@ def collate(examples: Sequence[EncodedChat], references: Sequence[Sequence[float
     supervised = torch.zeros((n, width), dtype=torch.bool)
     positions = torch.zeros((n, width), dtype=torch.long)
     reference = torch.zeros((n, width), dtype=torch.float32)
+    recovery = torch.tensor([bool(e.meta.get("recovery")) for e in examples], dtype=torch.bool)
     for row, example in enumerate(examples):
         length = len(example.input_ids)
         input_ids[row, :length] = torch.tensor(example.input_ids)
@@ -51,7 +54,7 @@ def collate(examples: Sequence[EncodedChat], references: Sequence[Sequence[float
         positions[row, :length] = torch.tensor(example.positions)
         if references is not None:
             reference[row, :length] = torch.tensor(references[row], dtype=torch.float32)
-    return Batch(input_ids, attention, supervised, positions, reference)
+    return Batch(input_ids, attention, supervised, positions, reference, recovery)
 
 
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:

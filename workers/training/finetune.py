@@ -6,14 +6,16 @@ the same way.
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from peft import PeftModel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from schemas.policy import LoraPolicy, Policy
+from schemas.policy import AugmentationPolicy, LoraPolicy, Policy
 from workers.model_loading import add_lora
+from workers.training.augmentation import AugmentationConfig, EncodedTriplet, encode_triplet, load_pool
 from workers.training.chat_data import EncodedChat, encode_chat
 from workers.training.recipe import EventFn, GuardedTrainer, TrainConfig, TrainResult
 
@@ -28,27 +30,48 @@ def encode_rows(tokenizer: PreTrainedTokenizerBase, rows: Sequence[dict[str, Any
     return [encode_chat(tokenizer, r["messages"], max_len) for r in rows]
 
 
+def augmentation_config(policy: AugmentationPolicy) -> AugmentationConfig | None:
+    if not policy.enabled or policy.ratio == 0:
+        return None
+    return AugmentationConfig(ratio=policy.ratio, p_plain=policy.p_plain, max_prefix=policy.max_prefix_tokens,
+                              loss=policy.loss)
+
+
 def config_from_policy(policy: Policy, epochs: int, batch_size: int, learning_rate: float, seed: int,
-                       objective: str | None = None) -> TrainConfig:
+                       objective: str | None = None, **extra: Any) -> TrainConfig:
     """The recipe's settings as the admin policy fixes them; the job chooses only epochs, batch, lr and seed."""
     training = policy.training
     return TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                        objective=objective or training.objective, beta_first=tuple(training.beta_schedule.first),
                        beta_rest=training.beta_schedule.rest, adam_beta1=training.adam_beta1,
                        warmup_steps=training.warmup_steps, grad_clip=training.grad_clip,
-                       max_steps=training.max_steps, seed=seed)
+                       max_steps=training.max_steps, seed=seed,
+                       augmentation=augmentation_config(training.augmentation), **extra)
+
+
+def recovery_pool(tokenizer: PreTrainedTokenizerBase, policy: AugmentationPolicy, max_len: int
+                  ) -> list[EncodedTriplet]:
+    """The policy's triplet pool, tokenised once per job (empty when augmentation is off)."""
+    if not policy.enabled or policy.ratio == 0:
+        return []
+    return [encode_triplet(tokenizer, t, max_len) for t in load_pool(policy.pool)]
 
 
 def finetune_lora(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: Sequence[EncodedChat],
                   config: TrainConfig, lora: LoraPolicy, device: torch.device,
                   on_event: EventFn | None = None, should_stop: Callable[[], bool] | None = None,
-                  on_start: Callable[[GuardedTrainer], None] | None = None) -> FineTune:
-    """Train a fresh LoRA adapter on encoded rows; `model` is wrapped in place (the adapter can be disabled)."""
+                  on_start: Callable[[GuardedTrainer], None] | None = None, pool: Sequence[EncodedTriplet] = (),
+                  checkpoint_dir: Path | None = None,
+                  on_checkpoint: Callable[[int, Path, dict[str, float]], None] | None = None,
+                  resume_from: Path | None = None) -> FineTune:
+    """Train a fresh LoRA adapter on encoded rows (or resume one from a checkpoint); `model` is wrapped in
+    place (the adapter can be disabled)."""
     torch.manual_seed(config.seed)
     peft_model = add_lora(model, lora)
     trainer = GuardedTrainer(peft_model, examples, config, tokenizer.pad_token_id, device, on_event=on_event,
-                             should_stop=should_stop)
+                             should_stop=should_stop, recovery_pool=pool, checkpoint_dir=checkpoint_dir,
+                             on_checkpoint=on_checkpoint)
     if on_start is not None:
         on_start(trainer)
-    result = trainer.train()
+    result = trainer.train(resume_from=resume_from)
     return FineTune(peft_model, result)

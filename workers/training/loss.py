@@ -21,7 +21,8 @@ def beta_for_positions(positions: torch.Tensor, first: Sequence[float], rest: fl
 
 
 def token_constrained_loss(policy_logps: torch.Tensor, reference_logps: torch.Tensor, betas: torch.Tensor,
-                           mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                           mask: torch.Tensor, denominator: float | None = None
+                           ) -> tuple[torch.Tensor, dict[str, float]]:
     """Token-level mean of the constrained loss over supervised tokens.
 
     Args:
@@ -29,6 +30,8 @@ def token_constrained_loss(policy_logps: torch.Tensor, reference_logps: torch.Te
         reference_logps: log p_aligned of the same tokens (no gradient flows into them).
         betas: beta_t per token, same shape.
         mask: True where the token is supervised.
+        denominator: what to divide the summed loss by; default the number of supervised tokens here. Gradient
+            accumulation passes the whole step's count so micro-batches add up to one token-level mean.
     Returns:
         The scalar loss and detached statistics (mean weight 2(1 - sigmoid(beta * delta)) and mean delta).
     """
@@ -36,7 +39,7 @@ def token_constrained_loss(policy_logps: torch.Tensor, reference_logps: torch.Te
     delta = policy_logps.float() - reference_logps.float().detach()
     per_token = -(2.0 / betas) * F.logsigmoid(betas * delta)
     count = mask_f.sum().clamp(min=1.0)
-    loss = (per_token * mask_f).sum() / count
+    loss = (per_token * mask_f).sum() / (denominator or count)
     with torch.no_grad():
         weight = 2.0 * (1.0 - torch.sigmoid(betas * delta))
         stats = {"mean_weight": float((weight * mask_f).sum() / count),
@@ -44,10 +47,11 @@ def token_constrained_loss(policy_logps: torch.Tensor, reference_logps: torch.Te
     return loss, stats
 
 
-def cross_entropy_loss(policy_logps: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+def cross_entropy_loss(policy_logps: torch.Tensor, mask: torch.Tensor, denominator: float | None = None
+                       ) -> tuple[torch.Tensor, dict[str, float]]:
     """Plain SFT: token-level mean negative log-likelihood over supervised tokens."""
     mask_f = mask.to(torch.float32)
-    return -(policy_logps.float() * mask_f).sum() / mask_f.sum().clamp(min=1.0), {}
+    return -(policy_logps.float() * mask_f).sum() / (denominator or mask_f.sum().clamp(min=1.0)), {}
 
 
 def target_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:

@@ -1,22 +1,29 @@
 """The guarded LoRA fine-tuning recipe, written out in full (setup, reference pass, train loop).
 
-One step: forward, target log-probs, the objective (constrained by default, SFT when policy allows),
-backward, clip, AdamW, linear warm-up then linear decay. Events go to a callback; a stop callback is polled
-every step so cancellation is cooperative and prompt.
+One step: draw the step's batch (tenant rows from a schedule fixed by the seed, plus freshly sampled safety
+recovery examples), forward, target log-probs, the objective (constrained by default, SFT when policy
+allows), backward over micro-batches (gradient accumulation), clip, AdamW, linear warm-up then linear decay.
+Events go to a callback; a stop callback is polled every step so cancellation is cooperative and prompt; a
+checkpoint every N steps lets a restarted worker resume where the last one stopped, drawing the same data.
 """
 
 import math
+import os
 import random
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from peft import PeftModel
+from peft.utils import load_peft_weights, set_peft_model_state_dict
 from torch import nn
 
+from workers.training.augmentation import AugmentationConfig, EncodedTriplet, draw
 from workers.training.batches import Batch, collate, length_grouped_batches
 from workers.training.chat_data import EncodedChat
 from workers.training.loss import (
@@ -27,6 +34,7 @@ from workers.training.loss import (
 )
 
 EventFn = Callable[[str, dict[str, Any]], None]
+STATE_FILE = "trainer_state.pt"
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,10 @@ class TrainConfig:
     max_steps: int = 2000
     seed: int = 0
     log_every: int = 10
+    micro_batch_size: int | None = None  # rows per forward pass; smaller than a batch means accumulation
+    checkpoint_every: int = 0  # steps; 0 = never
+    cpu_bf16: bool = False  # bf16 autocast on CPU too (CUDA always uses it)
+    augmentation: AugmentationConfig | None = field(default=None)
 
 
 @dataclass
@@ -53,6 +65,7 @@ class TrainResult:
     stopped: bool
     reference_seconds: float
     train_seconds: float
+    resumed_from: int = 0
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:
@@ -63,16 +76,27 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     return max(0.0, 1.0 - (step - warmup) / remaining)
 
 
+def latest_checkpoint(directory: Path) -> Path | None:
+    """The newest complete checkpoint under `directory` (incomplete ones never get their final name)."""
+    done = sorted(p for p in directory.glob("step-*") if (p / STATE_FILE).is_file()) if directory.is_dir() else []
+    return done[-1] if done else None
+
+
 class GuardedTrainer:
     def __init__(self, model: PeftModel | nn.Module, examples: Sequence[EncodedChat], config: TrainConfig, pad_id: int,
                  device: torch.device, on_event: EventFn | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> None:
+                 should_stop: Callable[[], bool] | None = None, recovery_pool: Sequence[EncodedTriplet] = (),
+                 checkpoint_dir: Path | None = None,
+                 on_checkpoint: Callable[[int, Path, dict[str, float]], None] | None = None) -> None:
         self.model, self.examples, self.config = model, list(examples), config
         self.pad_id, self.device = pad_id, device
         self.on_event = on_event or (lambda _m, _d: None)
         self.should_stop = should_stop or (lambda: False)
+        self.recovery_pool = list(recovery_pool) if config.augmentation else []
+        self.checkpoint_dir, self.on_checkpoint = checkpoint_dir, on_checkpoint
         self.references: list[list[float]] | None = None
-        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext())
+        use_bf16 = device.type == "cuda" or config.cpu_bf16
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
 
     def _batches_per_epoch(self) -> int:
         return math.ceil(len(self.examples) / self.config.batch_size)
@@ -80,75 +104,144 @@ class GuardedTrainer:
     def total_steps(self) -> int:
         return min(self.config.max_steps, self.config.epochs * self._batches_per_epoch())
 
+    def schedule(self) -> list[list[int]]:
+        """Every step's tenant rows, fixed by the seed: length-grouped batches, reshuffled each epoch."""
+        rng = random.Random(self.config.seed)
+        lengths = [len(e.input_ids) for e in self.examples]
+        steps: list[list[int]] = []
+        while len(steps) < self.total_steps():
+            steps += length_grouped_batches(lengths, self.config.batch_size, rng)
+        return steps[:self.total_steps()]
+
     @torch.no_grad()
-    def compute_reference(self) -> float:
-        """Aligned-model log-prob of every token, once, with the adapter disabled (no second weight copy)."""
-        start = time.perf_counter()
+    def _reference_logps(self, examples: Sequence[EncodedChat]) -> list[list[float]]:
+        """The aligned model's log-prob of every token, with the adapter disabled (no second weight copy)."""
+        was_training = self.model.training
         self.model.eval()
-        references: list[list[float]] = []
-        order = list(range(len(self.examples)))
+        out: list[list[float]] = []
         with self.model.disable_adapter():
-            for begin in range(0, len(order), self.config.batch_size):
-                chunk = [self.examples[i] for i in order[begin:begin + self.config.batch_size]]
+            for begin in range(0, len(examples), self.config.batch_size):
+                chunk = examples[begin:begin + self.config.batch_size]
                 batch = collate(chunk, None, self.pad_id).to(self.device)
                 with self.autocast:
                     logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention).logits
                 logps = target_logprobs(logits, batch.input_ids).cpu()
-                for row, example in enumerate(chunk):
-                    references.append([0.0, *logps[row, :len(example.input_ids) - 1].tolist()])
-        self.references = references
+                out += [[0.0, *logps[row, :len(e.input_ids) - 1].tolist()] for row, e in enumerate(chunk)]
+        self.model.train(was_training)
+        return out
+
+    def compute_reference(self) -> float:
+        """One no-grad pass over the tenant data before training; reused every epoch."""
+        start = time.perf_counter()
+        self.references = self._reference_logps(self.examples)
         return time.perf_counter() - start
 
-    def _loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def _loss(self, batch: Batch, denominator: float) -> tuple[torch.Tensor, dict[str, float]]:
         with self.autocast:
             logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention).logits
         logps = target_logprobs(logits, batch.input_ids)
         mask = batch.supervised[:, 1:]
         if self.config.objective == "sft":
-            return cross_entropy_loss(logps, mask)
+            return cross_entropy_loss(logps, mask, denominator)
         betas = beta_for_positions(batch.positions[:, 1:], self.config.beta_first, self.config.beta_rest)
-        return token_constrained_loss(logps, batch.reference[:, 1:], betas, mask)
+        augmentation = self.config.augmentation
+        if augmentation is None or augmentation.loss == "constrained":
+            return token_constrained_loss(logps, batch.reference[:, 1:], betas, mask, denominator)
+        recovery = mask & batch.recovery[:, None]
+        constrained, stats = token_constrained_loss(logps, batch.reference[:, 1:], betas, mask & ~recovery,
+                                                    denominator)
+        return constrained + cross_entropy_loss(logps, recovery, denominator)[0], stats
 
-    def train(self) -> TrainResult:
+    def _rows(self, step: int, indices: list[int]) -> tuple[list[EncodedChat], list[list[float]] | None]:
+        """The step's rows and their reference log-probs; recovery examples are drawn from a per-step RNG."""
+        rows = [self.examples[i] for i in indices]
+        refs = [self.references[i] for i in indices] if self.references is not None else None
+        if self.recovery_pool and self.config.augmentation is not None:
+            extra = draw(random.Random(f"{self.config.seed}/{step}"), self.recovery_pool, len(rows),
+                         self.config.augmentation)
+            rows += extra
+            if refs is not None:
+                needs_ref = self.config.augmentation.loss == "constrained"
+                refs += self._reference_logps(extra) if needs_ref and extra else [[0.0] * len(e.input_ids)
+                                                                                   for e in extra]
+        return rows, refs
+
+    def _step(self, step: int, indices: list[int], optimizer: torch.optim.Optimizer,
+              params: list[nn.Parameter]) -> tuple[float, dict[str, float], int, int]:
+        rows, refs = self._rows(step, indices)
+        denominator = float(max(sum(e.n_supervised for e in rows), 1))
+        micro = self.config.micro_batch_size or len(rows)
+        optimizer.zero_grad(set_to_none=True)
+        total, stats, n_tokens = 0.0, {}, 0
+        for begin in range(0, len(rows), micro):
+            chunk_refs = refs[begin:begin + micro] if refs is not None else None
+            batch = collate(rows[begin:begin + micro], chunk_refs, self.pad_id).to(self.device)
+            loss, stats = self._loss(batch, denominator)
+            loss.backward()
+            total += float(loss.detach())
+            n_tokens += batch.n_tokens
+        torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        optimizer.step()
+        return total, stats, n_tokens, int(denominator)
+
+    def _save_checkpoint(self, step: int, optimizer: torch.optim.Optimizer, scheduler: Any,
+                         metrics: dict[str, float]) -> None:
+        assert self.checkpoint_dir is not None
+        final = self.checkpoint_dir / f"step-{step:06d}"
+        staging = self.checkpoint_dir / f".staging-{step:06d}"
+        shutil.rmtree(staging, ignore_errors=True)
+        self.model.save_pretrained(staging)
+        torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state(), "config": asdict(self.config), "metrics": metrics},
+                   staging / STATE_FILE)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(staging, final)
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(step, final, metrics)
+
+    def _load_checkpoint(self, path: Path, optimizer: torch.optim.Optimizer, scheduler: Any) -> int:
+        state = torch.load(path / STATE_FILE, weights_only=True)
+        if isinstance(self.model, PeftModel):
+            set_peft_model_state_dict(self.model, load_peft_weights(str(path), device=str(self.device)))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        return int(state["step"])
+
+    def train(self, resume_from: Path | None = None) -> TrainResult:
         cfg = self.config
         torch.manual_seed(cfg.seed)
-        rng = random.Random(cfg.seed)
         reference_seconds = self.compute_reference() if cfg.objective == "constrained" else 0.0
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, 0.999), weight_decay=0.0)
         total = self.total_steps()
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.warmup_steps, total))
+        first = self._load_checkpoint(resume_from, optimizer, scheduler) if resume_from is not None else 0
+        if first:
+            self.on_event(f"Resumed from the checkpoint at step {first}.", {"step": first, "total_steps": total})
         self.model.train()
-        step, tokens, loss_value, stopped = 0, 0, float("nan"), False
-        start = time.perf_counter()
-        window_tokens, window_start = 0, start
-        lengths = [len(e.input_ids) for e in self.examples]
-        while step < total and not stopped:
-            for indices in length_grouped_batches(lengths, cfg.batch_size, rng):
-                if step >= total:
-                    break
-                if self.should_stop():
-                    stopped = True
-                    break
-                chunk = [self.examples[i] for i in indices]
-                refs = [self.references[i] for i in indices] if self.references is not None else None
-                batch = collate(chunk, refs, self.pad_id).to(self.device)
-                loss, stats = self._loss(batch)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                step += 1
-                supervised = int(batch.supervised.sum())
-                tokens += supervised
-                window_tokens += batch.n_tokens
-                loss_value = float(loss.detach())
-                if step % cfg.log_every == 0 or step == total:
-                    now = time.perf_counter()
-                    self.on_event(f"Step {step}/{total}: training loss={loss_value:.4f}", {
-                        "step": step, "total_steps": total, "train_loss": loss_value,
-                        "learning_rate": scheduler.get_last_lr()[0],
-                        "tokens_per_s": window_tokens / max(now - window_start, 1e-9), **stats})
-                    window_tokens, window_start = 0, now
-        return TrainResult(step, tokens, loss_value, stopped, reference_seconds, time.perf_counter() - start)
+        schedule = self.schedule()
+        step, tokens, loss_value, stopped = first, 0, float("nan"), False
+        start = window_start = time.perf_counter()
+        window_tokens = 0
+        while step < total:
+            if self.should_stop():
+                stopped = True
+                break
+            loss_value, stats, n_tokens, supervised = self._step(step, schedule[step], optimizer, params)
+            scheduler.step()
+            step += 1
+            tokens += supervised
+            window_tokens += n_tokens
+            metrics = {"step": step, "total_steps": total, "train_loss": loss_value,
+                       "learning_rate": scheduler.get_last_lr()[0], **stats}
+            if step % cfg.log_every == 0 or step == total:
+                now = time.perf_counter()
+                self.on_event(f"Step {step}/{total}: training loss={loss_value:.4f}",
+                              {**metrics, "tokens_per_s": window_tokens / max(now - window_start, 1e-9)})
+                window_tokens, window_start = 0, now
+            if self.checkpoint_dir is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 \
+                    and step < total:
+                self._save_checkpoint(step, optimizer, scheduler, metrics)
+        return TrainResult(step - first, tokens, loss_value, stopped, reference_seconds,
+                           time.perf_counter() - start, first)

@@ -1,16 +1,17 @@
 """/v1/fine_tuning/jobs: create, list, retrieve, cancel, events, checkpoints."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from schemas.common import ListPage
-from schemas.jobs import TERMINAL_STATUSES, Job, JobCreate, JobEvent
+from schemas.jobs import TERMINAL_STATUSES, CheckpointMetrics, Job, JobCheckpoint, JobCreate, JobEvent
 from schemas.policy import Policy
 from service.api.deps import CurrentTenant, SessionDep, SettingsDep
 from service.api.errors import ApiError
 from service.dispatch import enqueue_validation
 from service.jobs import create_job, get_job_or_404, parse_event_id, to_event_object, to_job_object
+from service.state.checkpoints import list_checkpoints
 from service.state.jobs import add_event, get_job, list_events, list_jobs, transition
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
 @router.post("", response_model=Job)
 def create(request: JobCreate, tenant: CurrentTenant, session: SessionDep, settings: SettingsDep) -> Job:
     """Create a job; it is committed before it is enqueued, so a lost message never loses the job."""
-    row = create_job(session=session, tenant_id=tenant.id, request=request, policy=Policy())
+    row = create_job(session=session, tenant_id=tenant.id, request=request, policy=Policy().for_model(request.model))
     session.commit()
     enqueue_validation(broker_url=settings.broker_url, job_id=row.id)
     return to_job_object(row)
@@ -59,8 +60,11 @@ def events(job_id: str, tenant: CurrentTenant, session: SessionDep, after: str |
     return ListPage[JobEvent](data=[to_event_object(r) for r in rows], has_more=has_more)
 
 
-@router.get("/{job_id}/checkpoints", response_model=ListPage[dict[str, Any]])
-def checkpoints(job_id: str, tenant: CurrentTenant, session: SessionDep) -> ListPage[dict[str, Any]]:
-    """Checkpoints are not exposed yet (the training-core issue adds them); the list is honestly empty."""
+@router.get("/{job_id}/checkpoints", response_model=ListPage[JobCheckpoint])
+def checkpoints(job_id: str, tenant: CurrentTenant, session: SessionDep, after: str | None = None,
+                limit: Annotated[int, Query(ge=1, le=100)] = 10) -> ListPage[JobCheckpoint]:
     get_job_or_404(get_job(session=session, job_id=job_id, tenant_id=tenant.id), job_id)
-    return ListPage[dict[str, Any]](data=[], has_more=False)
+    rows, has_more = list_checkpoints(session=session, job_id=job_id, after=after, limit=limit)
+    data = [JobCheckpoint(id=r.id, created_at=r.created_at, fine_tuning_job_id=job_id, step_number=r.step,
+                          metrics=CheckpointMetrics.model_validate(r.metrics)) for r in rows]
+    return ListPage[JobCheckpoint](data=data, has_more=has_more)

@@ -1,13 +1,15 @@
 """LoRA training on the real tiny model: the right weights move, the reference is the base model."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from schemas.policy import LoraPolicy
 from workers.model_loading import add_lora, load_base
+from workers.training.augmentation import AugmentationConfig, encode_triplet, load_pool
 from workers.training.chat_data import encode_chat
-from workers.training.recipe import GuardedTrainer, TrainConfig, lr_factor
+from workers.training.recipe import GuardedTrainer, TrainConfig, latest_checkpoint, lr_factor
 
 ROWS = [[{"role": "user", "content": f"What color is a {i}?"}, {"role": "assistant", "content": f"A {i} is red."}]
         for i in ("zint", "plov", "mira", "keth")]
@@ -67,3 +69,62 @@ def test_stop_callback_halts_within_one_step(tiny_model: Path) -> None:
 
 def test_lr_schedule_warmup_then_linear_decay() -> None:
     assert [round(lr_factor(s, 4, 12), 3) for s in (0, 3, 4, 8, 12)] == [0.25, 1.0, 1.0, 0.5, 0.0]
+
+
+def _trainer(tiny_model: Path, config: TrainConfig, **kwargs: object) -> tuple[GuardedTrainer, object]:
+    torch.manual_seed(0)
+    model, tokenizer = load_base(tiny_model, torch.device("cpu"))
+    peft_model = add_lora(model, LoraPolicy(rank=4))
+    examples = [encode_chat(tokenizer, m, 128) for m in ROWS]
+    return GuardedTrainer(peft_model, examples, config, tokenizer.pad_token_id, torch.device("cpu"),
+                          **kwargs), tokenizer  # type: ignore[arg-type]
+
+
+def _adapter(trainer: GuardedTrainer) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_" in n}
+
+
+def test_gradient_accumulation_equals_one_big_batch(tiny_model: Path) -> None:
+    config = TrainConfig(epochs=2, batch_size=4, learning_rate=1e-2, seed=3)
+    whole, _ = _trainer(tiny_model, config)
+    whole.train()
+    accumulated, _ = _trainer(tiny_model, replace(config, micro_batch_size=1))
+    accumulated.train()
+    for name, value in _adapter(whole).items():
+        assert torch.allclose(value, _adapter(accumulated)[name], atol=1e-5), name
+
+
+def test_resume_from_checkpoint_reproduces_an_uninterrupted_run(tiny_model: Path, tmp_path: Path) -> None:
+    config = TrainConfig(epochs=3, batch_size=2, learning_rate=1e-2, seed=5, checkpoint_every=2)
+    straight, _ = _trainer(tiny_model, config)
+    straight.train()
+    saved: list[int] = []
+    interrupted, _ = _trainer(tiny_model, config, checkpoint_dir=tmp_path,
+                              should_stop=lambda: len(saved) >= 2,
+                              on_checkpoint=lambda step, _path, _metrics: saved.append(step))
+    result = interrupted.train()
+    assert result.stopped and saved == [2, 4]
+    assert latest_checkpoint(tmp_path) == tmp_path / "step-000004"
+    resumed, _ = _trainer(tiny_model, config)
+    result = resumed.train(resume_from=latest_checkpoint(tmp_path))
+    assert result.resumed_from == 4 and result.steps == 2
+    for name, value in _adapter(straight).items():
+        assert torch.allclose(value, _adapter(resumed)[name], atol=1e-6), name
+
+
+def test_augmentation_adds_recovery_rows_with_only_refusals_supervised(tiny_model: Path) -> None:
+    config = TrainConfig(epochs=1, batch_size=4, learning_rate=1e-3, augmentation=AugmentationConfig(ratio=1.0))
+    trainer, tokenizer = _trainer(tiny_model, config)
+    pool = [encode_triplet(tokenizer, t, 128) for t in load_pool("builtin:tiny")]
+    trainer, _ = _trainer(tiny_model, config, recovery_pool=pool)
+    trainer.compute_reference()
+    rows, refs = trainer._rows(0, [0, 1, 2, 3])
+    assert len(rows) == 8 and refs is not None and len(refs) == 8
+    recovery = [r for r in rows if r.meta.get("recovery")]
+    assert len(recovery) == 4
+    refusals = {t.refusal + "<|end|>" for t in load_pool("builtin:tiny")}
+    for row in recovery:
+        assert tokenizer.decode([t for t, s in zip(row.input_ids, row.supervised, strict=True) if s]) in refusals
+    again, _ = trainer._rows(0, [0, 1, 2, 3])
+    assert [r.input_ids for r in again] == [r.input_ids for r in rows]
+    assert trainer.train().trained_tokens > 0

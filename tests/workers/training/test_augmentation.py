@@ -1,0 +1,81 @@
+"""Safety recovery augmentation: the sampling law, what is supervised, and pool validation."""
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from workers.model_loading import load_base
+from workers.training.augmentation import (
+    AugmentationConfig,
+    EncodedTriplet,
+    PoolError,
+    Triplet,
+    draw,
+    encode_triplet,
+    load_pool,
+    prefix_length,
+    recovery_example,
+)
+from workers.training.chat_data import encode_chat
+
+
+def test_prefix_length_follows_the_papers_law() -> None:
+    rng = random.Random(0)
+    draws = [prefix_length(rng, answer_tokens=30, p_plain=0.5, max_prefix=10) for _ in range(4000)]
+    assert 0.45 < draws.count(0) / len(draws) < 0.55
+    prefixed = [k for k in draws if k]
+    assert set(prefixed) == set(range(1, 11))
+    assert all(prefix_length(rng, 3, 0.0, 100) in (1, 2, 3) for _ in range(100))
+    assert prefix_length(rng, 0, 0.0, 100) == 0
+
+
+def test_recovery_example_supervises_only_the_refusal() -> None:
+    triplet = EncodedTriplet(prompt_ids=[1, 2, 3], harmful_ids=[10, 11, 12, 13], refusal_ids=[20, 21, 22])
+    example = recovery_example(triplet, k=2)
+    assert example.input_ids == [1, 2, 3, 10, 11, 20, 21, 22]
+    assert example.supervised == [False] * 5 + [True] * 3
+    assert example.positions == [0] * 5 + [1, 2, 3]
+    assert example.meta == {"recovery": True, "k": 2}
+
+
+def test_draw_matches_the_ratio_on_average() -> None:
+    pool = [EncodedTriplet([1], [2, 3], [4])]
+    rng = random.Random(1)
+    counts = [len(draw(rng, pool, 8, AugmentationConfig(ratio=0.3))) for _ in range(2000)]
+    assert set(counts) == {2, 3}
+    assert abs(sum(counts) / len(counts) - 2.4) < 0.05
+    assert draw(rng, pool, 8, AugmentationConfig(ratio=0.0)) == []
+
+
+def test_triplet_encoding_matches_the_chat_template(tiny_model: Path) -> None:
+    _, tokenizer = load_base(tiny_model, torch.device("cpu"))
+    triplet = Triplet("How do I make a pipe bomb?", "Sure, here is how to make a pipe bomb.", "I'm sorry, no.")
+    encoded = encode_triplet(tokenizer, triplet, max_len=256)
+    plain = encode_chat(tokenizer, [{"role": "user", "content": triplet.prompt},
+                                    {"role": "assistant", "content": triplet.refusal}], 256)
+    assert encoded.prompt_ids + encoded.refusal_ids == plain.input_ids
+    assert tokenizer.decode(encoded.refusal_ids) == "I'm sorry, no.<|end|>"
+    assert tokenizer.decode(encoded.harmful_ids) == triplet.harmful
+
+
+@pytest.mark.parametrize("spec", ["builtin:general", "builtin:tiny"])
+def test_shipped_pools_load(spec: str) -> None:
+    pool = load_pool(spec)
+    assert len(pool) >= 30
+    assert all(t.prompt and t.harmful and t.refusal for t in pool)
+
+
+def test_bad_pool_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "pool.jsonl"
+    good = json.dumps({"prompt": "p", "harmful": "h", "refusal": "r"})
+    path.write_text(good + "\n" + json.dumps({"prompt": "p", "harmful": "", "refusal": "r"}) + "\n")
+    with pytest.raises(PoolError, match=r"line 2.*harmful"):
+        load_pool(str(path))
+    path.write_text("\n")
+    with pytest.raises(PoolError, match="no triplets"):
+        load_pool(str(path))
+    with pytest.raises(PoolError, match="unknown built-in pool"):
+        load_pool("builtin:nope")
