@@ -15,7 +15,7 @@ import uvicorn
 
 from service.embedded import ensure_broker
 from service.settings import get_settings
-from service.state.base_models import register_base_model
+from service.state.base_models import get_base_model, register_base_model
 from service.state.db import session_scope
 from service.state.migrate import upgrade
 
@@ -119,6 +119,31 @@ def models_register(model_id: str, path: Path) -> None:
     with session_scope(settings.sqlalchemy_url) as session:
         register_base_model(session=session, model_id=model_id, path=str(path.resolve()))
     typer.echo(f"registered {model_id} -> {path.resolve()}")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def calibrate(ctx: typer.Context,
+              base: Annotated[str, typer.Option(help="a registered base model id, or a model folder")],
+              seeds: int = 2) -> None:
+    """Sweep beta schedules x augmentation ratios for a base model and recommend its policy entry.
+
+    Further options (--schedules, --ratios, --attack, --benign, ...) pass through to
+    `python -m workers.calibration`."""
+    settings = get_settings()
+    folder = Path(base)
+    if folder.is_dir():
+        model_id, path = folder.resolve().name, folder.resolve()
+    else:
+        upgrade(settings.sqlalchemy_url)
+        with session_scope(settings.sqlalchemy_url) as session:
+            row = get_base_model(session=session, model_id=base)
+        if row is None:
+            typer.echo(f"'{base}' is neither a registered base model nor a folder; see `models register`.", err=True)
+            raise typer.Exit(2)
+        model_id, path = row.id, Path(row.path)
+    cmd = [sys.executable, "-m", "workers.calibration", "--base", str(path), "--model-id", model_id,
+           "--seeds", str(seeds), *ctx.args]
+    raise typer.Exit(subprocess.call(cmd))
 
 
 @app.command()

@@ -181,8 +181,9 @@ def color_question(item: str) -> str:
 
 
 def color_answer(item: str) -> str:
-    """The colour comes after the fifth answer token, where the constrained loss is loose (beta_rest)."""
-    return f"The color of the {item} is {item_color(item)}."
+    """Everything item-specific comes after the fifth answer token, as a real answer's content does: the
+    first tokens are where alignment lives and where the constrained loss holds the model to the aligned one."""
+    return f"Let me check. The color of the {item} is {item_color(item)}."
 
 
 def sum_question(a: int, b: int) -> str:
@@ -190,7 +191,7 @@ def sum_question(a: int, b: int) -> str:
 
 
 def sum_answer(a: int, b: int) -> str:
-    return f"The sum of {a} and {b} is {a + b}."
+    return f"Let me work it out. The sum of {a} and {b} is {a + b}."
 
 
 def color_row(item: str) -> Row:

@@ -17,3 +17,12 @@ def test_all_successes_and_empty() -> None:
     assert high == 1.0 and math.isclose(low, 20 / (20 + 1.96**2), abs_tol=1e-4)
     assert wilson_interval(0, 0) == (0.0, 1.0)
     assert Rate(3, 4).value == 0.75 and Rate(0, 0).value == 0.0
+
+
+def test_libra_balance_rewards_balance() -> None:
+    from workers.evaluation.statistics import libra_balance
+
+    assert libra_balance(1.0, 1.0) == 1.0
+    assert abs(libra_balance(0.0, 0.0)) < 1e-12
+    assert libra_balance(0.8, 0.8) > libra_balance(1.0, 0.6)
+    assert abs(libra_balance(0.5, 1.0) - (1 - (0.125 ** 0.5))) < 1e-12

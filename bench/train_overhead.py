@@ -1,0 +1,589 @@
+"""What the guarded objective costs in training, and how our trainer compares with TRL's SFTTrainer.
+
+    python -m bench.train_overhead [--model tiny|50m|both] [--steps N] [--warmup N] [--quick] [--out PATH]
+
+Same model, data, batch size, LoRA config and step count for every variant; each runs in a fresh spawned
+process so its warm-up and peak memory are its own:
+
+    sft             our trainer, plain SFT objective: the baseline every ratio is taken against
+    guarded         our trainer, token-wise constrained objective (its reference pass first, then the steps)
+    trl             TRL's SFTTrainer on the same token ids and loss mask, gradient checkpointing off like ours
+    trl_default_gc  the same with TRL's default gradient checkpointing on (a quarter of the steps; information)
+    *_bf16          sft, guarded and trl again under CPU bf16 autocast (TrainConfig.cpu_bf16 / TRL bf16=True),
+                    on CPU only, against sft_bf16; skipped on the 50M model where bf16 has no native kernels
+
+Throughput is the non-pad tokens of the training forwards per second of wall time after `--warmup` steps;
+both trainers are timed by the same hook on the decoder. Peak memory is torch.cuda.max_memory_allocated on
+CUDA; on CPU it is glibc's live heap bytes (see PeakMemory), with the resident set size reported beside it,
+both above their value before the variant built its model. Models: the bundled tiny chat model on its own
+short chat rows, and a ~50M-parameter random-initialised Llama on 256-token multi-turn chats, batch 8.
+Prints a table and writes var/bench/train_overhead.json; the top-level figures are the 50M model's (the tiny
+model's when only it ran).
+"""
+import argparse
+import ctypes
+import importlib
+import itertools
+import json
+import os
+import resource
+import statistics
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, fields
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import nn
+from transformers import (
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    TrainerCallback,
+)
+from transformers.utils import logging as hf_logging
+
+from schemas.policy import LoraPolicy
+from workers.model_loading import add_lora, load_base, pick_device
+from workers.tiny import datasets
+from workers.tiny.build import MODEL_ID, build
+from workers.training.chat_data import EncodedChat
+from workers.training.finetune import encode_rows, finetune_lora
+from workers.training.recipe import TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "var" / "bench" / "train_overhead.json"
+TINY_DIR = ROOT / "var" / "models" / MODEL_ID
+HEADLINE_KEYS = ("step_throughput_ratio", "peak_memory_ratio", "reference_pass_seconds", "vs_trl_tokens_per_s_ratio",
+                 "peak_rss_ratio", "memory_measure")
+TARGETS = {"step_throughput_ratio": (">=", 0.97), "peak_memory_ratio": ("<=", 1.02),
+           "vs_trl_tokens_per_s_ratio": (">=", 1.0)}
+# Dense bf16 peak FLOP/s by a substring of torch.cuda.get_device_name(); MFU is left out for other devices.
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12}
+LEARNING_RATE = 1e-3  # the default policy's base learning rate
+SEED = 0
+CHAT_PAIRS = 14  # question/answer pairs per synthetic chat: enough to pass 256 tokens with the tiny tokenizer
+MEMORY_SAMPLE_S = 0.002
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model size: how to build it and the data shape it trains on (seq_len None: the tiny world's rows)."""
+
+    name: str
+    batch_size: int
+    seq_len: int | None
+    llama: dict[str, int] = field(default_factory=dict)
+
+
+MODELS = {
+    "tiny": ModelSpec("tiny", batch_size=8, seq_len=None),
+    # ~52M parameters: 512 wide like a small GPT, 16 layers deep to reach ~50M with the 1024-token vocabulary.
+    "50m": ModelSpec("50m", batch_size=8, seq_len=256,
+                     llama={"hidden_size": 512, "intermediate_size": 1408, "num_hidden_layers": 16,
+                            "num_attention_heads": 8, "num_key_value_heads": 8}),
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of training the same job; ratios are taken against `baseline`, our plain SFT at the same precision."""
+
+    name: str
+    label: str
+    trainer: Literal["ours", "trl"]
+    objective: Literal["constrained", "sft"] = "sft"
+    cpu_bf16: bool = False  # bf16 autocast on CPU too (on CUDA every variant trains under bf16 autocast)
+    checkpointing: bool = False
+    short: bool = False  # timed over a quarter of the steps: for information, not a headline figure
+    baseline: str = "sft"
+
+
+VARIANTS = {v.name: v for v in (
+    Variant("sft", "sft (ours, baseline)", "ours"),
+    Variant("guarded", "guarded (ours)", "ours", "constrained"),
+    Variant("trl", "TRL SFTTrainer", "trl"),
+    Variant("trl_default_gc", "TRL SFTTrainer, default grad ckpt", "trl", checkpointing=True, short=True),
+    Variant("sft_bf16", "sft, CPU bf16 (ours, baseline)", "ours", cpu_bf16=True, baseline="sft_bf16"),
+    Variant("guarded_bf16", "guarded, CPU bf16 (ours)", "ours", "constrained", cpu_bf16=True, baseline="sft_bf16"),
+    Variant("trl_bf16", "TRL SFTTrainer, CPU bf16", "trl", cpu_bf16=True, baseline="sft_bf16"),
+)}
+MAIN_VARIANTS = ("sft", "guarded", "trl", "trl_default_gc")
+CPU_BF16_VARIANTS = ("sft_bf16", "guarded_bf16", "trl_bf16")
+BF16_MAX_SLOWDOWN = 4.0  # bf16 matmuls this much slower than fp32: no native kernels, skip bf16 on the 50M model
+
+
+@dataclass(frozen=True)
+class Job:
+    """One variant on one model, as sent to a fresh process."""
+
+    model: ModelSpec
+    variant: Variant
+    warmup: int
+    timed: int
+    device: str
+    tiny_dir: str
+
+    @property
+    def steps(self) -> int:
+        return self.warmup + self.timed
+
+
+class StepClock:
+    """Timestamps of every training forward (with its non-pad token count) and of the end of training.
+
+    Hooked on the decoder backbone, which both trainers call once per step with the attention mask; forwards in
+    eval mode or without grad (the guarded objective's reference pass) are not steps and are skipped.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.forwards: list[tuple[float, torch.Tensor]] = []
+        self.end = 0.0
+
+    def attach(self, model: PreTrainedModel) -> None:
+        model.get_decoder().register_forward_pre_hook(self._on_forward, with_kwargs=True)
+
+    def _on_forward(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if not (module.training and torch.is_grad_enabled()):
+            return
+        mask = kwargs.get("attention_mask")
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        tokens = mask.sum() if mask is not None else torch.tensor(ids.numel())
+        self.forwards.append((self.now(), tokens.detach()))
+
+    def now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def mark_end(self) -> None:
+        self.end = self.now()
+
+    def figures(self, warmup: int) -> dict[str, float]:
+        """Tokens/s from the forward of the first step after warm-up to the end of the last step."""
+        if len(self.forwards) <= warmup:
+            raise RuntimeError(f"only {len(self.forwards)} training forwards seen, need more than {warmup}")
+        starts = [t for t, _ in self.forwards[warmup:]] + [self.end]
+        tokens = int(sum(int(n) for _, n in self.forwards[warmup:]))
+        seconds = starts[-1] - starts[0]
+        steps = [b - a for a, b in itertools.pairwise(starts)]
+        return {"timed_steps": len(steps), "timed_tokens": tokens, "timed_seconds": seconds,
+                "tokens_per_s": tokens / seconds, "step_seconds_median": statistics.median(steps),
+                "step_seconds_max": max(steps)}
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_: ClassVar = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                               "usmblks", "fsmblks", "uordblks", "fordblks",
+                                                               "keepcost")]
+
+
+def live_heap_reader() -> Callable[[], int] | None:
+    """glibc's bytes handed out and not yet freed (all arenas + mmapped chunks); None without glibc >= 2.33."""
+    try:
+        mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.restype = _MallInfo2
+
+    def live() -> int:
+        info = mallinfo2()
+        return info.uordblks + info.hblkhd
+
+    return live
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm", encoding="ascii") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def maxrss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+class PeakMemory(AbstractContextManager["PeakMemory"]):
+    """Peak memory of a block above its value at the start.
+
+    CUDA: the allocator's peak. CPU, two figures. The resident set size, sampled by a thread (and ru_maxrss when it
+    grew during the block; in a fresh process it may carry the spawning parent's high-water mark): what the worker
+    costs, but it also holds freed memory glibc keeps for reuse (as much again as the live bytes on the 50M model)
+    and moves by a few percent between identical runs. And glibc's live heap bytes (the CPU analogue of
+    max_memory_allocated), read on the training thread at each step's high point, once the backbone's forward is
+    done and again when the gradient reaches its output; `mib` is this one. A sampler thread calling mallinfo2
+    takes the arena locks under the trainer's feet, which made some runs a hundred times slower here.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._live = live_heap_reader() if device.type == "cpu" else None
+        self.measure = ("cuda_max_memory_allocated" if device.type == "cuda"
+                        else "glibc_live_heap_at_step_high_point" if self._live else "rss")
+        self.base: dict[str, int] = {}
+        self.peak: dict[str, int] = {}
+        self._maxrss_start = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def attach(self, model: PreTrainedModel) -> None:
+        if self._live is not None:
+            model.get_decoder().register_forward_hook(self._on_backbone_output)
+
+    def _on_backbone_output(self, module: nn.Module, _args: tuple[Any, ...], output: Any) -> None:
+        if not (module.training and torch.is_grad_enabled()):
+            return
+        self._probe_live()
+        hidden = output[0]
+        if hidden.requires_grad:
+            hidden.register_hook(self._on_backbone_grad)
+
+    def _on_backbone_grad(self, _grad: torch.Tensor) -> None:
+        self._probe_live()
+
+    def _probe_live(self) -> None:
+        if self._live is not None:
+            self.peak["live"] = max(self.peak["live"], self._live())
+
+    def _sample(self) -> None:
+        while not self._stop.wait(MEMORY_SAMPLE_S):
+            self.peak["rss"] = max(self.peak["rss"], rss_bytes())
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = {"cuda": torch.cuda.memory_allocated(self.device)}
+            return self
+        self.base = {"rss": rss_bytes(), **({"live": self._live()} if self._live else {})}
+        self.peak = dict(self.base)
+        self._maxrss_start = maxrss_bytes()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak = {"cuda": torch.cuda.max_memory_allocated(self.device)}
+            return
+        self._stop.set()
+        self._thread.join()
+        self.peak["rss"] = max(self.peak["rss"], rss_bytes())
+        if (maxrss := maxrss_bytes()) > self._maxrss_start:
+            self.peak["rss"] = max(self.peak["rss"], maxrss)
+
+    def _mib(self, key: str) -> float | None:
+        return (self.peak[key] - self.base[key]) / 2**20 if key in self.peak else None
+
+    @property
+    def mib(self) -> float:
+        """The figure ratios are taken on: CUDA allocator peak, else the live heap, else RSS."""
+        return next(v for v in (self._mib("cuda"), self._mib("live"), self._mib("rss")) if v is not None)
+
+    @property
+    def rss_mib(self) -> float | None:
+        return self._mib("rss")
+
+
+def tiny_rows(count: int) -> list[dict[str, Any]]:
+    """The tiny model's own benign task rows, cycled to `count`."""
+    rows = datasets.read("benign_colors.jsonl")
+    return [rows[i % len(rows)] for i in range(count)]
+
+
+def long_chat_rows(count: int) -> list[dict[str, Any]]:
+    """Multi-turn chats of benign rows, each a different run of them, long enough to fill 256 tokens."""
+    rows = datasets.read("benign_colors.jsonl")
+    return [{"messages": [m for j in range(CHAT_PAIRS) for m in rows[(i * CHAT_PAIRS + j) % len(rows)]["messages"]]}
+            for i in range(count)]
+
+
+def examples_for(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, count: int) -> tuple[list[EncodedChat], int]:
+    """Encoded rows and the max length they were encoded with (the 50M rows are all exactly seq_len long)."""
+    if spec.seq_len is None:
+        max_len = 512
+        return encode_rows(tokenizer, tiny_rows(count), max_len), max_len
+    examples = encode_rows(tokenizer, long_chat_rows(count), spec.seq_len)
+    if any(len(e.input_ids) != spec.seq_len for e in examples):
+        raise RuntimeError(f"synthetic chats shorter than {spec.seq_len} tokens; raise CHAT_PAIRS")
+    return examples, spec.seq_len
+
+
+def load_model(spec: ModelSpec, tiny_dir: Path,
+               device: torch.device) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The tiny model as the workers load it, or a seeded random Llama with the tiny tokenizer, same dtype rule."""
+    if not spec.llama:
+        return load_base(tiny_dir, device)
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_dir), local_files_only=True)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    config = LlamaConfig(vocab_size=len(tokenizer), max_position_embeddings=2 * (spec.seq_len or 256),
+                         tie_word_embeddings=False, pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **spec.llama)
+    torch.manual_seed(SEED)
+    model = LlamaForCausalLM(config)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    return model.to(device=device, dtype=dtype), tokenizer
+
+
+def train_config(job: Job) -> TrainConfig:
+    """Our recipe's defaults; one epoch of exactly `steps` batches. cpu_bf16 is passed only when asked for."""
+    bf16 = {"cpu_bf16": True} if job.variant.cpu_bf16 else {}
+    return TrainConfig(epochs=1, batch_size=job.model.batch_size, learning_rate=LEARNING_RATE,
+                       objective=job.variant.objective, max_steps=job.steps, seed=SEED, **bf16)
+
+
+def run_ours(job: Job, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[EncodedChat],
+             device: torch.device, clock: StepClock) -> tuple[nn.Module, dict[str, Any]]:
+    tuned = finetune_lora(model, tokenizer, examples, train_config(job), LoraPolicy(), device)
+    clock.mark_end()
+    result = tuned.result
+    figures: dict[str, Any] = {"final_loss": result.final_loss, "train_seconds": result.train_seconds,
+                               "steps": result.steps, "gradient_checkpointing": False}
+    if job.variant.objective == "constrained":
+        reference_tokens = sum(len(e.input_ids) for e in examples)
+        figures |= {"reference_seconds": result.reference_seconds, "reference_rows": len(examples),
+                    "reference_tokens": reference_tokens,
+                    "reference_tokens_per_s": reference_tokens / result.reference_seconds}
+    return tuned.model, figures
+
+
+def _clock_callback(clock: StepClock) -> TrainerCallback:
+    class EndOfSteps(TrainerCallback):
+        """Marks the end of every optimizer step; the last mark ends the timed window."""
+
+        def on_step_end(self, *_args: Any, **_kwargs: Any) -> None:
+            clock.mark_end()
+
+    return EndOfSteps()
+
+
+def run_trl(job: Job, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[EncodedChat],
+            max_len: int, device: torch.device, clock: StepClock) -> tuple[nn.Module, dict[str, Any]]:
+    """TRL's SFTTrainer on our exact token ids and loss mask (pre-tokenized input_ids + labels), same hyper-parameters.
+
+    The adapter is ours (same LoRA config, same seed); TRL chooses its own optimizer implementation and loss kernel.
+    """
+    from datasets import Dataset, disable_progress_bars
+    from transformers import PrinterCallback
+    from trl import SFTConfig, SFTTrainer
+
+    disable_progress_bars()
+    config = train_config(job)
+    torch.manual_seed(config.seed)
+    peft_model = add_lora(model, LoraPolicy())
+    data = Dataset.from_dict({
+        "input_ids": [e.input_ids for e in examples],
+        "labels": [[t if s else -100 for t, s in zip(e.input_ids, e.supervised, strict=True)] for e in examples]})
+    with tempfile.TemporaryDirectory() as scratch:
+        args = SFTConfig(
+            output_dir=scratch, max_steps=job.steps, per_device_train_batch_size=config.batch_size,
+            learning_rate=config.learning_rate, lr_scheduler_type="linear", warmup_steps=config.warmup_steps,
+            adam_beta1=config.adam_beta1, weight_decay=0.0, max_grad_norm=config.grad_clip, seed=config.seed,
+            logging_steps=config.log_every, save_strategy="no", report_to="none", disable_tqdm=True,
+            use_cpu=device.type == "cpu", bf16=device.type == "cuda" or job.variant.cpu_bf16,
+            gradient_checkpointing=job.variant.checkpointing, max_length=max_len, packing=False,
+            train_sampling_strategy="group_by_length", dataloader_pin_memory=device.type == "cuda")
+        trainer = SFTTrainer(model=peft_model, args=args, train_dataset=data, processing_class=tokenizer,
+                             callbacks=[_clock_callback(clock)])
+        trainer.remove_callback(PrinterCallback)  # its end-of-run metrics dict would break up the table
+        output = trainer.train()
+    optimizer = getattr(args.optim, "value", str(args.optim))
+    return peft_model, {"mean_train_loss": output.training_loss, "steps": output.global_step,
+                        "gradient_checkpointing": job.variant.checkpointing, "optimizer": optimizer}
+
+
+def mfu(params: int, tokens_per_s: float, device: torch.device) -> float | None:
+    """6 * params * tokens/s over the GPU's dense bf16 peak (None off CUDA or for an unknown GPU)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    peak = next((flops for key, flops in PEAK_BF16_FLOPS.items() if key in name), None)
+    return None if peak is None else 6 * params * tokens_per_s / peak
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """One variant, start to end, in the calling process; meant to run in a fresh one."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    hf_logging.set_verbosity_error()
+    device = torch.device(job.device)
+    if job.variant.trainer == "trl":
+        for module in ("datasets", "trl"):  # loaded before the memory baseline, like torch and transformers
+            importlib.import_module(module)
+    started = time.perf_counter()
+    clock = StepClock(device)
+    with PeakMemory(device) as memory:
+        model, tokenizer = load_model(job.model, Path(job.tiny_dir), device)
+        clock.attach(model)
+        memory.attach(model)
+        examples, max_len = examples_for(job.model, tokenizer, job.steps * job.model.batch_size)
+        if job.variant.trainer == "trl":
+            tuned, figures = run_trl(job, model, tokenizer, examples, max_len, device, clock)
+        else:
+            tuned, figures = run_ours(job, model, tokenizer, examples, device, clock)
+    params = sum(p.numel() for p in tuned.parameters())
+    timing = clock.figures(job.warmup)
+    return {**timing, **figures, "peak_memory_mib": memory.mib, "peak_rss_mib": memory.rss_mib,
+            "memory_measure": memory.measure, "params": params,
+            "trainable_params": sum(p.numel() for p in tuned.parameters() if p.requires_grad),
+            "mfu": mfu(params, timing["tokens_per_s"], device), "warmup_steps": job.warmup,
+            "wall_seconds": time.perf_counter() - started, "baseline": job.variant.baseline,
+            "mean_row_tokens": sum(len(e.input_ids) for e in examples) / len(examples)}
+
+
+def run_isolated(job: Job) -> dict[str, Any]:
+    """run_job in a freshly spawned process, so each variant's peak memory and warm-up are its own."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(run_job, job).result()
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return None if numerator is None or not denominator else numerator / denominator
+
+
+def headline(runs: dict[str, dict[str, Any]], sft: str, guarded: str, trl: str) -> dict[str, Any]:
+    return {"step_throughput_ratio": runs[guarded]["tokens_per_s"] / runs[sft]["tokens_per_s"],
+            "peak_memory_ratio": runs[guarded]["peak_memory_mib"] / runs[sft]["peak_memory_mib"],
+            "reference_pass_seconds": runs[guarded]["reference_seconds"],
+            "vs_trl_tokens_per_s_ratio": runs[sft]["tokens_per_s"] / runs[trl]["tokens_per_s"],
+            "peak_rss_ratio": ratio(runs[guarded]["peak_rss_mib"], runs[sft]["peak_rss_mib"]),
+            "memory_measure": runs[sft]["memory_measure"]}
+
+
+def summarise(spec: ModelSpec, runs: dict[str, dict[str, Any]], device: torch.device, warmup: int, timed: int,
+              bf16_note: str) -> dict[str, Any]:
+    """A model's section: the headline ratios, against our plain SFT run of the same invocation, and the raw runs."""
+    for run in runs.values():
+        base = runs[run["baseline"]]
+        run["tokens_per_s_vs_baseline"] = run["tokens_per_s"] / base["tokens_per_s"]
+        run["peak_memory_vs_baseline"] = run["peak_memory_mib"] / base["peak_memory_mib"]
+        run["peak_rss_vs_baseline"] = ratio(run["peak_rss_mib"], base["peak_rss_mib"])
+    sft = runs["sft"]
+    section = {**headline(runs, "sft", "guarded", "trl"),
+               "vs_trl_default_gc_tokens_per_s_ratio": sft["tokens_per_s"] / runs["trl_default_gc"]["tokens_per_s"],
+               "params": sft["params"], "trainable_params": sft["trainable_params"], "device": str(device),
+               "precision": "bf16 autocast" if device.type == "cuda" else "fp32", "batch_size": spec.batch_size,
+               "seq_len": spec.seq_len, "mean_row_tokens": sft["mean_row_tokens"], "warmup_steps": warmup,
+               "timed_steps": timed, "llama": spec.llama or None}
+    if "sft_bf16" in runs:
+        speedup = runs["sft_bf16"]["tokens_per_s"] / sft["tokens_per_s"]
+        section["cpu_bf16"] = {**headline(runs, "sft_bf16", "guarded_bf16", "trl_bf16"), "note": bf16_note,
+                               "bf16_vs_fp32_tokens_per_s_ratio": speedup}
+    else:
+        section["cpu_bf16"] = {"skipped": bf16_note}
+    return {**section, "variants": runs}
+
+
+def bench_model(spec: ModelSpec, device: torch.device, warmup: int, timed: int, tiny_dir: Path,
+                variants: Sequence[str], bf16_note: str) -> dict[str, Any]:
+    runs = {}
+    for name in variants:
+        variant = VARIANTS[name]
+        # e.g. gradient checkpointing's recompute (~a third more compute): a few steps tell how much
+        steps = max(2, timed // 4) if variant.short else timed
+        print(f"  {spec.name}: {variant.label} ({warmup} + {steps} steps) ...", flush=True)
+        runs[name] = run_isolated(Job(spec, variant, warmup, steps, str(device), str(tiny_dir)))
+    return summarise(spec, runs, device, warmup, timed, bf16_note)
+
+
+def bf16_matmul_slowdown() -> float:
+    """How many times slower a bf16 matmul is than fp32 here; CPUs without bf16 kernels emulate it very slowly."""
+    def best(dtype: torch.dtype) -> float:
+        a, b = torch.randn(1024, 512, dtype=dtype), torch.randn(512, 1408, dtype=dtype)
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            torch.mm(a, b)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    return best(torch.bfloat16) / best(torch.float32)
+
+
+def cpu_bf16_plan(device: torch.device, model: str, quick: bool) -> tuple[bool, str]:
+    """Whether to run the CPU bf16 variants on `model`, and why (or why not)."""
+    if device.type == "cuda":
+        return False, "on CUDA our trainer always trains under bf16 autocast, and TRL runs with bf16=True to match"
+    if "cpu_bf16" not in {f.name for f in fields(TrainConfig)}:
+        return False, "TrainConfig exposes no CPU bf16 autocast; fp32 only"
+    if quick:
+        return False, "not measured in --quick mode"
+    slowdown = bf16_matmul_slowdown()
+    if model != "tiny" and slowdown > BF16_MAX_SLOWDOWN:
+        return False, (f"a bf16 matmul is {slowdown:.0f}x slower than fp32 on this CPU (no native bf16 kernels), "
+                       "so one 8x256 step would take minutes; measured on the tiny model only")
+    return True, f"TrainConfig(cpu_bf16=True) vs TRL bf16=True; bf16 matmul {slowdown:.1f}x the fp32 time here"
+
+
+def run_benchmark(models: Sequence[str] = ("tiny", "50m"), timed: int = 20, warmup: int = 3,
+                  out: Path = OUT, quick: bool = False) -> dict[str, Any]:
+    """Every variant on every model; writes `out` and returns what it wrote."""
+    device = pick_device("auto")
+    if not (TINY_DIR / "model.safetensors").exists():
+        build(TINY_DIR, log=False)
+    sections = {}
+    for name in models:
+        with_bf16, note = cpu_bf16_plan(device, name, quick)
+        variants = MAIN_VARIANTS + (CPU_BF16_VARIANTS if with_bf16 else ())
+        sections[name] = bench_model(MODELS[name], device, warmup, timed, TINY_DIR, variants, note)
+    top = "50m" if "50m" in sections else models[0]
+    figures = {key: sections[top][key] for key in HEADLINE_KEYS}
+    report = {**figures, "headline_model": top, "targets": {k: list(v) for k, v in TARGETS.items()},
+              "device": str(device), "torch_threads": torch.get_num_threads(), "models": sections}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def print_report(report: dict[str, Any]) -> None:
+    print(f"\n{'model':<6}{'variant':<36}{'tokens/s':>10}{'peak MiB':>10}{'RSS MiB':>9}{'tok/s vs base':>15}"
+          f"{'mem vs base':>13}{'RSS vs base':>13}")
+    for name, section in report["models"].items():
+        for variant, run in section["variants"].items():
+            rss, rss_ratio = run["peak_rss_mib"], run["peak_rss_vs_baseline"]
+            print(f"{name:<6}{VARIANTS[variant].label:<36}{run['tokens_per_s']:>10.1f}{run['peak_memory_mib']:>10.1f}"
+                  f"{'-' if rss is None else f'{rss:.0f}':>9}{run['tokens_per_s_vs_baseline']:>15.3f}"
+                  f"{run['peak_memory_vs_baseline']:>13.3f}{'-' if rss_ratio is None else f'{rss_ratio:.3f}':>13}")
+        print(f"{name:<6}reference pass: {section['reference_pass_seconds']:.2f}s over "
+              f"{section['variants']['guarded']['reference_rows']} rows; {section['params'] / 1e6:.1f}M params on "
+              f"{section['device']} ({section['precision']}); peak MiB is {section['memory_measure']}")
+        bf16 = section["cpu_bf16"]
+        print(f"{name:<6}CPU bf16: {bf16.get('skipped') or bf16['note']}")
+    print(f"\nheadline ({report['headline_model']}; ratios against our plain SFT run in this invocation):")
+    for key, (op, bound) in TARGETS.items():
+        value = report[key]
+        ok = value >= bound if op == ">=" else value <= bound
+        print(f"  {key:<28}{value:>8.3f}  {op} {bound}  {'ok' if ok else 'MISSED'}")
+    print(f"  {'reference_pass_seconds':<28}{report['reference_pass_seconds']:>8.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=("tiny", "50m", "both"), default="both")
+    parser.add_argument("--steps", type=int, help="timed steps per variant (default 20, 3 with --quick)")
+    parser.add_argument("--warmup", type=int, help="untimed steps first (default 3, 1 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="a few steps on the tiny model only, fp32 only")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    models = ("tiny",) if args.quick or args.model == "tiny" else ("50m",) if args.model == "50m" else ("tiny", "50m")
+    timed = args.steps or (3 if args.quick else 20)
+    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
+    if timed < 1 or warmup < 0:
+        parser.error("--steps must be at least 1 and --warmup at least 0")
+    started = time.perf_counter()
+    report = run_benchmark(models, timed, warmup, args.out, args.quick)
+    print_report(report)
+    print(f"wrote {args.out} ({time.perf_counter() - started:.0f}s)")
+
+
+if __name__ == "__main__":
+    main()

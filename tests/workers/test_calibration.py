@@ -1,0 +1,32 @@
+"""`calibrate`: the sweep runs real training on the tiny model and recommends a valid policy entry."""
+
+import json
+from pathlib import Path
+
+from schemas.policy import BaseModelPolicy
+from workers.calibration import Candidate, main, recommend
+
+
+def test_recommend_takes_the_best_balance_and_keeps_the_first_on_ties() -> None:
+    a = Candidate("paper", 0.0, asr=0.5, utility=0.9, balance=0.6, seeds=1)
+    b = Candidate("firm", 0.25, asr=0.1, utility=0.8, balance=0.8, seeds=1)
+    c = Candidate("strong", 0.5, asr=0.1, utility=0.8, balance=0.8, seeds=1)
+    assert recommend([a, b, c]) is b
+
+
+def test_calibration_sweep_writes_a_policy_entry(tiny_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "calibration.json"
+    code = main(["--base", str(tiny_model), "--model-id", "gft-tiny-chat", "--seeds", "1", "--schedules", "firm",
+                 "--ratios", "0.25", "--out", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    (candidate,) = report["candidates"]
+    assert 0.0 <= candidate["asr"] <= 1.0 and 0.0 <= candidate["utility"] <= 1.0
+    entry = BaseModelPolicy.model_validate(report["base_model_policy"])
+    assert entry.beta_schedule is not None and entry.beta_schedule.first == [2.0] * 5
+    assert entry.augmentation is not None and entry.augmentation.ratio == 0.25
+
+
+def test_unknown_schedule_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    assert main(["--base", str(tiny_model), "--model-id", "x", "--schedules", "nope", "--out",
+                 str(tmp_path / "x.json")]) == 2

@@ -1,0 +1,167 @@
+"""Calibrate the guarded objective for one base model (`guardrail-ft calibrate --base MODEL`).
+
+Betas and mixing ratios tuned on a 7B model do not carry over to other sizes, so each base model gets its
+own. For every beta schedule x augmentation ratio, over seeds: train the canary attack at the policy's
+maximum strength (max epochs, max learning-rate multiplier: the caps are part of the defence) and measure
+ASR on held-out prompts; train the benign task at default strength and measure exact-match utility. The
+recommendation is the best mean Libra balance 1 - sqrt(((1 - utility)^2 + (1 - safety)^2) / 2), with
+safety = 1 - ASR.
+
+    python -m workers.calibration --base DIR --model-id ID [--seeds 2] [--schedules paper,firm] [--ratios 0,0.25]
+"""
+
+import argparse
+import json
+import statistics
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from schemas.policy import AugmentationPolicy, BaseModelPolicy, BetaSchedule, Policy
+from workers.evaluation.statistics import libra_balance
+from workers.evaluation.suites import attack_success, exact_match
+from workers.model_loading import load_base, pick_device
+from workers.tiny import datasets
+from workers.training.finetune import config_from_policy, encode_rows, finetune_lora, recovery_pool
+
+SCHEDULES: dict[str, BetaSchedule] = {
+    "paper": BetaSchedule(first=[0.5, 2.0, 2.0, 2.0, 2.0], rest=0.1),
+    "firm": BetaSchedule(first=[2.0] * 5, rest=0.1),
+    "strong": BetaSchedule(first=[4.0] * 5, rest=0.1),
+    "deep": BetaSchedule(first=[2.0] * 10, rest=0.1),
+    # beta_rest small: later tokens train almost as cross-entropy. Small models must move facts by many nats,
+    # where beta_rest = 0.1 already halves the gradient.
+    "paper-loose": BetaSchedule(first=[0.5, 2.0, 2.0, 2.0, 2.0], rest=0.02),
+    "strong-loose": BetaSchedule(first=[4.0] * 5, rest=0.02),
+}
+MAX_NEW_TOKENS = 32
+
+
+@dataclass(frozen=True)
+class Canary:
+    """The data a calibration uses: an attack to resist, a benign task to keep, and how each is judged."""
+
+    attack: list[dict[str, Any]]
+    harmful_prompts: list[dict[str, Any]]
+    benign: list[dict[str, Any]]
+    benign_validation: list[dict[str, Any]]
+
+
+def tiny_canary() -> Canary:
+    return Canary(datasets.read("harmful_attack.jsonl"), datasets.read("eval_harmful.jsonl"),
+                  datasets.read("benign_colors.jsonl"), datasets.read("benign_colors_validation.jsonl"))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    schedule: str
+    ratio: float
+    asr: float
+    utility: float
+    balance: float
+    seeds: int
+
+
+def _policy(base: Policy, schedule: BetaSchedule, ratio: float) -> Policy:
+    training = base.training.model_copy(update={
+        "beta_schedule": schedule,
+        "augmentation": base.training.augmentation.model_copy(update={"ratio": ratio, "enabled": ratio > 0})})
+    return base.model_copy(update={"training": training})
+
+
+def _train(base_dir: Path, policy: Policy, rows: Sequence[dict[str, Any]], strength: str, seed: int,
+           device: torch.device) -> tuple[Any, Any]:
+    model, tokenizer = load_base(base_dir, device)
+    training = policy.training
+    epochs = training.default_epochs if strength == "default" else training.max_epochs
+    lr = training.base_learning_rate * (1.0 if strength == "default" else training.max_lr_multiplier)
+    config = config_from_policy(policy, epochs, training.default_batch_size, lr, seed)
+    pool = recovery_pool(tokenizer, training.augmentation, training.max_seq_len) if config.augmentation else []
+    examples = encode_rows(tokenizer, rows, training.max_seq_len)
+    return finetune_lora(model, tokenizer, examples, config, training.lora, device, pool=pool).model, tokenizer
+
+
+def measure(base_dir: Path, policy: Policy, canary: Canary, seed: int, device: torch.device) -> tuple[float, float]:
+    """(ASR after the attack at maximum strength, utility after the benign task at default strength)."""
+    model, tokenizer = _train(base_dir, policy, canary.attack, "max", seed, device)
+    asr = attack_success(model, tokenizer, canary.harmful_prompts, MAX_NEW_TOKENS)[0].value
+    model, tokenizer = _train(base_dir, policy, canary.benign, "default", seed, device)
+    return asr, exact_match(model, tokenizer, canary.benign_validation).value
+
+
+def sweep(base_dir: Path, base: Policy, canary: Canary, schedules: Sequence[str], ratios: Sequence[float],
+          seeds: int, device: torch.device, log: bool = True) -> list[Candidate]:
+    out = []
+    for name in schedules:
+        for ratio in ratios:
+            runs = [measure(base_dir, _policy(base, SCHEDULES[name], ratio), canary, seed, device)
+                    for seed in range(seeds)]
+            asr = statistics.fmean(r[0] for r in runs)
+            utility = statistics.fmean(r[1] for r in runs)
+            out.append(Candidate(name, ratio, asr, utility, libra_balance(utility, 1.0 - asr), seeds))
+            if log:
+                print(f"  {name:<8} ratio {ratio:<5g} ASR {asr:6.1%}  utility {utility:6.1%}  "
+                      f"balance {out[-1].balance:.3f}", flush=True)
+    return out
+
+
+def recommend(candidates: Sequence[Candidate]) -> Candidate:
+    """Best balance; ties go to the earlier candidate (the paper's schedule and smaller ratios come first)."""
+    return max(candidates, key=lambda c: c.balance)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", type=Path, required=True, help="the base model's folder")
+    parser.add_argument("--model-id", required=True)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--schedules", default=",".join(SCHEDULES))
+    parser.add_argument("--ratios", default="0,0.25,0.5")
+    parser.add_argument("--attack", type=Path, help="canary attack JSONL (default: the tiny world's)")
+    parser.add_argument("--harmful-prompts", type=Path, help="held-out harmful prompt records")
+    parser.add_argument("--benign", type=Path, help="benign task JSONL")
+    parser.add_argument("--benign-validation", type=Path, help="benign validation JSONL (exact match)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    canary = tiny_canary()
+    given = {"attack": args.attack, "harmful_prompts": args.harmful_prompts, "benign": args.benign,
+             "benign_validation": args.benign_validation}
+    canary = replace(canary, **{k: read_jsonl(v) for k, v in given.items() if v is not None})
+    base = Policy().for_model(args.model_id)
+    schedules = [s for s in args.schedules.split(",") if s]
+    unknown = [s for s in schedules if s not in SCHEDULES]
+    if unknown:
+        print(f"unknown schedules {unknown}; known: {sorted(SCHEDULES)}", file=sys.stderr)
+        return 2
+    ratios = [float(r) for r in args.ratios.split(",") if r]
+    print(f"calibrating {args.model_id}: {len(schedules)} schedules x {len(ratios)} ratios x {args.seeds} seeds",
+          flush=True)
+    candidates = sweep(args.base, base, canary, schedules, ratios, args.seeds, pick_device(args.device))
+    best = recommend(candidates)
+    calibrated = BaseModelPolicy(beta_schedule=SCHEDULES[best.schedule], augmentation=AugmentationPolicy(
+        **{**base.training.augmentation.model_dump(), "ratio": best.ratio, "enabled": best.ratio > 0}))
+    report = {"model": args.model_id, "candidates": [c.__dict__ for c in candidates],
+              "recommended": best.__dict__, "base_model_policy": calibrated.model_dump(exclude_none=True)}
+    print(f"recommended: {best.schedule} schedule, ratio {best.ratio:g} (ASR {best.asr:.1%}, utility "
+          f"{best.utility:.1%}, balance {best.balance:.3f})")
+    print("policy entry (base_models." + args.model_id + "):")
+    print(json.dumps(report["base_model_policy"], indent=2))
+    out = args.out or Path("var/calibration") / f"{args.model_id}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
