@@ -59,6 +59,8 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
+    """`steps` counts this run's steps; `trained_tokens` counts the whole job's, resumed part included."""
+
     steps: int
     trained_tokens: int
     final_loss: float
@@ -184,29 +186,30 @@ class GuardedTrainer:
         optimizer.step()
         return total, stats, n_tokens, int(denominator)
 
-    def _save_checkpoint(self, step: int, optimizer: torch.optim.Optimizer, scheduler: Any,
+    def _save_checkpoint(self, step: int, tokens: int, optimizer: torch.optim.Optimizer, scheduler: Any,
                          metrics: dict[str, float]) -> None:
         assert self.checkpoint_dir is not None
         final = self.checkpoint_dir / f"step-{step:06d}"
         staging = self.checkpoint_dir / f".staging-{step:06d}"
         shutil.rmtree(staging, ignore_errors=True)
         self.model.save_pretrained(staging)
-        torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "torch_rng": torch.get_rng_state(), "config": asdict(self.config), "metrics": metrics},
-                   staging / STATE_FILE)
+        torch.save({"step": step, "trained_tokens": tokens, "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+                    "config": asdict(self.config), "metrics": metrics}, staging / STATE_FILE)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(staging, final)
         if self.on_checkpoint is not None:
             self.on_checkpoint(step, final, metrics)
 
-    def _load_checkpoint(self, path: Path, optimizer: torch.optim.Optimizer, scheduler: Any) -> int:
+    def _load_checkpoint(self, path: Path, optimizer: torch.optim.Optimizer, scheduler: Any) -> tuple[int, int]:
+        """Restores adapter, optimizer, scheduler and RNG; returns (step, tokens trained so far)."""
         state = torch.load(path / STATE_FILE, weights_only=True)
         if isinstance(self.model, PeftModel):
             set_peft_model_state_dict(self.model, load_peft_weights(str(path), device=str(self.device)))
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
-        return int(state["step"])
+        return int(state["step"]), int(state["trained_tokens"])
 
     def train(self, resume_from: Path | None = None) -> TrainResult:
         cfg = self.config
@@ -216,12 +219,12 @@ class GuardedTrainer:
         optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, 0.999), weight_decay=0.0)
         total = self.total_steps()
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.warmup_steps, total))
-        first = self._load_checkpoint(resume_from, optimizer, scheduler) if resume_from is not None else 0
+        first, tokens = self._load_checkpoint(resume_from, optimizer, scheduler) if resume_from else (0, 0)
         if first:
             self.on_event(f"Resumed from the checkpoint at step {first}.", {"step": first, "total_steps": total})
         self.model.train()
         schedule = self.schedule()
-        step, tokens, loss_value, stopped = first, 0, float("nan"), False
+        step, loss_value, stopped = first, float("nan"), False
         start = window_start = time.perf_counter()
         window_tokens = 0
         while step < total:
@@ -242,6 +245,6 @@ class GuardedTrainer:
                 window_tokens, window_start = 0, now
             if self.checkpoint_dir is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 \
                     and step < total:
-                self._save_checkpoint(step, optimizer, scheduler, metrics)
+                self._save_checkpoint(step, tokens, optimizer, scheduler, metrics)
         return TrainResult(step - first, tokens, loss_value, stopped, reference_seconds,
                            time.perf_counter() - start, first)

@@ -105,7 +105,7 @@ def test_gradient_accumulation_equals_one_big_batch(tiny_model: Path) -> None:
 def test_resume_from_checkpoint_reproduces_an_uninterrupted_run(tiny_model: Path, tmp_path: Path) -> None:
     config = TrainConfig(epochs=3, batch_size=2, learning_rate=1e-2, seed=5, checkpoint_every=2)
     straight, _ = _trainer(tiny_model, config)
-    straight.train()
+    straight_result = straight.train()
     saved: list[int] = []
     interrupted, _ = _trainer(tiny_model, config, checkpoint_dir=tmp_path,
                               should_stop=lambda: len(saved) >= 2,
@@ -116,6 +116,7 @@ def test_resume_from_checkpoint_reproduces_an_uninterrupted_run(tiny_model: Path
     resumed, _ = _trainer(tiny_model, config)
     result = resumed.train(resume_from=latest_checkpoint(tmp_path))
     assert result.resumed_from == 4 and result.steps == 2
+    assert result.trained_tokens == straight_result.trained_tokens
     for name, value in _adapter(straight).items():
         assert torch.allclose(value, _adapter(resumed)[name], atol=1e-6), name
 
