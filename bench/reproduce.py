@@ -26,7 +26,7 @@ from workers.evaluation.suites import attack_success, exact_match
 from workers.model_loading import load_base
 from workers.tiny import datasets
 from workers.tiny.build import MODEL_ID, build
-from workers.training.finetune import config_from_policy, encode_rows, finetune_lora, recovery_pool
+from workers.training.finetune import config_at_strength, encode_rows, finetune_lora, recovery_pool
 from workers.training.recipe import TrainConfig
 
 OUT = Path("var/bench/reproduce.json")
@@ -58,11 +58,8 @@ def evaluate(model: Any, tokenizer: Any, setting: str) -> Figures:
 
 
 def train_config(policy: Policy, objective: str, strength: str, seed: int) -> TrainConfig:
-    """What a tenant gets: the policy's defaults, or the most its caps allow."""
-    training = policy.training
-    epochs = training.default_epochs if strength == "default" else training.max_epochs
-    lr = training.base_learning_rate * (1.0 if strength == "default" else training.max_lr_multiplier)
-    config = config_from_policy(policy, epochs, training.default_batch_size, lr, seed)
+    """Guarded is the policy's own recipe; plain SFT is the same run with cross-entropy and no augmentation."""
+    config = config_at_strength(policy, strength, seed)
     if objective == "sft":
         return replace(config, objective="sft", augmentation=None)
     return config

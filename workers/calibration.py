@@ -26,7 +26,7 @@ from workers.evaluation.statistics import libra_balance
 from workers.evaluation.suites import attack_success, exact_match
 from workers.model_loading import load_base, pick_device
 from workers.tiny import datasets
-from workers.training.finetune import config_from_policy, encode_rows, finetune_lora, recovery_pool
+from workers.training.finetune import config_at_strength, encode_rows, finetune_lora, recovery_pool
 
 SCHEDULES: dict[str, BetaSchedule] = {
     "paper": BetaSchedule(first=[0.5, 2.0, 2.0, 2.0, 2.0], rest=0.1),
@@ -82,9 +82,7 @@ def _train(base_dir: Path, policy: Policy, rows: Sequence[dict[str, Any]], stren
            device: torch.device) -> tuple[Any, Any]:
     model, tokenizer = load_base(base_dir, device)
     training = policy.training
-    epochs = training.default_epochs if strength == "default" else training.max_epochs
-    lr = training.base_learning_rate * (1.0 if strength == "default" else training.max_lr_multiplier)
-    config = config_from_policy(policy, epochs, training.default_batch_size, lr, seed)
+    config = config_at_strength(policy, strength, seed)
     pool = recovery_pool(tokenizer, training.augmentation, training.max_seq_len) if config.augmentation else []
     examples = encode_rows(tokenizer, rows, training.max_seq_len)
     return finetune_lora(model, tokenizer, examples, config, training.lora, device, pool=pool).model, tokenizer

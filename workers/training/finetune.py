@@ -49,6 +49,15 @@ def config_from_policy(policy: Policy, epochs: int, batch_size: int, learning_ra
                        augmentation=augmentation_config(training.augmentation), **extra)
 
 
+def config_at_strength(policy: Policy, strength: str, seed: int) -> TrainConfig:
+    """What a tenant gets at the policy's defaults ("default") or at the most its caps allow ("max"): the two
+    strengths every benchmark and calibration of the defence is measured at."""
+    training = policy.training
+    epochs = training.default_epochs if strength == "default" else training.max_epochs
+    lr = training.base_learning_rate * (1.0 if strength == "default" else training.max_lr_multiplier)
+    return config_from_policy(policy, epochs, training.default_batch_size, lr, seed)
+
+
 def recovery_pool(tokenizer: PreTrainedTokenizerBase, policy: AugmentationPolicy, max_len: int
                   ) -> list[EncodedTriplet]:
     """The policy's triplet pool, tokenised once per job (empty when augmentation is off)."""
