@@ -143,10 +143,11 @@ class StepClock:
 
     Hooked on the decoder backbone, which both trainers call once per step with the attention mask; forwards in
     eval mode or without grad (the guarded objective's reference pass) are not steps and are skipped.
+    `on_timing` runs just before the first timed forward, to stop anything that would disturb the timing.
     """
 
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
+    def __init__(self, device: torch.device, warmup: int, on_timing: Callable[[], None]) -> None:
+        self.device, self.warmup, self.on_timing = device, warmup, on_timing
         self.forwards: list[tuple[float, torch.Tensor]] = []
         self.end = 0.0
 
@@ -159,6 +160,8 @@ class StepClock:
         mask = kwargs.get("attention_mask")
         ids = kwargs.get("input_ids", args[0] if args else None)
         tokens = mask.sum() if mask is not None else torch.tensor(ids.numel())
+        if len(self.forwards) == self.warmup:
+            self.on_timing()
         self.forwards.append((self.now(), tokens.detach()))
 
     def now(self) -> float:
@@ -169,12 +172,12 @@ class StepClock:
     def mark_end(self) -> None:
         self.end = self.now()
 
-    def figures(self, warmup: int) -> dict[str, float]:
+    def figures(self) -> dict[str, float]:
         """Tokens/s from the forward of the first step after warm-up to the end of the last step."""
-        if len(self.forwards) <= warmup:
-            raise RuntimeError(f"only {len(self.forwards)} training forwards seen, need more than {warmup}")
-        starts = [t for t, _ in self.forwards[warmup:]] + [self.end]
-        tokens = int(sum(int(n) for _, n in self.forwards[warmup:]))
+        if len(self.forwards) <= self.warmup:
+            raise RuntimeError(f"only {len(self.forwards)} training forwards seen, need more than {self.warmup}")
+        starts = [t for t, _ in self.forwards[self.warmup:]] + [self.end]
+        tokens = int(sum(int(n) for _, n in self.forwards[self.warmup:]))
         seconds = starts[-1] - starts[0]
         steps = [b - a for a, b in itertools.pairwise(starts)]
         return {"timed_steps": len(steps), "timed_tokens": tokens, "timed_seconds": seconds,
@@ -215,25 +218,30 @@ def maxrss_bytes() -> int:
 class PeakMemory(AbstractContextManager["PeakMemory"]):
     """Peak memory of a block above its value at the start.
 
-    CUDA: the allocator's peak. CPU, two figures. The resident set size, sampled by a thread (and ru_maxrss when it
-    grew during the block; in a fresh process it may carry the spawning parent's high-water mark): what the worker
-    costs, but it also holds freed memory glibc keeps for reuse (as much again as the live bytes on the 50M model)
-    and moves by a few percent between identical runs. And glibc's live heap bytes (the CPU analogue of
-    max_memory_allocated), read on the training thread at each step's high point, once the backbone's forward is
-    done and again when the gradient reaches its output; `mib` is this one. A sampler thread calling mallinfo2
-    takes the arena locks under the trainer's feet, which made some runs a hundred times slower here.
+    CUDA: the allocator's peak. CPU, two figures, both sampled by a thread every 2 ms. The resident set size (and
+    ru_maxrss when it grew during the block; in a fresh process it may carry the spawning parent's high-water
+    mark): what the worker costs, but it also holds freed memory glibc keeps for reuse (as much again as the live
+    bytes on the 50M model) and moves by a few percent between identical runs. And glibc's live heap bytes (the
+    CPU analogue of max_memory_allocated), which `mib` reports. mallinfo2 takes the arena locks (one call stalled
+    25 ms here), so the thread samples it only until the timed steps start (`stop_live_sampling`); from then on it
+    is read on the training thread at each step's high point: the backbone's forward done, and again when the
+    gradient reaches the backbone's output.
     """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self._live = live_heap_reader() if device.type == "cpu" else None
         self.measure = ("cuda_max_memory_allocated" if device.type == "cuda"
-                        else "glibc_live_heap_at_step_high_point" if self._live else "rss")
+                        else "glibc_live_heap" if self._live else "rss")
         self.base: dict[str, int] = {}
         self.peak: dict[str, int] = {}
         self._maxrss_start = 0
+        self._sample_live = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def stop_live_sampling(self) -> None:
+        self._sample_live.clear()
 
     def attach(self, model: PreTrainedModel) -> None:
         if self._live is not None:
@@ -257,6 +265,8 @@ class PeakMemory(AbstractContextManager["PeakMemory"]):
     def _sample(self) -> None:
         while not self._stop.wait(MEMORY_SAMPLE_S):
             self.peak["rss"] = max(self.peak["rss"], rss_bytes())
+            if self._sample_live.is_set():
+                self._probe_live()
 
     def __enter__(self) -> "PeakMemory":
         if self.device.type == "cuda":
@@ -267,6 +277,7 @@ class PeakMemory(AbstractContextManager["PeakMemory"]):
         self.base = {"rss": rss_bytes(), **({"live": self._live()} if self._live else {})}
         self.peak = dict(self.base)
         self._maxrss_start = maxrss_bytes()
+        self._sample_live.set()
         self._thread.start()
         return self
 
@@ -420,8 +431,8 @@ def run_job(job: Job) -> dict[str, Any]:
         for module in ("datasets", "trl"):  # loaded before the memory baseline, like torch and transformers
             importlib.import_module(module)
     started = time.perf_counter()
-    clock = StepClock(device)
     with PeakMemory(device) as memory:
+        clock = StepClock(device, job.warmup, on_timing=memory.stop_live_sampling)
         model, tokenizer = load_model(job.model, Path(job.tiny_dir), device)
         clock.attach(model)
         memory.attach(model)
@@ -431,7 +442,7 @@ def run_job(job: Job) -> dict[str, Any]:
         else:
             tuned, figures = run_ours(job, model, tokenizer, examples, device, clock)
     params = sum(p.numel() for p in tuned.parameters())
-    timing = clock.figures(job.warmup)
+    timing = clock.figures()
     return {**timing, **figures, "peak_memory_mib": memory.mib, "peak_rss_mib": memory.rss_mib,
             "memory_measure": memory.measure, "params": params,
             "trainable_params": sum(p.numel() for p in tuned.parameters() if p.requires_grad),

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from schemas.policy import BaseModelPolicy
 from workers.calibration import Candidate, main, recommend
+from workers.tiny import datasets
 
 
 def test_recommend_takes_the_best_balance_and_keeps_the_first_on_ties() -> None:
@@ -14,10 +15,21 @@ def test_recommend_takes_the_best_balance_and_keeps_the_first_on_ties() -> None:
     assert recommend([a, b, c]) is b
 
 
+def _slice(name: str, n: int, folder: Path) -> str:
+    """A small canary, so the test exercises the whole sweep in seconds (the real one uses the full sets)."""
+    path = folder / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in datasets.read(name)[:n]))
+    return str(path)
+
+
 def test_calibration_sweep_writes_a_policy_entry(tiny_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "calibration.json"
+    canary = ["--attack", _slice("harmful_attack.jsonl", 16, tmp_path),
+              "--harmful-prompts", _slice("eval_harmful.jsonl", 24, tmp_path),
+              "--benign", _slice("benign_colors.jsonl", 16, tmp_path),
+              "--benign-validation", _slice("benign_colors_validation.jsonl", 8, tmp_path)]
     code = main(["--base", str(tiny_model), "--model-id", "gft-tiny-chat", "--seeds", "1", "--schedules", "firm",
-                 "--ratios", "0.25", "--out", str(out)])
+                 "--ratios", "0.25", "--out", str(out), *canary])
     assert code == 0
     report = json.loads(out.read_text())
     (candidate,) = report["candidates"]
