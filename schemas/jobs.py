@@ -4,7 +4,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-JobStatus = Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled", "paused"]
+# "held": trained and evaluated, waiting for an admin's review (gate release_mode "review").
+JobStatus = Literal["validating_files", "queued", "running", "held", "succeeded", "failed", "cancelled", "paused"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 
 

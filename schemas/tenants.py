@@ -15,10 +15,6 @@ class Tenant(BaseModel):
     created_at: int
 
 
-class TenantWithKey(Tenant):
-    api_key: str
-
-
 class BaseModelRegister(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

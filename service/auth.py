@@ -9,6 +9,11 @@ def generate_api_key() -> str:
     return "gft-" + secrets.token_urlsafe(32)
 
 
+def key_prefix(key: str) -> str:
+    """What lists show of a key: "gft-" and 8 of its 43 random characters."""
+    return key[:12]
+
+
 def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 

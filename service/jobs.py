@@ -1,17 +1,24 @@
 """Job creation and presentation: checks a tenant's request against its files, models and policy."""
 
+import hashlib
+import json
 import secrets
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from schemas.admin import AdminJob
 from schemas.jobs import Hyperparameters, Job, JobCreate, JobError, JobEvent, Method, SafetySummary
 from schemas.policy import Policy
 from service.api.errors import ApiError, not_found
 from service.ids import new_id
+from service.policies import effective_policy
+from service.quotas import check_job_quotas
 from service.state.base_models import get_base_model
 from service.state.files import get_file
-from service.state.jobs import add_event, add_job
+from service.state.jobs import add_event, add_idempotency_key, add_job, get_idempotency_key, get_job
 from service.state.models import JobEventRow, JobRow
+from service.state.tenants import get_tenant
 
 
 def _check_caps(hp: Hyperparameters, policy: Policy) -> None:
@@ -25,7 +32,8 @@ def _check_caps(hp: Hyperparameters, policy: Policy) -> None:
                        code="hyperparameter_out_of_range", retryable=False)
 
 
-def create_job(*, session: Session, tenant_id: str, request: JobCreate, policy: Policy) -> JobRow:
+def create_job(*, session: Session, tenant_id: str, request: JobCreate, policy: Policy,
+               policy_version: int = 0) -> JobRow:
     if get_base_model(session=session, model_id=request.model) is None:
         raise ApiError(400, f"Model '{request.model}' is not available for fine-tuning; list them with "
                        "GET /v1/models.", param="model", code="model_not_available", retryable=False)
@@ -47,11 +55,59 @@ def create_job(*, session: Session, tenant_id: str, request: JobCreate, policy: 
         id=new_id("ftjob"), tenant_id=tenant_id, model=request.model, training_file=request.training_file,
         validation_file=request.validation_file, hyperparameters=hp.model_dump(), method=method.model_dump(),
         suffix=request.suffix, seed=request.seed if request.seed is not None else secrets.randbelow(2**31),
-        metadata_=request.metadata, status="validating_files", policy=policy.model_dump(), result_files=[],
+        metadata_=request.metadata, status="validating_files", policy=policy.model_dump(),
+        policy_version=policy_version, result_files=[],
     )
     add_job(session=session, row=row)
     add_event(session=session, job_id=row.id, message=f"Created fine-tuning job: {row.id}")
     return row
+
+
+def request_hash(request: JobCreate) -> str:
+    """Digest of the request as parsed, so key order and explicit nulls do not make two bodies differ."""
+    canonical = json.dumps(request.model_dump(mode="json", exclude_none=True), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _replay(session: Session, tenant_id: str, key: str, digest: str) -> JobRow | None:
+    stored = get_idempotency_key(session=session, tenant_id=tenant_id, key=key)
+    if stored is None:
+        return None
+    if stored.request_hash != digest:
+        raise ApiError(422, f"Idempotency-Key '{key}' was already used for a different request body; send a new "
+                       "key for a new job.", param="idempotency-key", code="idempotency_key_reused",
+                       retryable=False)
+    return get_job(session=session, job_id=stored.job_id, tenant_id=tenant_id)
+
+
+def submit_job(*, session: Session, tenant_id: str, request: JobCreate,
+               idempotency_key: str | None = None) -> tuple[JobRow, bool]:
+    """Checks quotas, applies the effective policy, creates and commits the job. Returns (job, created):
+    a repeated Idempotency-Key with the same body returns the first job and created=False.
+
+    The tenant row is locked while this runs (PostgreSQL), so quota checks and key look-ups are serialised
+    per tenant; the unique (tenant, key) index still settles any duplicate that slips past the look-up."""
+    digest = request_hash(request) if idempotency_key else ""
+    tenant = get_tenant(session=session, tenant_id=tenant_id, lock=True)
+    if tenant is None:
+        raise not_found("organization", tenant_id)
+    if idempotency_key and (replayed := _replay(session, tenant_id, idempotency_key, digest)):
+        return replayed, False
+    check_job_quotas(session=session, tenant=tenant)
+    policy = effective_policy(session=session, tenant_id=tenant_id)
+    try:
+        row = create_job(session=session, tenant_id=tenant_id, request=request,
+                         policy=policy.policy.for_model(request.model), policy_version=policy.version)
+        if idempotency_key:
+            add_idempotency_key(session=session, tenant_id=tenant_id, key=idempotency_key, request_hash=digest,
+                                job_id=row.id)
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        if idempotency_key and (replayed := _replay(session, tenant_id, idempotency_key, digest)):
+            return replayed, False
+        raise
+    return row, True
 
 
 def get_job_or_404(row: JobRow | None, job_id: str) -> JobRow:
@@ -71,6 +127,10 @@ def to_job_object(row: JobRow) -> Job:
         metadata=row.metadata_, method=Method.model_validate(row.method), user_provided_suffix=row.suffix,
         safety=SafetySummary.model_validate(row.safety) if row.safety else None,
     )
+
+
+def to_admin_job_object(row: JobRow) -> AdminJob:
+    return AdminJob(**to_job_object(row).model_dump(), policy_version=row.policy_version)
 
 
 def event_id(seq: int) -> str:

@@ -18,10 +18,14 @@ class Settings(BaseSettings):
     broker_url: str = Field(default="redis://127.0.0.1:6379/0", description="Celery broker (Redis protocol)")
     admin_key: str = Field(default=_PLACEHOLDER_ADMIN_KEY, description="bearer key for /admin/v1")
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    rate_limit_per_minute: int = Field(default=0, ge=0, description="requests per minute per API key; 0 = off")
+    rate_limit_url: str = Field(default="", description="Redis for rate-limit counters; empty means broker_url")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     worker_device: str = Field(default="auto", description="auto | cpu | cuda")
     torch_threads: int = Field(default=0, ge=0, description="0 leaves torch's default")
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535, description="first port of the workers' /metrics "
+                                     "(pool process i serves port + i); 0 = off")
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> "Settings":
@@ -32,6 +36,10 @@ class Settings(BaseSettings):
     @property
     def sqlalchemy_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'guardrail.db').resolve()}"
+
+    @property
+    def rate_limit_redis_url(self) -> str:
+        return self.rate_limit_url or self.broker_url
 
     @property
     def artifacts_dir(self) -> Path:

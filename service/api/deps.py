@@ -1,18 +1,23 @@
-"""Typed dependencies: settings, a DB session per request, the calling tenant, the admin check."""
+"""Typed dependencies: settings, a DB session per request, the calling tenant (rate limited), the admin check."""
 
+import logging
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header
+import redis
+from fastapi import Depends, Header, Response
 from sqlalchemy.orm import Session
 
 from service.api.errors import ApiError
 from service.auth import keys_equal
+from service.rate_limit import WindowCount, count_request
 from service.settings import Settings, get_settings
 from service.state.db import session_scope
-from service.state.models import TenantRow
-from service.state.tenants import tenant_for_key
+from service.state.models import ApiKeyRow, TenantRow
+from service.state.tenants import authenticate
 from service.storage import LocalArtifactStore
+
+log = logging.getLogger(__name__)
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
@@ -32,10 +37,37 @@ def _bearer(authorization: str | None) -> str:
     return authorization[7:].strip()
 
 
-def _current_tenant(session: SessionDep, authorization: Annotated[str | None, Header()] = None) -> TenantRow:
-    tenant = tenant_for_key(session=session, key=_bearer(authorization))
-    if tenant is None:
+def _caller(session: SessionDep, authorization: Annotated[str | None, Header()] = None
+            ) -> tuple[TenantRow, ApiKeyRow]:
+    found = authenticate(session=session, key=_bearer(authorization))
+    if found is None:
         raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key", retryable=False)
+    return found
+
+
+def _rate_limit_headers(window: WindowCount) -> dict[str, str]:
+    return {"x-ratelimit-limit-requests": str(window.limit), "x-ratelimit-remaining-requests": str(window.remaining),
+            "x-ratelimit-reset-requests": f"{window.reset_s}s"}
+
+
+def _current_tenant(caller: Annotated[tuple[TenantRow, ApiKeyRow], Depends(_caller)], settings: SettingsDep,
+                    response: Response) -> TenantRow:
+    """The calling tenant, after counting the request against its key's per-minute limit (when one is set).
+    Counters live in Redis so all replicas share them; if Redis cannot be reached the request goes through."""
+    tenant, key = caller
+    if settings.rate_limit_per_minute:
+        try:
+            window = count_request(url=settings.rate_limit_redis_url, key_id=key.id,
+                                   limit=settings.rate_limit_per_minute)
+        except redis.RedisError as exc:
+            log.warning("rate limiter unavailable, request let through: %s", type(exc).__name__)
+            return tenant
+        headers = _rate_limit_headers(window)
+        if not window.allowed:
+            raise ApiError(429, f"Rate limit reached: {window.limit} requests per minute for this API key. Retry "
+                           f"in {window.reset_s}s.", code="rate_limit_exceeded",
+                           headers={**headers, "retry-after": str(window.reset_s)})
+        response.headers.update(headers)
     return tenant
 
 

@@ -3,7 +3,7 @@
 import time
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -21,9 +21,57 @@ class TenantRow(Base):
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(128))
-    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_s)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Quotas; NULL means no limit.
+    max_concurrent_jobs: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_file_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    max_trained_tokens_per_day: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class ApiKeyRow(Base):
+    """A tenant's API key: only its SHA-256 digest and a short display prefix are stored.
+
+    A key whose revoked_at lies in the future still works until then (the grace period of a rotation)."""
+
+    __tablename__ = "api_keys"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_s)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class PolicyRow(Base):
+    """One version of a policy: global when tenant_id is NULL, else that tenant's override.
+
+    The newest row of a scope is in force; a row with policy NULL clears that scope (falls back to the next)."""
+
+    __tablename__ = "policies"
+    __table_args__ = (Index("ix_policies_tenant_version", "tenant_id", "version"),)
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
+    policy: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_s)
+
+
+class AuditRow(Base):
+    """One admin action. Details never hold secrets (keys appear by id and prefix only)."""
+
+    __tablename__ = "admin_audit"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_s)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    target_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class BaseModelRow(Base):
@@ -73,6 +121,7 @@ class JobRow(Base):
     trained_tokens: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     result_files: Mapped[list[Any]] = mapped_column(JSON, default=list)
     policy: Mapped[dict[str, Any]] = mapped_column(JSON)
+    policy_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))  # 0 = built-in
     safety: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     adapter_key: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_s)
@@ -105,4 +154,18 @@ class CheckpointRow(Base):
     step: Mapped[int] = mapped_column(Integer)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     storage_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_s)
+
+
+class IdempotencyKeyRow(Base):
+    """An Idempotency-Key a tenant sent with a job creation; unique per tenant, so concurrent duplicates lose."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_tenant_key", "tenant_id", "key", unique=True),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"))
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_s)

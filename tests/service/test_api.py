@@ -1,50 +1,14 @@
 """The HTTP surface in-process (TestClient) against real PostgreSQL and Redis."""
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from service.api.app import create_app
 from service.state.db import session_scope
 from service.state.models import FileRow, JobRow
-
-ROW = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
-
-
-@pytest.fixture()
-def api(env: dict[str, str], tmp_path: Path) -> Iterator[TestClient]:
-    model_dir = tmp_path / "model"
-    model_dir.mkdir()
-    (model_dir / "config.json").write_text("{}")
-    with TestClient(create_app()) as client:
-        admin = {"Authorization": f"Bearer {env['GFT_ADMIN_KEY']}"}
-        registered = client.post("/admin/v1/models", json={"id": "m1", "path": str(model_dir)}, headers=admin)
-        assert registered.status_code == 200
-        client.headers["x-admin"] = env["GFT_ADMIN_KEY"]
-        yield client
-
-
-def tenant(api: TestClient, name: str) -> dict[str, str]:
-    body = api.post("/admin/v1/tenants", json={"name": name},
-                    headers={"Authorization": f"Bearer {api.headers['x-admin']}"}).json()
-    return {"Authorization": f"Bearer {body['api_key']}"}
-
-
-def upload(api: TestClient, headers: dict[str, str], content: bytes):  # type: ignore[no-untyped-def]
-    return api.post("/v1/files", files={"file": ("train.jsonl", content)}, data={"purpose": "fine-tune"},
-                    headers=headers)
-
-
-def assert_envelope(response, status: int) -> dict:  # type: ignore[no-untyped-def]
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert response.headers.get("x-request-id")
-    return error
+from tests.service.calls import ROW, assert_envelope, tenant, upload
 
 
 def test_auth_errors(api: TestClient) -> None:

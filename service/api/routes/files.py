@@ -10,6 +10,7 @@ from schemas.files import FileDeleted, FileObject
 from service.api.deps import CurrentTenant, SessionDep, SettingsDep, StoreDep
 from service.api.errors import not_found
 from service.files import to_file_object, upload_file
+from service.quotas import upload_limit
 from service.state.files import get_file, list_files
 from service.storage import iter_file
 
@@ -21,7 +22,7 @@ def create_file(tenant: CurrentTenant, session: SessionDep, store: StoreDep, set
                 file: Annotated[UploadFile, File()], purpose: Annotated[str, Form()]) -> FileObject:
     """Upload a chat JSONL training file; invalid files are refused with the first bad line."""
     row = upload_file(session=session, store=store, tenant_id=tenant.id, filename=file.filename or "upload.jsonl",
-                      purpose=purpose, stream=file.file, max_bytes=settings.max_upload_bytes)
+                      purpose=purpose, stream=file.file, max_bytes=upload_limit(tenant, settings.max_upload_bytes))
     return to_file_object(row)
 
 

@@ -2,27 +2,30 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Response
 
 from schemas.common import ListPage
 from schemas.jobs import TERMINAL_STATUSES, CheckpointMetrics, Job, JobCheckpoint, JobCreate, JobEvent
-from schemas.policy import Policy
 from service.api.deps import CurrentTenant, SessionDep, SettingsDep
 from service.api.errors import ApiError
 from service.dispatch import enqueue_validation
-from service.jobs import create_job, get_job_or_404, parse_event_id, to_event_object, to_job_object
+from service.jobs import get_job_or_404, parse_event_id, submit_job, to_event_object, to_job_object
 from service.state.checkpoints import list_checkpoints
-from service.state.jobs import add_event, get_job, list_events, list_jobs, transition
+from service.state.jobs import HELD_STATUS, add_event, get_job, list_events, list_jobs, transition
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
 
 
 @router.post("", response_model=Job)
-def create(request: JobCreate, tenant: CurrentTenant, session: SessionDep, settings: SettingsDep) -> Job:
-    """Create a job; it is committed before it is enqueued, so a lost message never loses the job."""
-    row = create_job(session=session, tenant_id=tenant.id, request=request, policy=Policy().for_model(request.model))
-    session.commit()
-    enqueue_validation(broker_url=settings.broker_url, job_id=row.id)
+def create(request: JobCreate, tenant: CurrentTenant, session: SessionDep, settings: SettingsDep, response: Response,
+           idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None) -> Job:
+    """Create a job; it is committed before it is enqueued, so a lost message never loses the job. A repeated
+    Idempotency-Key with the same body returns the first job (marked `idempotent-replayed: true`)."""
+    row, created = submit_job(session=session, tenant_id=tenant.id, request=request, idempotency_key=idempotency_key)
+    if created:
+        enqueue_validation(broker_url=settings.broker_url, job_id=row.id)
+    else:
+        response.headers["idempotent-replayed"] = "true"
     return to_job_object(row)
 
 
@@ -45,7 +48,7 @@ def cancel(job_id: str, tenant: CurrentTenant, session: SessionDep) -> Job:
     if row.status in TERMINAL_STATUSES:
         raise ApiError(409, f"Job {job_id} has already {row.status}; it cannot be cancelled.",
                        code="job_already_finished", retryable=False)
-    live = {"validating_files", "queued", "running", "paused"}
+    live = {"validating_files", "queued", "running", "paused", HELD_STATUS}
     if transition(session=session, job_id=job_id, from_statuses=live, to_status="cancelled"):
         add_event(session=session, job_id=job_id, message="Job cancelled by the tenant.")
     session.refresh(row)
