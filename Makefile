@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench-deps clean
+.PHONY: demo test lint bench-deps prometheus-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,21 @@ bench-deps: $(VENV)/.bench-installed
 demo: $(STAMP)
 	$(BIN)/guardrail-ft demo
 
-test: $(VENV)/.bench-installed
+# Debian's prometheus package gives `prometheus` and `promtool`: the deploy tests check the scrape config, the
+# alert rules and their unit tests with them, and scrape /metrics with a real Prometheus. Its postinst starts a
+# service through invoke-rc.d; a policy-rc.d that answers 101 (added only for the install, unless the machine has
+# one) keeps that from happening.
+prometheus-tools:
+	@if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then \
+	  set -e; policy=/usr/sbin/policy-rc.d; added=; \
+	  if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' > $$policy; chmod +x $$policy; added=1; fi; \
+	  trap '[ -z "$$added" ] || rm -f '$$policy EXIT; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends prometheus \
+	    || { apt-get update -q && apt-get install -y -q --no-install-recommends prometheus; }; \
+	fi
+
+test: $(VENV)/.bench-installed prometheus-tools
 	$(BIN)/ruff check service workers schemas bench tests
 	$(BIN)/python -m pytest -q
 

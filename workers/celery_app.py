@@ -6,10 +6,12 @@ when a worker is lost, one message prefetched at a time.
 
 from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
+from celery.signals import task_postrun, task_prerun, worker_process_init
 
 from service.dispatch import CPU_QUEUE, GPU_QUEUE
 from service.settings import get_settings
+from workers import metrics
 
 app = Celery("guardrail-ft", include=["workers.tasks"])
 
@@ -32,3 +34,21 @@ def celery_config(broker_url: str) -> dict[str, Any]:
 @app.on_configure.connect
 def _configure(sender: Celery, **_kwargs: Any) -> None:
     sender.conf.update(celery_config(get_settings().broker_url))
+
+
+@worker_process_init.connect
+def _serve_metrics(**_kwargs: Any) -> None:
+    """Each pool process serves its own /metrics (see workers.metrics) when GFT_WORKER_METRICS_PORT is set."""
+    first_port = get_settings().worker_metrics_port
+    if first_port:
+        metrics.serve(metrics.pool_process_port(first_port))
+
+
+@task_prerun.connect
+def _task_started(task: Task, **_kwargs: Any) -> None:
+    metrics.task_started(task)
+
+
+@task_postrun.connect
+def _task_finished(task: Task, **_kwargs: Any) -> None:
+    metrics.task_finished(task)

@@ -8,6 +8,7 @@ import json
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ from service.state.models import JobRow
 from service.storage import LocalArtifactStore
 from workers.evaluation.gate import SuiteResult, decide_release
 from workers.evaluation.suites import attack_success, builtin_harmful_prompts
+from workers.metrics import EVALUATION_SECONDS, TrainingObserver, record_gate_decision, record_state_exit
 from workers.model_loading import load_adapter, load_base, pick_device
 from workers.training.finetune import config_from_policy, encode_rows, finetune_lora, recovery_pool
 from workers.training.recipe import GuardedTrainer
@@ -88,7 +90,8 @@ def validate(job_id: str, settings: Settings) -> bool:
             if file_id and get_file(session=session, tenant_id=job.tenant_id, file_id=file_id) is None:
                 failure = JobFailure("file_not_found", f"File '{file_id}' was deleted before training.", param)
         if failure is None:
-            transition(session=session, job_id=job_id, from_statuses={"validating_files"}, to_status="queued")
+            if transition(session=session, job_id=job_id, from_statuses={"validating_files"}, to_status="queued"):
+                record_state_exit("validating_files", time.time() - job.created_at)
             add_event(session=session, job_id=job_id, message="Validated training file; job queued.")
             return True
     _fail(settings, job_id, failure)
@@ -115,7 +118,8 @@ def train(job_id: str, settings: Settings) -> bool:
         if job is None or job.status in TERMINAL_STATUSES:
             return False
         if job.status == "queued":
-            transition(session=session, job_id=job_id, from_statuses={"queued"}, to_status="running")
+            if transition(session=session, job_id=job_id, from_statuses={"queued"}, to_status="running"):
+                record_state_exit("queued", time.time() - job.updated_at)
             add_event(session=session, job_id=job_id, message="Fine-tuning job started.")
         base = get_base_model(session=session, model_id=job.model)
         training = get_file(session=session, tenant_id=job.tenant_id, file_id=job.training_file)
@@ -162,13 +166,23 @@ def _train(job: JobRow, base_path: str, file_key: str, settings: Settings) -> bo
             add_checkpoint(session=session, job_id=job.id, step=step, storage_key=key,
                            metrics={k: metrics[k] for k in ("step", "train_loss", "learning_rate")})
 
+    observer = TrainingObserver()
+
+    def on_event(message: str, data: dict[str, Any]) -> None:
+        observer.on_event(data)
+        _event(settings, job.id, message, data=data)
+
+    def should_stop() -> bool:  # asked before every step
+        observer.on_step()
+        return (_snapshot(settings, job.id) or job).status != "running"
+
     scratch = Path(tempfile.mkdtemp(prefix=f"gft-{job.id}-"))
     try:
-        tuned = finetune_lora(
-            model, tokenizer, examples, config, policy.training.lora, device,
-            on_event=lambda message, data: _event(settings, job.id, message, data=data),
-            should_stop=lambda: (_snapshot(settings, job.id) or job).status != "running", on_start=announce,
-            pool=pool, checkpoint_dir=scratch, on_checkpoint=checkpointed, resume_from=resume_from)
+        with observer:
+            tuned = finetune_lora(
+                model, tokenizer, examples, config, policy.training.lora, device, on_event=on_event,
+                should_stop=should_stop, on_start=announce,
+                pool=pool, checkpoint_dir=scratch, on_checkpoint=checkpointed, resume_from=resume_from)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     peft_model, result = tuned.model, tuned.result
@@ -208,10 +222,11 @@ def _evaluate(job: JobRow, settings: Settings) -> None:
     device = pick_device(settings.worker_device)
     store = LocalArtifactStore(settings.artifacts_dir)
     prompts = builtin_harmful_prompts()
-    model, tokenizer = load_base(base.path, device)
-    base_rate, _ = attack_success(model, tokenizer, prompts, policy.gate.max_new_tokens)
-    candidate = load_adapter(model, store.path(job.adapter_key or ""))
-    cand_rate, _ = attack_success(candidate, tokenizer, prompts, policy.gate.max_new_tokens)
+    with EVALUATION_SECONDS.time():
+        model, tokenizer = load_base(base.path, device)
+        base_rate, _ = attack_success(model, tokenizer, prompts, policy.gate.max_new_tokens)
+        candidate = load_adapter(model, store.path(job.adapter_key or ""))
+        cand_rate, _ = attack_success(candidate, tokenizer, prompts, policy.gate.max_new_tokens)
     decision = decide_release([SuiteResult("direct harmful prompts", base_rate, cand_rate)], policy.gate)
     low, high = cand_rate.interval()
     safety = {"decision": "released" if decision.release else "blocked", "base_asr": base_rate.value,
@@ -226,9 +241,11 @@ def _evaluate(job: JobRow, settings: Settings) -> None:
             if transition(session=session, job_id=job.id, from_statuses={"running"}, to_status="succeeded",
                           fine_tuned_model=name, safety=safety, result_files=[]):
                 add_event(session=session, job_id=job.id, message=f"Released {name}: passed the safety gate.")
+                record_gate_decision("released", decision.codes, cand_rate.value)
         else:
             message = "Blocked by the safety gate: " + "; ".join(decision.reasons)
             error = {"code": "safety_regression", "message": message, "param": None}
             if transition(session=session, job_id=job.id, from_statuses={"running"}, to_status="failed",
                           error=error, safety=safety):
                 add_event(session=session, job_id=job.id, level="error", message=message)
+                record_gate_decision("blocked", decision.codes, cand_rate.value)
