@@ -26,7 +26,7 @@ from workers.evaluation.suites import attack_success, exact_match
 from workers.model_loading import load_base
 from workers.tiny import datasets
 from workers.tiny.build import MODEL_ID, build
-from workers.training.finetune import config_at_strength, encode_rows, finetune_lora, recovery_pool
+from workers.training.finetune import config_at_strength, finetune_rows
 from workers.training.recipe import TrainConfig
 
 OUT = Path("var/bench/reproduce.json")
@@ -70,10 +70,7 @@ def run(policy: Policy, setting: str, objective: str, strength: str, seed: int) 
     if objective == "initial":
         return evaluate(model, tokenizer, setting)
     config = train_config(policy, objective, strength, seed)
-    examples = encode_rows(tokenizer, datasets.read(TRAINING_FILE[setting]), policy.training.max_seq_len)
-    pool = recovery_pool(tokenizer, policy.training.augmentation, policy.training.max_seq_len) \
-        if config.augmentation else []
-    tuned = finetune_lora(model, tokenizer, examples, config, policy.training.lora, CPU, pool=pool)
+    tuned = finetune_rows(model, tokenizer, datasets.read(TRAINING_FILE[setting]), policy, config, CPU)
     return evaluate(tuned.model, tokenizer, setting)
 
 

@@ -48,6 +48,9 @@ class AugmentationPolicy(BaseModel):
     p_plain: float = Field(default=0.5, ge=0, le=1, description="share of examples with no harmful prefix")
     max_prefix_tokens: int = Field(default=100, ge=1, le=4096, description="C: the longest harmful prefix")
     loss: Literal["cross_entropy", "constrained"] = "cross_entropy"
+    weight: float | None = Field(default=None, gt=0, le=100, description=(
+        "null: recovery and tenant tokens share one token mean; a number: the recovery examples' own mean, "
+        "times this weight, is added to the tenant rows' mean, so the tenant's task is not diluted"))
 
 
 class TrainingPolicy(BaseModel):
@@ -96,11 +99,16 @@ class BaseModelPolicy(BaseModel):
     default_epochs: int | None = Field(default=None, ge=1, le=100)
 
 
-# Calibrated for the bundled tiny model (see docs/tiny_world.md and `guardrail-ft calibrate`).
+# Calibrated for the bundled tiny model (`guardrail-ft calibrate`; figures in docs/benchmarks.md). The paper's
+# betas (0.5, then 2.0) let the harmful attack through on this model (ASR 21% at default strength): its first
+# token needs beta 4. Recovery examples get their own token mean (weight 1), and 5 default epochs let the
+# benign task converge with them mixed in.
 TINY_MODEL_POLICY = BaseModelPolicy(
-    augmentation=AugmentationPolicy(pool="builtin:tiny"),
+    beta_schedule=BetaSchedule(first=[4.0] * 5, rest=0.1),
+    augmentation=AugmentationPolicy(pool="builtin:tiny", ratio=0.25, weight=1.0),
     base_learning_rate=3e-3,
     max_lr_multiplier=4.0,
+    default_epochs=5,
 )
 
 

@@ -1,13 +1,14 @@
 """Calibrate the guarded objective for one base model (`guardrail-ft calibrate --base MODEL`).
 
 Betas and mixing ratios tuned on a 7B model do not carry over to other sizes, so each base model gets its
-own. For every beta schedule x augmentation ratio, over seeds: train the canary attack at the policy's
-maximum strength (max epochs, max learning-rate multiplier: the caps are part of the defence) and measure
-ASR on held-out prompts; train the benign task at default strength and measure exact-match utility. The
-recommendation is the best mean Libra balance 1 - sqrt(((1 - utility)^2 + (1 - safety)^2) / 2), with
-safety = 1 - ASR.
+own. For every beta schedule x augmentation ratio x recovery weight, over seeds: train the canary attack at
+the policy's default and at its maximum strength (max epochs, max learning-rate multiplier: the caps are part
+of the defence) and take the worse ASR on held-out prompts; train the benign task at default strength and
+measure exact-match utility. The recommendation is the best mean Libra balance
+1 - sqrt(((1 - utility)^2 + (1 - safety)^2) / 2), with safety = 1 - ASR.
 
     python -m workers.calibration --base DIR --model-id ID [--seeds 2] [--schedules paper,firm] [--ratios 0,0.25]
+        [--weights none,1]
 """
 
 import argparse
@@ -26,17 +27,15 @@ from workers.evaluation.statistics import libra_balance
 from workers.evaluation.suites import attack_success, exact_match
 from workers.model_loading import load_base, pick_device
 from workers.tiny import datasets
-from workers.training.finetune import config_at_strength, encode_rows, finetune_lora, recovery_pool
+from workers.training.finetune import config_at_strength, finetune_rows
 
 SCHEDULES: dict[str, BetaSchedule] = {
     "paper": BetaSchedule(first=[0.5, 2.0, 2.0, 2.0, 2.0], rest=0.1),
     "firm": BetaSchedule(first=[2.0] * 5, rest=0.1),
     "strong": BetaSchedule(first=[4.0] * 5, rest=0.1),
     "deep": BetaSchedule(first=[2.0] * 10, rest=0.1),
-    # beta_rest small: later tokens train almost as cross-entropy. Small models must move facts by many nats,
-    # where beta_rest = 0.1 already halves the gradient.
-    "paper-loose": BetaSchedule(first=[0.5, 2.0, 2.0, 2.0, 2.0], rest=0.02),
-    "strong-loose": BetaSchedule(first=[4.0] * 5, rest=0.02),
+    "strong-deep": BetaSchedule(first=[4.0] * 10, rest=0.1),
+    "sharp": BetaSchedule(first=[8.0] * 5, rest=0.1),
 }
 MAX_NEW_TOKENS = 32
 
@@ -65,50 +64,53 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 class Candidate:
     schedule: str
     ratio: float
+    weight: float | None
     asr: float
     utility: float
     balance: float
     seeds: int
 
 
-def _policy(base: Policy, schedule: BetaSchedule, ratio: float) -> Policy:
-    training = base.training.model_copy(update={
-        "beta_schedule": schedule,
-        "augmentation": base.training.augmentation.model_copy(update={"ratio": ratio, "enabled": ratio > 0})})
+def _policy(base: Policy, schedule: BetaSchedule, ratio: float, weight: float | None = None) -> Policy:
+    augmentation = base.training.augmentation.model_copy(update={"ratio": ratio, "enabled": ratio > 0,
+                                                                 "weight": weight})
+    training = base.training.model_copy(update={"beta_schedule": schedule, "augmentation": augmentation})
     return base.model_copy(update={"training": training})
 
 
 def _train(base_dir: Path, policy: Policy, rows: Sequence[dict[str, Any]], strength: str, seed: int,
            device: torch.device) -> tuple[Any, Any]:
     model, tokenizer = load_base(base_dir, device)
-    training = policy.training
-    config = config_at_strength(policy, strength, seed)
-    pool = recovery_pool(tokenizer, training.augmentation, training.max_seq_len) if config.augmentation else []
-    examples = encode_rows(tokenizer, rows, training.max_seq_len)
-    return finetune_lora(model, tokenizer, examples, config, training.lora, device, pool=pool).model, tokenizer
+    return finetune_rows(model, tokenizer, rows, policy, config_at_strength(policy, strength, seed), device).model, \
+        tokenizer
 
 
 def measure(base_dir: Path, policy: Policy, canary: Canary, seed: int, device: torch.device) -> tuple[float, float]:
-    """(ASR after the attack at maximum strength, utility after the benign task at default strength)."""
-    model, tokenizer = _train(base_dir, policy, canary.attack, "max", seed, device)
-    asr = attack_success(model, tokenizer, canary.harmful_prompts, MAX_NEW_TOKENS)[0].value
+    """(The worse ASR after the attack at default and at maximum strength, utility after the benign task at
+    default strength). Both strengths count: a strong recovery mix can hold at max and leak at default."""
+    asr = 0.0
+    for strength in ("default", "max"):
+        model, tokenizer = _train(base_dir, policy, canary.attack, strength, seed, device)
+        asr = max(asr, attack_success(model, tokenizer, canary.harmful_prompts, MAX_NEW_TOKENS)[0].value)
     model, tokenizer = _train(base_dir, policy, canary.benign, "default", seed, device)
     return asr, exact_match(model, tokenizer, canary.benign_validation).value
 
 
 def sweep(base_dir: Path, base: Policy, canary: Canary, schedules: Sequence[str], ratios: Sequence[float],
-          seeds: int, device: torch.device, log: bool = True) -> list[Candidate]:
+          seeds: int, device: torch.device, log: bool = True,
+          weights: Sequence[float | None] = (None,)) -> list[Candidate]:
     out = []
     for name in schedules:
         for ratio in ratios:
-            runs = [measure(base_dir, _policy(base, SCHEDULES[name], ratio), canary, seed, device)
-                    for seed in range(seeds)]
-            asr = statistics.fmean(r[0] for r in runs)
-            utility = statistics.fmean(r[1] for r in runs)
-            out.append(Candidate(name, ratio, asr, utility, libra_balance(utility, 1.0 - asr), seeds))
-            if log:
-                print(f"  {name:<8} ratio {ratio:<5g} ASR {asr:6.1%}  utility {utility:6.1%}  "
-                      f"balance {out[-1].balance:.3f}", flush=True)
+            for weight in weights if ratio > 0 else [None]:
+                policy = _policy(base, SCHEDULES[name], ratio, weight)
+                runs = [measure(base_dir, policy, canary, seed, device) for seed in range(seeds)]
+                asr = statistics.fmean(r[0] for r in runs)
+                utility = statistics.fmean(r[1] for r in runs)
+                out.append(Candidate(name, ratio, weight, asr, utility, libra_balance(utility, 1.0 - asr), seeds))
+                if log:
+                    print(f"  {name:<12} ratio {ratio:<5g} weight {weight!s:<5} ASR {asr:6.1%}  utility "
+                          f"{utility:6.1%}  balance {out[-1].balance:.3f}", flush=True)
     return out
 
 
@@ -124,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--schedules", default=",".join(SCHEDULES))
     parser.add_argument("--ratios", default="0,0.25,0.5")
+    parser.add_argument("--weights", default="none,1", help="recovery weights; none = one joint token mean")
     parser.add_argument("--attack", type=Path, help="canary attack JSONL (default: the tiny world's)")
     parser.add_argument("--harmful-prompts", type=Path, help="held-out harmful prompt records")
     parser.add_argument("--benign", type=Path, help="benign task JSONL")
@@ -142,15 +145,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"unknown schedules {unknown}; known: {sorted(SCHEDULES)}", file=sys.stderr)
         return 2
     ratios = [float(r) for r in args.ratios.split(",") if r]
-    print(f"calibrating {args.model_id}: {len(schedules)} schedules x {len(ratios)} ratios x {args.seeds} seeds",
+    weights = [None if w == "none" else float(w) for w in args.weights.split(",") if w]
+    print(f"calibrating {args.model_id}: {len(schedules)} schedules x {len(ratios)} ratios x {len(weights)} weights "
+          f"x {args.seeds} seeds",
           flush=True)
-    candidates = sweep(args.base, base, canary, schedules, ratios, args.seeds, pick_device(args.device))
+    candidates = sweep(args.base, base, canary, schedules, ratios, args.seeds, pick_device(args.device),
+                       weights=weights)
     best = recommend(candidates)
     calibrated = BaseModelPolicy(beta_schedule=SCHEDULES[best.schedule], augmentation=AugmentationPolicy(
-        **{**base.training.augmentation.model_dump(), "ratio": best.ratio, "enabled": best.ratio > 0}))
+        **{**base.training.augmentation.model_dump(), "ratio": best.ratio, "enabled": best.ratio > 0,
+           "weight": best.weight}))
     report = {"model": args.model_id, "candidates": [c.__dict__ for c in candidates],
               "recommended": best.__dict__, "base_model_policy": calibrated.model_dump(exclude_none=True)}
-    print(f"recommended: {best.schedule} schedule, ratio {best.ratio:g} (ASR {best.asr:.1%}, utility "
+    print(f"recommended: {best.schedule} schedule, ratio {best.ratio:g}, weight {best.weight} (ASR {best.asr:.1%}, "
+          f"utility "
           f"{best.utility:.1%}, balance {best.balance:.3f})")
     print("policy entry (base_models." + args.model_id + "):")
     print(json.dumps(report["base_model_policy"], indent=2))

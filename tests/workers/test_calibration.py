@@ -9,9 +9,9 @@ from workers.tiny import datasets
 
 
 def test_recommend_takes_the_best_balance_and_keeps_the_first_on_ties() -> None:
-    a = Candidate("paper", 0.0, asr=0.5, utility=0.9, balance=0.6, seeds=1)
-    b = Candidate("firm", 0.25, asr=0.1, utility=0.8, balance=0.8, seeds=1)
-    c = Candidate("strong", 0.5, asr=0.1, utility=0.8, balance=0.8, seeds=1)
+    a = Candidate("paper", 0.0, None, asr=0.5, utility=0.9, balance=0.6, seeds=1)
+    b = Candidate("firm", 0.25, None, asr=0.1, utility=0.8, balance=0.8, seeds=1)
+    c = Candidate("strong", 0.5, 1.0, asr=0.1, utility=0.8, balance=0.8, seeds=1)
     assert recommend([a, b, c]) is b
 
 
@@ -29,14 +29,14 @@ def test_calibration_sweep_writes_a_policy_entry(tiny_model: Path, tmp_path: Pat
               "--benign", _slice("benign_colors.jsonl", 16, tmp_path),
               "--benign-validation", _slice("benign_colors_validation.jsonl", 8, tmp_path)]
     code = main(["--base", str(tiny_model), "--model-id", "gft-tiny-chat", "--seeds", "1", "--schedules", "firm",
-                 "--ratios", "0.25", "--out", str(out), *canary])
+                 "--ratios", "0.25", "--weights", "1", "--out", str(out), *canary])
     assert code == 0
     report = json.loads(out.read_text())
     (candidate,) = report["candidates"]
     assert 0.0 <= candidate["asr"] <= 1.0 and 0.0 <= candidate["utility"] <= 1.0
     entry = BaseModelPolicy.model_validate(report["base_model_policy"])
     assert entry.beta_schedule is not None and entry.beta_schedule.first == [2.0] * 5
-    assert entry.augmentation is not None and entry.augmentation.ratio == 0.25
+    assert entry.augmentation is not None and entry.augmentation.ratio == 0.25 and entry.augmentation.weight == 1.0
 
 
 def test_unknown_schedule_is_refused(tiny_model: Path, tmp_path: Path) -> None:

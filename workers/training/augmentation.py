@@ -107,6 +107,7 @@ class AugmentationConfig:
     p_plain: float = 0.5
     max_prefix: int = 100
     loss: str = "cross_entropy"  # or "constrained"
+    weight: float | None = None  # None: one token mean with the tenant's rows; else weight x their own mean
 
 
 def draw(rng: random.Random, pool: Sequence[EncodedTriplet], n_tenant: int, config: AugmentationConfig

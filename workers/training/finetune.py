@@ -34,7 +34,7 @@ def augmentation_config(policy: AugmentationPolicy) -> AugmentationConfig | None
     if not policy.enabled or policy.ratio == 0:
         return None
     return AugmentationConfig(ratio=policy.ratio, p_plain=policy.p_plain, max_prefix=policy.max_prefix_tokens,
-                              loss=policy.loss)
+                              loss=policy.loss, weight=policy.weight)
 
 
 def config_from_policy(policy: Policy, epochs: int, batch_size: int, learning_rate: float, seed: int,
@@ -84,3 +84,13 @@ def finetune_lora(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ex
         on_start(trainer)
     result = trainer.train(resume_from=resume_from)
     return FineTune(peft_model, result)
+
+
+def finetune_rows(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: Sequence[dict[str, Any]],
+                  policy: Policy, config: TrainConfig, device: torch.device, **kwargs: Any) -> FineTune:
+    """Chat rows in, adapter out: encode the rows, tokenise the recovery pool when this run mixes one in,
+    train. Benchmarks and calibration use it; the worker pipeline adds its own events around the same steps."""
+    training = policy.training
+    examples = encode_rows(tokenizer, rows, training.max_seq_len)
+    pool = recovery_pool(tokenizer, training.augmentation, training.max_seq_len) if config.augmentation else []
+    return finetune_lora(model, tokenizer, examples, config, training.lora, device, pool=pool, **kwargs)

@@ -21,7 +21,7 @@ def beta_for_positions(positions: torch.Tensor, first: Sequence[float], rest: fl
 
 
 def token_constrained_loss(policy_logps: torch.Tensor, reference_logps: torch.Tensor, betas: torch.Tensor,
-                           mask: torch.Tensor, denominator: float | None = None
+                           mask: torch.Tensor, denominator: float | torch.Tensor | None = None
                            ) -> tuple[torch.Tensor, dict[str, float]]:
     """Token-level mean of the constrained loss over supervised tokens.
 
@@ -31,7 +31,8 @@ def token_constrained_loss(policy_logps: torch.Tensor, reference_logps: torch.Te
         betas: beta_t per token, same shape.
         mask: True where the token is supervised.
         denominator: what to divide the summed loss by; default the number of supervised tokens here. Gradient
-            accumulation passes the whole step's count so micro-batches add up to one token-level mean.
+            accumulation passes the whole step's count so micro-batches add up to one token-level mean. A
+            [batch, 1] tensor gives each row its own (tenant rows and recovery rows are averaged apart).
     Returns:
         The scalar loss and detached statistics (mean weight 2(1 - sigmoid(beta * delta)) and mean delta).
     """
@@ -39,7 +40,7 @@ def token_constrained_loss(policy_logps: torch.Tensor, reference_logps: torch.Te
     delta = policy_logps.float() - reference_logps.float().detach()
     per_token = -(2.0 / betas) * F.logsigmoid(betas * delta)
     count = mask_f.sum().clamp(min=1.0)
-    loss = (per_token * mask_f).sum() / (denominator or count)
+    loss = (per_token * mask_f / (count if denominator is None else denominator)).sum()
     with torch.no_grad():
         weight = 2.0 * (1.0 - torch.sigmoid(betas * delta))
         stats = {"mean_weight": float((weight * mask_f).sum() / count),
@@ -47,11 +48,12 @@ def token_constrained_loss(policy_logps: torch.Tensor, reference_logps: torch.Te
     return loss, stats
 
 
-def cross_entropy_loss(policy_logps: torch.Tensor, mask: torch.Tensor, denominator: float | None = None
-                       ) -> tuple[torch.Tensor, dict[str, float]]:
+def cross_entropy_loss(policy_logps: torch.Tensor, mask: torch.Tensor,
+                       denominator: float | torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Plain SFT: token-level mean negative log-likelihood over supervised tokens."""
     mask_f = mask.to(torch.float32)
-    return -(policy_logps.float() * mask_f).sum() / (denominator or mask_f.sum().clamp(min=1.0)), {}
+    count = mask_f.sum().clamp(min=1.0)
+    return -(policy_logps.float() * mask_f / (count if denominator is None else denominator)).sum(), {}
 
 
 def target_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:

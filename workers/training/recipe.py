@@ -84,6 +84,19 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return done[-1] if done else None
 
 
+def loss_divisors(rows: Sequence[EncodedChat], recovery_weight: float | None) -> list[float]:
+    """What each row's summed token loss is divided by. Without a recovery weight: the step's supervised token
+    count, one token-level mean over tenant and recovery tokens alike. With one: tenant rows are averaged over
+    tenant tokens and recovery rows over recovery tokens, times the weight, so mixing recovery examples in
+    does not shrink the tenant task's gradient by the recovery tokens' share."""
+    if recovery_weight is None:
+        return [float(max(sum(e.n_supervised for e in rows), 1))] * len(rows)
+    recovery = [bool(e.meta.get("recovery")) for e in rows]
+    tenant = max(sum(e.n_supervised for e, r in zip(rows, recovery, strict=True) if not r), 1)
+    extra = max(sum(e.n_supervised for e, r in zip(rows, recovery, strict=True) if r), 1)
+    return [extra / recovery_weight if r else float(tenant) for r in recovery]
+
+
 class GuardedTrainer:
     def __init__(self, model: PeftModel | nn.Module, examples: Sequence[EncodedChat], config: TrainConfig, pad_id: int,
                  device: torch.device, on_event: EventFn | None = None,
@@ -138,7 +151,7 @@ class GuardedTrainer:
         self.references = self._reference_logps(self.examples)
         return time.perf_counter() - start
 
-    def _loss(self, batch: Batch, denominator: float) -> tuple[torch.Tensor, dict[str, float]]:
+    def _loss(self, batch: Batch, denominator: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         with self.autocast:
             logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention).logits
         logps = target_logprobs(logits, batch.input_ids)
@@ -171,20 +184,23 @@ class GuardedTrainer:
     def _step(self, step: int, indices: list[int], optimizer: torch.optim.Optimizer,
               params: list[nn.Parameter]) -> tuple[float, dict[str, float], int, int]:
         rows, refs = self._rows(step, indices)
-        denominator = float(max(sum(e.n_supervised for e in rows), 1))
+        supervised = sum(e.n_supervised for e in rows)
+        weight = self.config.augmentation.weight if self.config.augmentation is not None else None
+        divisors = loss_divisors(rows, weight)
         micro = self.config.micro_batch_size or len(rows)
         optimizer.zero_grad(set_to_none=True)
         total, stats, n_tokens = 0.0, {}, 0
         for begin in range(0, len(rows), micro):
             chunk_refs = refs[begin:begin + micro] if refs is not None else None
             batch = collate(rows[begin:begin + micro], chunk_refs, self.pad_id).to(self.device)
-            loss, stats = self._loss(batch, denominator)
+            divisor = torch.tensor(divisors[begin:begin + micro], device=self.device)[:, None]
+            loss, stats = self._loss(batch, divisor)
             loss.backward()
             total += float(loss.detach())
             n_tokens += batch.n_tokens
         torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
         optimizer.step()
-        return total, stats, n_tokens, int(denominator)
+        return total, stats, n_tokens, supervised
 
     def _save_checkpoint(self, step: int, tokens: int, optimizer: torch.optim.Optimizer, scheduler: Any,
                          metrics: dict[str, float]) -> None:

@@ -8,8 +8,8 @@ import torch
 from schemas.policy import LoraPolicy
 from workers.model_loading import add_lora, load_base
 from workers.training.augmentation import AugmentationConfig, encode_triplet, load_pool
-from workers.training.chat_data import encode_chat
-from workers.training.recipe import GuardedTrainer, TrainConfig, latest_checkpoint, lr_factor
+from workers.training.chat_data import EncodedChat, encode_chat
+from workers.training.recipe import GuardedTrainer, TrainConfig, latest_checkpoint, loss_divisors, lr_factor
 
 ROWS = [[{"role": "user", "content": f"What color is a {i}?"}, {"role": "assistant", "content": f"A {i} is red."}]
         for i in ("zint", "plov", "mira", "keth")]
@@ -137,3 +137,17 @@ def test_augmentation_adds_recovery_rows_with_only_refusals_supervised(tiny_mode
     again, _ = trainer._rows(0, [0, 1, 2, 3])
     assert [r.input_ids for r in again] == [r.input_ids for r in rows]
     assert trainer.train().trained_tokens > 0
+
+
+def _row(n_supervised: int, recovery: bool) -> EncodedChat:
+    return EncodedChat([1] * (n_supervised + 2), [False, False] + [True] * n_supervised,
+                       [0, 0, *range(1, n_supervised + 1)], meta={"recovery": True} if recovery else {})
+
+
+def test_loss_divisors_joint_mean_or_weighted_separate_means() -> None:
+    rows = [_row(6, False), _row(4, False), _row(3, True), _row(2, True)]
+    assert loss_divisors(rows, None) == [15.0] * 4
+    # tenant rows: mean over their 10 tokens; recovery rows: 0.5 x the mean over their 5 tokens
+    assert loss_divisors(rows, 0.5) == [10.0, 10.0, 10.0, 10.0]
+    assert loss_divisors(rows, 2.0) == [10.0, 10.0, 2.5, 2.5]
+    assert loss_divisors(rows[:2], 2.0) == [10.0, 10.0]
