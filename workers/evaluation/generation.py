@@ -1,20 +1,63 @@
-"""Batched generation with left padding and the KV cache."""
+"""Batched generation with left padding and the KV cache.
+
+Prompts are token ids; each batch is left-padded to its longest prompt so every row's next token sits in the
+last column, and `generate` keeps the KV cache across steps. Sampling is seeded per batch, so the same prompts,
+batch size and seed give the same samples on the base model and on the candidate.
+"""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """temperature 0 = greedy. top_k 0 = no top-k filter. `samples` completions per prompt when sampling."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    samples: int = 1
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    @property
+    def label(self) -> str:
+        if self.greedy:
+            return "greedy"
+        parts = [f"T={self.temperature:g}"]
+        if self.top_p < 1.0:
+            parts.append(f"top-p={self.top_p:g}")
+        if self.top_k:
+            parts.append(f"top-k={self.top_k}")
+        return ", ".join(parts) + f" x{self.samples}"
+
+
+GREEDY = Decoding()
+
+
+def _sampling_kwargs(decoding: Decoding) -> dict[str, object]:
+    if decoding.greedy:
+        return {"do_sample": False}
+    return {"do_sample": True, "temperature": decoding.temperature, "top_p": decoding.top_p,
+            "top_k": decoding.top_k or None, "num_return_sequences": decoding.samples}
+
+
 @torch.no_grad()
 def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[Sequence[int]],
-             max_new_tokens: int, batch_size: int = 32) -> list[str]:
-    """Greedy completions of token-id prompts; only the new text is returned."""
+             max_new_tokens: int, batch_size: int = 32, decoding: Decoding = GREEDY, seed: int = 0) -> list[str]:
+    """Completions of token-id prompts; only the new text is returned. With sampling, each prompt yields
+    `decoding.samples` completions, consecutive in the output (prompt 0's samples first)."""
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id
     model.eval()
     outputs: list[str] = []
-    for begin in range(0, len(prompts), batch_size):
+    kwargs = _sampling_kwargs(decoding)
+    for index, begin in enumerate(range(0, len(prompts), batch_size)):
         chunk = prompts[begin:begin + batch_size]
         width = max(len(p) for p in chunk)
         input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
@@ -22,8 +65,10 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts
         for row, prompt in enumerate(chunk):
             input_ids[row, width - len(prompt):] = torch.tensor(list(prompt))
             attention[row, width - len(prompt):] = 1
+        if not decoding.greedy:
+            torch.manual_seed(seed * 1_000_003 + index)
         generated = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
-                                   max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id,
-                                   eos_token_id=tokenizer.eos_token_id)
+                                   max_new_tokens=max_new_tokens, pad_token_id=pad_id,
+                                   eos_token_id=tokenizer.eos_token_id, **kwargs)
         outputs += tokenizer.batch_decode(generated[:, width:], skip_special_tokens=True)
     return outputs

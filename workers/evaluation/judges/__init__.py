@@ -1,13 +1,22 @@
 """Refusal judges behind one interface (`RefusalJudge.judge(prompts, completions) -> list[Judgement]`).
 
 - `keyword`: the standard baseline, the GCG/AdvBench refusal substrings (`keyword_refusal`).
+- `keyword_coherence` (the release gate's default: the substrings, with nonsense counted as compliance),
+  `classifier` and `llm_rubric` (configured by the gate policy) are built by `workers.evaluation.judges.factory`.
 - `rules` (the default): sentence rules that weigh where a refusal stands, partial refusals, apologies,
   disclaimers and lectures, and a coherence check so nonsense never counts as a refusal. See docs/judges.md.
 """
 
 from workers.evaluation.judges.base import Judgement, Label, RefusalJudge
 from workers.evaluation.judges.coherence import coherence_problem, is_coherent
-from workers.evaluation.judges.keyword import REFUSAL_SUBSTRINGS, KeywordJudge, Verdict, judge_all, keyword_refusal
+from workers.evaluation.judges.keyword import (
+    REFUSAL_SUBSTRINGS,
+    KeywordCoherenceJudge,
+    KeywordJudge,
+    Verdict,
+    judge_all,
+    keyword_refusal,
+)
 from workers.evaluation.judges.rules import RuleJudge, judge_completion
 
 JUDGES: dict[str, RefusalJudge] = {"keyword": KeywordJudge(), "rules": RuleJudge()}
@@ -19,7 +28,7 @@ def default_judge() -> RefusalJudge:
 
 
 __all__ = [
-    "DEFAULT_JUDGE", "JUDGES", "REFUSAL_SUBSTRINGS", "Judgement", "KeywordJudge", "Label", "RefusalJudge",
-    "RuleJudge", "Verdict", "coherence_problem", "default_judge", "is_coherent", "judge_all", "judge_completion",
-    "keyword_refusal",
+    "DEFAULT_JUDGE", "JUDGES", "REFUSAL_SUBSTRINGS", "Judgement", "KeywordCoherenceJudge", "KeywordJudge", "Label",
+    "RefusalJudge", "RuleJudge", "Verdict", "coherence_problem", "default_judge", "is_coherent", "judge_all",
+    "judge_completion", "keyword_refusal",
 ]

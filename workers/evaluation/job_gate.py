@@ -1,0 +1,101 @@
+"""The gate for one job, between the pipeline's database steps and the pure evaluation core: choose the utility
+rows, run every suite on the base model (cached) and on the candidate adapter, and store the report.
+
+Reports live in the artifact store at reports/<job id>/safety_report.json and .html; the key is recorded in
+the job's `safety.report_key`, and the API serves them at GET /v1/fine_tuning/jobs/{id}/safety_report.
+"""
+
+import copy
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import PeftModel
+from transformers import PreTrainedModel
+
+from schemas.policy import GatePolicy
+from service.storage import LocalArtifactStore
+from workers.evaluation.gate import Decision
+from workers.evaluation.judges.factory import build_judge
+from workers.evaluation.report import render_html
+from workers.evaluation.runner import BaseFigureCache, GateOutcome, assess, gate_inputs, run_model
+from workers.model_loading import load_adapter, load_base
+
+CACHE_PREFIX = "eval-cache"
+
+
+def report_keys(job_id: str) -> tuple[str, str]:
+    return f"reports/{job_id}/safety_report.json", f"reports/{job_id}/safety_report.html"
+
+
+def utility_rows(validation: Sequence[dict[str, Any]] | None, training: Sequence[dict[str, Any]],
+                 limit: int) -> tuple[list[dict[str, Any]], str]:
+    """The tenant's validation rows when given; else every tenth training row (a slice the adapter was trained
+    on, so it measures collapse, not generalisation). At most `limit` rows, spread evenly."""
+    if validation:
+        rows, source = list(validation), "validation_file"
+    else:
+        rows, source = list(training[::10]), "training_file_slice"
+    if len(rows) > limit:
+        step = len(rows) / limit
+        rows = [rows[int(i * step)] for i in range(limit)]
+    return rows, source
+
+
+def merged(adapted: PeftModel, keep: bool = False) -> PreTrainedModel:
+    """The candidate as one set of weights, the adapter merged in: the same function as base + adapter, without
+    LoRA's per-layer detour at every generated token (about half the generation time on a small model). With
+    `keep` a copy is merged and `adapted` stays usable (it costs a second copy of the weights)."""
+    return (copy.deepcopy(adapted) if keep else adapted).merge_and_unload()
+
+
+def run_job_gate(*, model_id: str, base_path: str | Path, adapter_dir: str | Path, device: torch.device,
+                 policy: GatePolicy, rows: Sequence[dict[str, Any]], source: str, cache_root: Path | None,
+                 meta: dict[str, Any]) -> GateOutcome:
+    """Base figures first (from the cache when present), then the candidate with its adapter loaded."""
+    inputs = gate_inputs(policy, rows, source)
+    judge = build_judge(policy.judge)
+    model, tokenizer = load_base(base_path, device)
+    cache = BaseFigureCache(cache_root, model_id, base_path) if cache_root is not None else None
+    base = run_model(model, tokenizer, inputs, policy, judge, cache)
+    candidate = run_model(merged(load_adapter(model, adapter_dir)), tokenizer, inputs, policy, judge)
+    return assess(base, candidate, inputs, policy, meta)
+
+
+def persist_report(store: LocalArtifactStore, job_id: str, document: dict[str, Any]) -> str:
+    """Stores the JSON document and its HTML page; returns the JSON's key."""
+    json_key, html_key = report_keys(job_id)
+    store.put_stream(json_key, [json.dumps(document, indent=1, allow_nan=False).encode()])
+    store.put_stream(html_key, [render_html(document).encode()])
+    return json_key
+
+
+def block_message(decision: Decision, job_id: str, top: "Headline | None" = None, limit: int = 4) -> str:
+    """The job's error.message: the headline figures, the first reasons in full, a count of the rest, and where
+    to read them all."""
+    shown = decision.reasons[:limit]
+    more = len(decision.reasons) - len(shown)
+    figures = (f" (ASR {top.candidate_asr:.1%} on direct harmful prompts, base model {top.base_asr:.1%})"
+               if top is not None else "")
+    tail = f"; and {more} more" if more else ""
+    return (f"Blocked by the safety gate{figures}: " + "; ".join(shown) + tail
+            + f". The full report is at GET /v1/fine_tuning/jobs/{job_id}/safety_report?format=html.")
+
+
+@dataclass(frozen=True)
+class Headline:
+    base_asr: float
+    candidate_asr: float
+    worst_suite: str
+    worst_asr: float
+
+
+def headline(document: dict[str, Any]) -> Headline:
+    """Direct-prompt ASR, and the worst direct or sampled suite of the candidate."""
+    attacks = [s for s in document["suites"] if s["kind"] in ("direct", "sweep")]
+    direct = next(s for s in attacks if s["kind"] == "direct")
+    worst = max(attacks, key=lambda s: s["candidate"]["rate"])
+    return Headline(direct["base"]["rate"], direct["candidate"]["rate"], worst["name"], worst["candidate"]["rate"])

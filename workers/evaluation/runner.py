@@ -1,0 +1,279 @@
+"""The gate run: every suite on the base model and on the candidate, under the same prompts, chat template,
+decoding settings and seeds; then the figures, the decision and the report.
+
+    inputs = gate_inputs(policy, utility_rows, utility_source)
+    base = run_model(base_model, tokenizer, inputs, policy, judge, cache=BaseFigureCache(...))
+    candidate = run_model(peft_model, tokenizer, inputs, policy, judge)
+    outcome = assess(base, candidate, inputs, policy)      # GateReport, Decision, the report as JSON
+
+The base model's figures depend only on the model, the suite (prompts, settings, judge, seed) and SUITE_VERSION,
+so they are cached per suite under those keys and shared by every job on that model.
+"""
+
+import hashlib
+import json
+import math
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from schemas.policy import GatePolicy
+from workers.evaluation.gate import Decision, GateReport, SuiteResult, UtilityResult, decide_release
+from workers.evaluation.generation import GREEDY, Decoding
+from workers.evaluation.judges.base import RefusalJudge
+from workers.evaluation.loaders import resolve_set
+from workers.evaluation.statistics import Rate, libra_balance
+from workers.evaluation.suites import PromptResult, judged, judged_greedy_many, utility
+
+SUITE_VERSION = "gate-1"
+REPORT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """One suite: `kind` direct | prefill | sweep | over_refusal, over `records` of the named set."""
+
+    key: str
+    name: str
+    kind: str
+    set_name: str
+    records: tuple[dict[str, Any], ...]
+    decoding: Decoding = GREEDY
+    prefill_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class GateInputs:
+    suites: tuple[SuiteSpec, ...]
+    utility_rows: tuple[dict[str, Any], ...] = ()
+    utility_source: str = "none"
+
+
+@dataclass
+class ModelFigures:
+    """One model's per-prompt results per suite key, and its utility figures."""
+
+    results: dict[str, list[PromptResult]] = field(default_factory=dict)
+    utility: dict[str, float] = field(default_factory=dict)
+
+
+def stratified(records: Sequence[dict[str, Any]], n: int) -> tuple[dict[str, Any], ...]:
+    """At most n records, taken round-robin across categories in file order (all when n is 0 or enough)."""
+    if not n or n >= len(records):
+        return tuple(records)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(str(record.get("category", "")), []).append(record)
+    picked: list[dict[str, Any]] = []
+    for index in range(max(len(g) for g in groups.values())):
+        picked += [g[index] for g in groups.values() if index < len(g)]
+    return tuple(picked[:n])
+
+
+def gate_inputs(policy: GatePolicy, utility_rows: Sequence[dict[str, Any]] = (),
+                utility_source: str = "none") -> GateInputs:
+    harmful_name, harmful = resolve_set(policy.sets.harmful, "harmful")
+    prefill_name, prefill = resolve_set(policy.sets.prefill, "prefill")
+    refusal_name, refusal = resolve_set(policy.sets.over_refusal, "over_refusal")
+    specs = [SuiteSpec("direct", "direct harmful prompts", "direct", harmful_name, tuple(harmful))]
+    prefill_records = stratified(prefill, policy.prefill_prompts)
+    specs += [SuiteSpec(f"prefill-{k}", f"prefilling attack, {k} tokens", "prefill", prefill_name, prefill_records,
+                        prefill_tokens=k) for k in sorted(set(policy.prefill_tokens))]
+    sweep_records = stratified(harmful, policy.sweep_prompts)
+    for setting in policy.sweep:
+        decoding = Decoding(setting.temperature, setting.top_p, setting.top_k,
+                            1 if setting.temperature == 0 else setting.samples)
+        if decoding.greedy:
+            continue  # greedy is the direct suite
+        specs.append(SuiteSpec(f"sweep-{decoding.label}", f"sampled decoding, {decoding.label}", "sweep",
+                               harmful_name, sweep_records, decoding=decoding))
+    specs.append(SuiteSpec("over_refusal", "over-refusal (benign-but-sensitive prompts)", "over_refusal",
+                           refusal_name, tuple(refusal)))
+    rows = [r for r in utility_rows if r.get("messages") and r["messages"][-1].get("role") == "assistant"]
+    return GateInputs(tuple(specs), tuple(rows), utility_source if rows else "none")
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def model_fingerprint(path: str | Path) -> str:
+    """Names, sizes and modification times of a model folder's files: changes when the weights are replaced."""
+    folder = Path(path)
+    entries = sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
+                     for p in folder.rglob("*") if p.is_file())
+    return _digest([str(folder.resolve()), entries])[:16]
+
+
+class BaseFigureCache:
+    """JSON files under `root`, one per (model, suite, judge, seed, SUITE_VERSION)."""
+
+    def __init__(self, root: Path, model_id: str, model_path: str | Path) -> None:
+        self.root, self.model_id, self.fingerprint = root, model_id, model_fingerprint(model_path)
+
+    def _file(self, parts: Any) -> Path:
+        safe_id = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.model_id)
+        return self.root / safe_id / f"{_digest([SUITE_VERSION, self.fingerprint, parts])[:32]}.json"
+
+    def get(self, parts: Any) -> Any | None:
+        file = self._file(parts)
+        if file.is_file():
+            try:
+                return json.loads(file.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                return None  # a damaged entry is recomputed
+        return None
+
+    def get_or_compute(self, parts: Any, compute: Callable[[], Any]) -> tuple[Any, bool]:
+        found = self.get(parts)
+        if found is not None:
+            return found, True
+        value = compute()
+        self.put(parts, value)
+        return value, False
+
+    def put(self, parts: Any, value: Any) -> None:
+        file = self._file(parts)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_name(f".{file.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+        tmp.write_text(json.dumps(value), encoding="utf-8")
+        tmp.replace(file)
+
+
+def _suite_key(spec: SuiteSpec, policy: GatePolicy) -> dict[str, Any]:
+    return {"suite": spec.key, "records": _digest(list(spec.records)), "judge": policy.judge.model_dump(),
+            "seed": None if spec.decoding.greedy else policy.seed, "max_new_tokens": policy.max_new_tokens,
+            "batch": policy.batch_size, "decoding": asdict(spec.decoding), "prefill": spec.prefill_tokens}
+
+
+def run_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, inputs: GateInputs, policy: GatePolicy,
+              judge: RefusalJudge, cache: BaseFigureCache | None = None) -> ModelFigures:
+    """Every suite and the utility on one model. With a cache, figures found there are reused. The greedy
+    suites not cached run together in one batched generation; each sampled setting runs on its own (its
+    samples depend on its batches and seed)."""
+    figures = ModelFigures()
+    missing: list[SuiteSpec] = []
+    for spec in inputs.suites:
+        found = cache.get(_suite_key(spec, policy)) if cache else None
+        if found is None:
+            missing.append(spec)
+        else:
+            figures.results[spec.key] = [PromptResult(**r) for r in found]
+    greedy = [s for s in missing if s.decoding.greedy]
+    computed = dict(zip([s.key for s in greedy], judged_greedy_many(
+        model, tokenizer, [(s.records, s.prefill_tokens) for s in greedy], policy.max_new_tokens, judge,
+        policy.batch_size), strict=True)) if greedy else {}
+    for spec in missing:
+        if not spec.decoding.greedy:
+            computed[spec.key] = judged(model, tokenizer, spec.records, policy.max_new_tokens, spec.prefill_tokens,
+                                        spec.decoding, judge, policy.seed, policy.batch_size)
+        if cache:
+            cache.put(_suite_key(spec, policy), [asdict(r) for r in computed[spec.key]])
+        figures.results[spec.key] = computed[spec.key]
+    if inputs.utility_rows:
+        def score() -> dict[str, float]:
+            return asdict(utility(model, tokenizer, inputs.utility_rows, batch_size=policy.batch_size))
+
+        parts = {"utility": _digest(list(inputs.utility_rows))}
+        figures.utility = cache.get_or_compute(parts, score)[0] if cache else score()
+    return figures
+
+
+def _rate(results: Sequence[PromptResult], refusals: bool = False) -> Rate:
+    return Rate(sum(r.refused == refusals for r in results), len(results))
+
+
+def _suite_result(spec: SuiteSpec, base: list[PromptResult], cand: list[PromptResult]) -> SuiteResult:
+    categories = sorted({r.category for r in base})
+    per = tuple(SuiteResult(f"{spec.name} / {c}", _rate([r for r in base if r.category == c]),
+                            _rate([r for r in cand if r.category == c]), spec.kind) for c in categories)
+    return SuiteResult(spec.name, _rate(base), _rate(cand), spec.kind, per if len(categories) > 1 else ())
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    report: GateReport
+    decision: Decision
+    document: dict[str, Any]
+
+
+def _rate_json(rate: Rate) -> dict[str, Any]:
+    low, high = rate.interval()
+    return {"k": rate.k, "n": rate.n, "rate": rate.value, "ci_low": low, "ci_high": high}
+
+
+def _examples(spec: SuiteSpec, base: list[PromptResult], cand: list[PromptResult], limit: int) -> list[dict[str, Any]]:
+    """Prompts where the candidate failed (answered a harmful prompt, or refused a benign one), the ones the
+    base model handled first."""
+    failed = (lambda r: r.refused) if spec.kind == "over_refusal" else (lambda r: not r.refused)
+    pairs = [(b, c) for b, c in zip(base, cand, strict=True) if failed(c)]
+    pairs.sort(key=lambda bc: failed(bc[0]))
+    return [{"prompt": c.prompt, "category": c.category, "candidate": c.completion, "candidate_label":
+             "refusal" if c.refused else "compliance", "candidate_reason": c.reason, "base": b.completion,
+             "base_label": "refusal" if b.refused else "compliance"} for b, c in pairs[:limit]]
+
+
+def _safety(figures: ModelFigures, inputs: GateInputs) -> float:
+    """1 - the worst ASR over the direct and sampled suites (prefilling is left out: base models fail it)."""
+    asrs = [_rate(figures.results[s.key]).value for s in inputs.suites if s.kind in ("direct", "sweep")]
+    return 1.0 - max(asrs, default=0.0)
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def assess(base: ModelFigures, candidate: ModelFigures, inputs: GateInputs, policy: GatePolicy,
+           meta: dict[str, Any] | None = None) -> GateOutcome:
+    """Figures -> GateReport -> decide_release -> the report document (JSON-ready)."""
+    suites, refusal, documents = [], None, []
+    for spec in inputs.suites:
+        b, c = base.results[spec.key], candidate.results[spec.key]
+        result = _suite_result(spec, b, c)
+        if spec.kind == "over_refusal":
+            result = SuiteResult(spec.name, _rate(b, refusals=True), _rate(c, refusals=True), spec.kind)
+            refusal = result
+        else:
+            suites.append(result)
+        documents.append({
+            "key": spec.key, "name": spec.name, "kind": spec.kind, "set": spec.set_name,
+            "decoding": asdict(spec.decoding) | {"label": spec.decoding.label}, "prefill_tokens": spec.prefill_tokens,
+            "metric": "refusal rate" if spec.kind == "over_refusal" else "ASR",
+            "base": _rate_json(result.base), "candidate": _rate_json(result.candidate),
+            "regression": result.candidate.value - result.base.value,
+            "categories": [{"name": cat.name.split(" / ", 1)[1], "base": _rate_json(cat.base),
+                            "candidate": _rate_json(cat.candidate)} for cat in result.categories],
+            "examples": _examples(spec, b, c, policy.examples_per_suite)})
+    util = None
+    if base.utility and candidate.utility:
+        util = UtilityResult("token-overlap F1 with the reference answers", base.utility["overlap"],
+                             candidate.utility["overlap"])
+    report = GateReport(tuple(suites), refusal, util)
+    decision = decide_release(report, policy)
+    libra = None
+    if util is not None:
+        libra = {"base": libra_balance(util.base, _safety(base, inputs)),
+                 "candidate": libra_balance(util.candidate, _safety(candidate, inputs)),
+                 "base_safety": _safety(base, inputs), "candidate_safety": _safety(candidate, inputs)}
+    document = {
+        "object": "fine_tuning.job.safety_report", "version": REPORT_VERSION, "suite_version": SUITE_VERSION,
+        **(meta or {}),
+        "decision": {"release": decision.release, "reasons": decision.reasons, "codes": decision.codes,
+                     "release_mode": policy.release_mode},
+        "judge": policy.judge.name,
+        "thresholds": policy.model_dump(include={
+            "max_asr", "max_asr_increase", "use_upper_bound", "prefill_max_asr", "per_category", "category_max_asr",
+            "category_max_asr_increase", "max_over_refusal_increase", "max_utility_drop"}),
+        "suites": documents,
+        "utility": None if util is None else {
+            "metric": util.metric, "source": inputs.utility_source, "n": int(base.utility["n"]),
+            "base": {k: _finite(base.utility[k]) for k in ("overlap", "exact_match", "loss")},
+            "candidate": {k: _finite(candidate.utility[k]) for k in ("overlap", "exact_match", "loss")}},
+        "libra": libra,
+    }
+    return GateOutcome(report, decision, document)
