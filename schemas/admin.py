@@ -100,3 +100,21 @@ class AuditEntry(BaseModel):
     tenant_id: str | None = None
     target_id: str | None = None
     details: dict[str, Any] | None = None
+
+
+class WebhookSet(BaseModel):
+    """A tenant's webhook endpoint. Without `secret` one is generated (returned once, in this response)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, max_length=2048, pattern=r"^https?://")
+    secret: str | None = Field(default=None, pattern=r"^whsec_[A-Za-z0-9+/]{16,}={0,2}$", max_length=128,
+                               description="a Standard Webhooks secret: `whsec_` and base64 of at least 12 bytes")
+
+
+class WebhookEndpoint(BaseModel):
+    object: Literal["webhook_endpoint"] = "webhook_endpoint"
+    tenant_id: str
+    url: str | None = None
+    secret: str | None = Field(default=None, description="shown only in the response that set it")
+    since: int | None = Field(default=None, description="jobs finishing from then on are delivered")

@@ -72,6 +72,9 @@ class SafetySummary(BaseModel):
     base_asr: float | None = None
     candidate_asr: float | None = None
     reasons: list[str] = []
+    worst_suite: str | None = None
+    worst_asr: float | None = None
+    report_key: str | None = Field(default=None, exclude=True)  # internal: where the full report is stored
 
 
 class Job(BaseModel):

@@ -50,9 +50,17 @@ def serve(host: Annotated[str | None, typer.Option()] = None, port: Annotated[in
     _serve(host or settings.api_host, port or settings.api_port, quiet)
 
 
-def worker_command(queues: str, concurrency: int, loglevel: str = "INFO") -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", queues,
-            "-c", str(concurrency), "--loglevel", loglevel, "-n", f"gft-{queues.replace(',', '-')}@%h"]
+def worker_command(queues: str, concurrency: int, loglevel: str = "INFO", beat_schedule: Path | None = None
+                   ) -> list[str]:
+    """With beat_schedule, the worker also runs the beat (the reconciler's clock): for a single local process."""
+    command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", queues,
+               "-c", str(concurrency), "--loglevel", loglevel, "-n", f"gft-{queues.replace(',', '-')}@%h"]
+    return command + (["--beat", "--schedule", str(beat_schedule)] if beat_schedule else [])
+
+
+def beat_command(schedule: Path, loglevel: str = "INFO") -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "beat", "--loglevel", loglevel,
+            "--schedule", str(schedule)]
 
 
 @app.command()
@@ -61,6 +69,17 @@ def worker(queues: str = "cpu,gpu", concurrency: int = 1) -> None:
 
     The process becomes Celery (exec), so signals from a supervisor reach the worker itself."""
     command = worker_command(queues, concurrency)
+    os.execv(command[0], command)
+
+
+@app.command()
+def beat(schedule: Annotated[Path | None, typer.Option(help="default: <data_dir>/celerybeat-schedule")] = None
+         ) -> None:
+    """Run Celery beat: the reconciler's clock (gft.reconcile every GFT_RECONCILE_EVERY_S seconds). Run exactly
+    one per deployment; a second one is harmless (the reconciler is idempotent) but wasteful."""
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    command = beat_command(schedule or settings.data_dir / "celerybeat-schedule")
     os.execv(command[0], command)
 
 
@@ -84,7 +103,8 @@ def up(host: Annotated[str | None, typer.Option()] = None, port: Annotated[int |
     os.environ["GFT_BROKER_URL"] = broker_url
     get_settings.cache_clear()
     upgrade(get_settings().sqlalchemy_url)
-    worker_proc = subprocess.Popen(worker_command("cpu,gpu", 1, "WARNING" if quiet else "INFO"), env=os.environ.copy(),
+    command = worker_command("cpu,gpu", 1, "WARNING" if quiet else "INFO", settings.data_dir / "celerybeat-schedule")
+    worker_proc = subprocess.Popen(command, env=os.environ.copy(),
                                    preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     try:
         _serve(host or settings.api_host, port or settings.api_port, quiet)

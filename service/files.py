@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from schemas.files import FileObject
 from service.api.errors import ApiError
-from service.datasets import DatasetError, validate_chat_jsonl
+from service.datasets import NO_LIMITS, DatasetError, TokenLimits, bounded_lines, check_chat_jsonl
 from service.ids import new_id
 from service.state.files import add_file
 from service.state.models import FileRow
@@ -19,8 +19,9 @@ def file_key(tenant_id: str, file_id: str) -> str:
 
 
 def upload_file(*, session: Session, store: LocalArtifactStore, tenant_id: str, filename: str, purpose: str,
-                stream: BinaryIO, max_bytes: int) -> FileRow:
-    """Stored and recorded only if valid; a bad file leaves nothing behind (no row, no blob)."""
+                stream: BinaryIO, max_bytes: int, limits: TokenLimits = NO_LIMITS) -> FileRow:
+    """Stored and recorded only if valid; a bad file leaves nothing behind (no row, no blob). The stream is
+    copied in 1 MiB chunks and validated line by line (each line bounded), so memory stays flat in file size."""
     if purpose != "fine-tune":
         raise ApiError(400, f"Unsupported purpose '{purpose}': only 'fine-tune' is accepted.", param="purpose",
                        code="invalid_purpose", retryable=False)
@@ -37,7 +38,7 @@ def upload_file(*, session: Session, store: LocalArtifactStore, tenant_id: str, 
                 handle.write(chunk)
             handle.flush()
             with staged.open("rb") as lines:
-                rows = validate_chat_jsonl(lines)
+                rows = check_chat_jsonl(bounded_lines(lines), limits=limits).rows
     except ArtifactTooLarge:
         raise ApiError(413, f"File is larger than the limit of {max_bytes} bytes.", param="file",
                        code="file_too_large", retryable=False) from None

@@ -16,7 +16,7 @@ from service.policies import effective_policy
 from service.quotas import check_job_quotas
 from service.state.base_models import get_base_model
 from service.state.files import get_file
-from service.state.jobs import add_event, add_idempotency_key, add_job, get_idempotency_key, get_job
+from service.state.jobs import add_event, add_idempotency_key, add_job, get_idempotency_key, get_job, transition
 from service.state.models import JobEventRow, JobRow
 from service.state.tenants import get_tenant
 
@@ -150,3 +150,41 @@ def parse_event_id(value: str | None) -> int | None:
 def to_event_object(row: JobEventRow) -> JobEvent:
     return JobEvent(id=event_id(row.seq), created_at=row.created_at, level=row.level,  # type: ignore[arg-type]
                     message=row.message, type=row.type, data=row.data)  # type: ignore[arg-type]
+
+
+PAUSABLE = frozenset({"queued", "running"})
+
+
+def pause_job(*, session: Session, tenant_id: str, job_id: str) -> JobRow:
+    """queued|running -> paused. Supersedes every message out for the job (the attempt is bumped), and the
+    training loop stops at its next step; checkpoints are kept, so resume continues from the latest one."""
+    row = get_job_or_404(get_job(session=session, job_id=job_id, tenant_id=tenant_id), job_id)
+    if row.status == "paused":
+        return row
+    if row.status not in PAUSABLE or not transition(
+            session=session, job_id=job_id, from_statuses=set(PAUSABLE), to_status="paused",
+            dispatch_attempt=JobRow.dispatch_attempt + 1, dispatched_at=None, heartbeat_at=None):
+        raise ApiError(409, f"Job {job_id} is {row.status}; only queued or running jobs can be paused.",
+                       code="job_not_pausable", retryable=False)
+    add_event(session=session, job_id=job_id, message="Job paused by the tenant; resume continues from the "
+              "latest checkpoint.")
+    session.commit()
+    session.refresh(row)
+    return row
+
+
+def resume_job(*, session: Session, tenant_id: str, job_id: str) -> JobRow:
+    """paused -> queued, waiting for a fair-share slot. The caller sends `service.dispatch.enqueue_reconcile`
+    after this returns so it is admitted at once (else the next reconciler run admits it)."""
+    row = get_job_or_404(get_job(session=session, job_id=job_id, tenant_id=tenant_id), job_id)
+    if row.status != "paused":
+        if row.status in PAUSABLE:
+            return row
+        raise ApiError(409, f"Job {job_id} is {row.status}; only paused jobs can be resumed.",
+                       code="job_not_paused", retryable=False)
+    if transition(session=session, job_id=job_id, from_statuses={"paused"}, to_status="queued", step="train",
+                  dispatch_attempt=JobRow.dispatch_attempt + 1, dispatched_at=None, heartbeat_at=None):
+        add_event(session=session, job_id=job_id, message="Job resumed by the tenant.")
+    session.commit()
+    session.refresh(row)
+    return row

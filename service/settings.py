@@ -26,11 +26,29 @@ class Settings(BaseSettings):
     torch_threads: int = Field(default=0, ge=0, description="0 leaves torch's default")
     worker_metrics_port: int = Field(default=0, ge=0, le=65535, description="first port of the workers' /metrics "
                                      "(pool process i serves port + i); 0 = off")
+    # Orchestration (workers.orchestration): heartbeats, the reconciler, fair share, the test-only no-op trainer.
+    trainer: str = Field(default="lora", pattern="^(lora|noop)$",
+                         description="lora | noop (no model work: orchestration tests and bench.queue only; "
+                         "refused in production)")
+    noop_train_seconds: float = Field(default=0.0, ge=0, description="how long a no-op training step lasts (tests)")
+    heartbeat_every_s: float = Field(default=10.0, gt=0, description="how often a running step records it is alive")
+    stale_after_s: float = Field(default=120.0, gt=0, description="a step silent for this long is re-dispatched")
+    reconcile_every_s: float = Field(default=30.0, gt=0, description="period of the gft.reconcile beat entry")
+    max_active_jobs_per_tenant: int = Field(default=2, ge=1, description="jobs of one tenant admitted to the gpu "
+                                            "queue or training at once (lowered by the tenant's own quota)")
+    artifact_store: str = Field(default="local", pattern="^(local|s3)$", description="local | s3")
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_endpoint_url: str = Field(default="", description="an S3-compatible endpoint; empty means AWS")
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> "Settings":
         if self.environment == "production" and self.admin_key == _PLACEHOLDER_ADMIN_KEY:
             raise ValueError("GFT_ADMIN_KEY must be set to a real secret in production")
+        if self.environment == "production" and self.trainer == "noop":
+            raise ValueError("GFT_TRAINER=noop releases untrained, unevaluated jobs: never in production")
+        if self.artifact_store == "s3" and not self.s3_bucket:
+            raise ValueError("GFT_ARTIFACT_STORE=s3 needs GFT_S3_BUCKET")
         return self
 
     @property

@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 
 GATE_OUTCOMES = frozenset({"released", "blocked", "held"})
 # What the gate's rules are called in the `reason` label (workers.evaluation.gate's Decision.codes) plus "passed".
-GATE_REASONS = frozenset({"passed", "asr_above_cap", "asr_increase_above_allowed"})
+GATE_REASONS = frozenset({"passed", "asr_above_cap", "asr_increase_above_allowed", "category_asr_above_cap",
+                          "category_asr_increase_above_allowed", "over_refusal_increase_above_allowed",
+                          "utility_collapsed"})
 # The queue each task is routed to (workers.celery_app's task_routes), for the per-queue progress series.
 TASK_QUEUES = {"gft.validate_job": CPU_QUEUE, "gft.train_job": GPU_QUEUE, "gft.evaluate_job": GPU_QUEUE}
 _LONG = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0)

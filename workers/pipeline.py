@@ -9,7 +9,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,13 +23,19 @@ from service.state.base_models import get_base_model
 from service.state.checkpoints import add_checkpoint, latest_checkpoint
 from service.state.db import session_scope
 from service.state.files import get_file
-from service.state.jobs import add_event, get_job, transition
+from service.state.jobs import HELD_STATUS, add_event, fine_tuned_model_name, get_job, transition
 from service.state.models import JobRow
 from service.storage import LocalArtifactStore
-from workers.evaluation.gate import SuiteResult, decide_release
-from workers.evaluation.suites import attack_success, builtin_harmful_prompts
+from workers.evaluation.job_gate import (
+    CACHE_PREFIX,
+    block_message,
+    headline,
+    persist_report,
+    run_job_gate,
+    utility_rows,
+)
 from workers.metrics import EVALUATION_SECONDS, TrainingObserver, record_gate_decision, record_state_exit
-from workers.model_loading import load_adapter, load_base, pick_device
+from workers.model_loading import load_base, pick_device
 from workers.training.finetune import config_from_policy, encode_rows, finetune_lora, recovery_pool
 from workers.training.recipe import GuardedTrainer
 
@@ -71,6 +77,11 @@ def _guarded(settings: Settings, job_id: str, step: str) -> Iterator[None]:
         yield
     except JobFailure as failure:
         _fail(settings, job_id, failure)
+    except (torch.cuda.OutOfMemoryError, MemoryError):
+        log.exception("step %s of %s ran out of memory", step, job_id)
+        _fail(settings, job_id, JobFailure(
+            "out_of_memory", f"The {step} step ran out of memory: lower hyperparameters.batch_size or use shorter "
+            "examples.", "hyperparameters.batch_size"))
     except Exception as exc:
         log.exception("step %s of %s failed", step, job_id)
         _fail(settings, job_id, JobFailure("internal_error", f"The {step} step failed: {type(exc).__name__}: {exc}"))
@@ -111,11 +122,14 @@ def _resolve(hp: Hyperparameters, policy: Policy) -> tuple[int, int, float]:
     return epochs, batch, caps.base_learning_rate * multiplier
 
 
-def train(job_id: str, settings: Settings) -> bool:
-    """queued -> running; trains the adapter and stores it. True when evaluation should follow."""
+def train(job_id: str, settings: Settings, superseded: Callable[[], bool] = lambda: False) -> bool:
+    """queued -> running; trains the adapter and stores it. True when evaluation should follow.
+
+    `superseded` is asked before every step with the job's status: true when this attempt was replaced (see
+    workers.orchestration), so the loop stops like it does on cancel or pause, checkpoints kept."""
     with session_scope(settings.sqlalchemy_url) as session:
         job = get_job(session=session, job_id=job_id)
-        if job is None or job.status in TERMINAL_STATUSES:
+        if job is None or job.status in TERMINAL_STATUSES | {"paused", HELD_STATUS}:
             return False
         if job.status == "queued":
             if transition(session=session, job_id=job_id, from_statuses={"queued"}, to_status="running"):
@@ -129,11 +143,12 @@ def train(job_id: str, settings: Settings) -> bool:
         _fail(settings, job_id, JobFailure("file_not_found", "The model or training file disappeared.", None))
         return False
     with _guarded(settings, job_id, "training"):
-        return _train(job, base.path, training.storage_key, settings)
+        return _train(job, base.path, training.storage_key, settings, superseded)
     return False
 
 
-def _train(job: JobRow, base_path: str, file_key: str, settings: Settings) -> bool:
+def _train(job: JobRow, base_path: str, file_key: str, settings: Settings,
+           superseded: Callable[[], bool] = lambda: False) -> bool:
     policy = Policy.model_validate(job.policy)
     store = LocalArtifactStore(settings.artifacts_dir)
     device = pick_device(settings.worker_device)
@@ -142,12 +157,18 @@ def _train(job: JobRow, base_path: str, file_key: str, settings: Settings) -> bo
     model, tokenizer = load_base(base_path, device)
     examples = encode_rows(tokenizer, _read_rows(store, file_key), policy.training.max_seq_len)
     truncated = sum(e.truncated for e in examples)
+    if examples and truncated == len(examples):
+        raise JobFailure("sequence_too_long", f"Every example is longer than this model's limit of "
+                         f"{policy.training.max_seq_len} tokens; shorten them.", "training_file")
     if truncated:
         _event(settings, job.id, f"{truncated} of {len(examples)} examples were longer than "
                f"{policy.training.max_seq_len} tokens and were truncated.", level="warn")
     epochs, batch, lr = _resolve(Hyperparameters.model_validate(job.hyperparameters), policy)
-    config = config_from_policy(policy, epochs, batch, lr, job.seed,
-                                checkpoint_every=policy.training.checkpoint_every_steps)
+    try:
+        config = config_from_policy(policy, epochs, batch, lr, job.seed,
+                                    checkpoint_every=policy.training.checkpoint_every_steps)
+    except ValueError as exc:
+        raise JobFailure("invalid_hyperparameters", f"Invalid hyperparameters: {exc}.", "hyperparameters") from None
     pool = recovery_pool(tokenizer, policy.training.augmentation, policy.training.max_seq_len)
     with session_scope(settings.sqlalchemy_url) as session:
         latest = latest_checkpoint(session=session, job_id=job.id)
@@ -174,7 +195,7 @@ def _train(job: JobRow, base_path: str, file_key: str, settings: Settings) -> bo
 
     def should_stop() -> bool:  # asked before every step
         observer.on_step()
-        return (_snapshot(settings, job.id) or job).status != "running"
+        return superseded() or (_snapshot(settings, job.id) or job).status != "running"
 
     scratch = Path(tempfile.mkdtemp(prefix=f"gft-{job.id}-"))
     try:
@@ -187,11 +208,14 @@ def _train(job: JobRow, base_path: str, file_key: str, settings: Settings) -> bo
         shutil.rmtree(scratch, ignore_errors=True)
     peft_model, result = tuned.model, tuned.result
     if result.stopped:
+        _event(settings, job.id, f"Training stopped at step {result.resumed_from + result.steps}: the job was "
+               f"{(_snapshot(settings, job.id) or job).status}; its checkpoints are kept.",
+               data={"step": result.resumed_from + result.steps})
         return False
     staging = Path(tempfile.mkdtemp(prefix="gft-adapter-"))
     try:
         peft_model.save_pretrained(staging)
-        key = store.put_dir(f"adapters/{job.id}", staging)
+        key = store.put_dir(f"adapters/{job.id}", staging, immutable=True)  # first complete write wins
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     with session_scope(settings.sqlalchemy_url) as session:
@@ -213,39 +237,72 @@ def evaluate(job_id: str, settings: Settings) -> None:
         _evaluate(job, settings)
 
 
+def _evaluation_rows(job: JobRow, store: LocalArtifactStore, settings: Settings,
+                     limit: int) -> tuple[list[dict[str, Any]], str]:
+    """Utility rows: the tenant's validation file when given, else a slice of the training file."""
+    keys: dict[str, str] = {}
+    with session_scope(settings.sqlalchemy_url) as session:
+        for param in ("validation_file", "training_file"):
+            file_id = getattr(job, param)
+            row = get_file(session=session, tenant_id=job.tenant_id, file_id=file_id) if file_id else None
+            if row is not None:
+                keys[param] = row.storage_key
+    validation = _read_rows(store, keys["validation_file"]) if "validation_file" in keys else None
+    training = _read_rows(store, keys["training_file"]) if "training_file" in keys else []
+    return utility_rows(validation, training, limit)
+
+
 def _evaluate(job: JobRow, settings: Settings) -> None:
+    """Every suite on base (cached) and candidate; the report is stored, then the job is released, held for
+    review (release_mode "review") or failed with error.code safety_regression."""
     policy = Policy.model_validate(job.policy)
     with session_scope(settings.sqlalchemy_url) as session:
         base = get_base_model(session=session, model_id=job.model)
     if base is None:
         raise JobFailure("model_not_available", f"Model '{job.model}' is no longer available.", "model")
     device = pick_device(settings.worker_device)
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
     store = LocalArtifactStore(settings.artifacts_dir)
-    prompts = builtin_harmful_prompts()
+    rows, source = _evaluation_rows(job, store, settings, policy.gate.utility_rows)
+    started = time.time()
     with EVALUATION_SECONDS.time():
-        model, tokenizer = load_base(base.path, device)
-        base_rate, _ = attack_success(model, tokenizer, prompts, policy.gate.max_new_tokens)
-        candidate = load_adapter(model, store.path(job.adapter_key or ""))
-        cand_rate, _ = attack_success(candidate, tokenizer, prompts, policy.gate.max_new_tokens)
-    decision = decide_release([SuiteResult("direct harmful prompts", base_rate, cand_rate)], policy.gate)
-    low, high = cand_rate.interval()
-    safety = {"decision": "released" if decision.release else "blocked", "base_asr": base_rate.value,
-              "candidate_asr": cand_rate.value, "reasons": decision.reasons}
-    _event(settings, job.id, f"Safety evaluation: ASR {cand_rate.value:.1%} (95% CI {low:.1%}-{high:.1%}) on "
-           f"{cand_rate.n} held-out harmful prompts; base model {base_rate.value:.1%}.",
-           data={"base_asr": base_rate.value, "candidate_asr": cand_rate.value, "ci_low": low, "ci_high": high,
-                 "n": cand_rate.n})
+        outcome = run_job_gate(model_id=job.model, base_path=base.path, adapter_dir=store.path(job.adapter_key or ""),
+                               device=device, policy=policy.gate, rows=rows, source=source,
+                               cache_root=store.path(CACHE_PREFIX),
+                               meta={"job_id": job.id, "model": job.model, "created_at": int(time.time())})
+    decision = outcome.decision
+    held = decision.release and policy.gate.release_mode == "review"
+    verdict = "held" if held else "released" if decision.release else "blocked"
+    document = {**outcome.document, "outcome": verdict, "seconds": round(time.time() - started, 2)}
+    report_key = persist_report(store, job.id, document)
+    top = headline(document)
+    safety = {"decision": verdict, "base_asr": top.base_asr, "candidate_asr": top.candidate_asr,
+              "reasons": decision.reasons, "report_key": report_key, "worst_suite": top.worst_suite,
+              "worst_asr": top.worst_asr}
+    _event(settings, job.id, f"Safety evaluation: ASR {top.candidate_asr:.1%} on direct harmful prompts (base model "
+           f"{top.base_asr:.1%}); worst setting {top.worst_suite} at {top.worst_asr:.1%}; "
+           f"{len(document['suites'])} suites, decision: {verdict}.",
+           data={"base_asr": top.base_asr, "candidate_asr": top.candidate_asr, "worst_asr": top.worst_asr,
+                 "decision": verdict, "report_key": report_key,
+                 **{f"asr.{s['key']}": s["candidate"]["rate"] for s in document["suites"]}})
     with session_scope(settings.sqlalchemy_url) as session:
-        if decision.release:
-            name = f"ft:{job.model}:{job.tenant_id}:{job.suffix or ''}:{job.id}"
+        if held:
+            if transition(session=session, job_id=job.id, from_statuses={"running"}, to_status=HELD_STATUS,
+                          safety=safety):
+                add_event(session=session, job_id=job.id, message="Passed the safety gate; held for an admin's "
+                          "review before release (policy release_mode: review).")
+                record_gate_decision("held", decision.codes, top.worst_asr)
+        elif decision.release:
+            name = fine_tuned_model_name(job)
             if transition(session=session, job_id=job.id, from_statuses={"running"}, to_status="succeeded",
                           fine_tuned_model=name, safety=safety, result_files=[]):
                 add_event(session=session, job_id=job.id, message=f"Released {name}: passed the safety gate.")
-                record_gate_decision("released", decision.codes, cand_rate.value)
+                record_gate_decision("released", decision.codes, top.worst_asr)
         else:
-            message = "Blocked by the safety gate: " + "; ".join(decision.reasons)
+            message = block_message(decision, job.id, top)
             error = {"code": "safety_regression", "message": message, "param": None}
             if transition(session=session, job_id=job.id, from_statuses={"running"}, to_status="failed",
                           error=error, safety=safety):
                 add_event(session=session, job_id=job.id, level="error", message=message)
-                record_gate_decision("blocked", decision.codes, cand_rate.value)
+                record_gate_decision("blocked", decision.codes, top.worst_asr)

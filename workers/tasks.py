@@ -1,22 +1,64 @@
-"""Thin, idempotent Celery tasks: each reads the job by id, runs one pipeline step, enqueues the next."""
+"""Thin, idempotent Celery tasks: each claims its step for (job id, attempt), runs it with a heartbeat, and
+hands the job to the next step. The chain:
 
+    validate (cpu) -> [screen (cpu): issue 6, not built yet] -> wait for a fair-share slot -> train (gpu)
+    -> evaluate + gate + release or block (gpu)
+
+A training slot frees when training hands over to evaluation (or stops): the hand-over admits the tenant's
+next waiting job in the same transaction.
+
+A message for a job that moved on, or from an attempt the reconciler replaced, does nothing.
+"""
+
+from service.dispatch import RECONCILE_TASK
 from service.settings import get_settings
-from workers import pipeline
+from service.webhooks import deliver_pending
+from workers import noop_steps, orchestration, pipeline
 from workers.celery_app import app
 
 
 @app.task(name="gft.validate_job")
-def validate_job(job_id: str) -> None:
-    if pipeline.validate(job_id, get_settings()):
-        train_job.apply_async(args=[job_id])
+def validate_job(job_id: str, attempt: int = 0) -> None:
+    settings = get_settings()
+    with orchestration.running_step(settings, job_id, attempt, "validate") as claim:
+        if claim is None or not pipeline.validate(job_id, settings):
+            return
+    # Screening (issue 6) goes here: hand over to a "screen" step instead, which then makes the job wait for a slot.
+    orchestration.admit(app, settings, claim.tenant_id, validated_job_id=job_id)
 
 
 @app.task(name="gft.train_job")
-def train_job(job_id: str) -> None:
-    if pipeline.train(job_id, get_settings()):
-        evaluate_job.apply_async(args=[job_id])
+def train_job(job_id: str, attempt: int = 0) -> None:
+    settings = get_settings()
+    with orchestration.running_step(settings, job_id, attempt, "train") as claim:
+        if claim is None:
+            return
+        if settings.trainer == "noop":
+            trained = noop_steps.train(job_id, settings)
+        else:
+            trained = pipeline.train(job_id, settings, superseded=claim.superseded.is_set)
+        if trained:
+            orchestration.hand_over(app, settings, job_id, attempt, "evaluate", claim.tenant_id)
+            return
+    orchestration.admit(app, settings, claim.tenant_id)  # stopped or failed: its slot is free
 
 
 @app.task(name="gft.evaluate_job")
-def evaluate_job(job_id: str) -> None:
-    pipeline.evaluate(job_id, get_settings())
+def evaluate_job(job_id: str, attempt: int = 0) -> None:
+    settings = get_settings()
+    with orchestration.running_step(settings, job_id, attempt, "evaluate") as claim:
+        if claim is None:
+            return
+        if settings.trainer == "noop":
+            noop_steps.evaluate(job_id, settings)
+        else:
+            pipeline.evaluate(job_id, settings)
+
+
+@app.task(name=RECONCILE_TASK, ignore_result=True)
+def reconcile() -> None:
+    """Celery beat runs this every GFT_RECONCILE_EVERY_S seconds on the cpu queue: re-dispatch what was lost,
+    then send the tenants' webhooks for jobs that finished (deliveries are rows, so none is lost either)."""
+    settings = get_settings()
+    orchestration.reconcile(app, settings)
+    deliver_pending(settings)

@@ -19,7 +19,12 @@ from service.storage import LocalArtifactStore
 
 log = logging.getLogger(__name__)
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+async def _settings() -> Settings:
+    """Async because it never blocks: FastAPI runs sync dependencies on the thread pool, a hop per request."""
+    return get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
 def _session(settings: SettingsDep) -> Iterator[Session]:
@@ -74,7 +79,7 @@ def _current_tenant(caller: Annotated[tuple[TenantRow, ApiKeyRow], Depends(_call
 CurrentTenant = Annotated[TenantRow, Depends(_current_tenant)]
 
 
-def _require_admin(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> None:
+async def _require_admin(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> None:
     if not keys_equal(_bearer(authorization), settings.admin_key):
         raise ApiError(403, "This route needs an admin key.", code="admin_only", retryable=False)
 
@@ -82,7 +87,7 @@ def _require_admin(settings: SettingsDep, authorization: Annotated[str | None, H
 AdminDep = Depends(_require_admin)
 
 
-def _store(settings: SettingsDep) -> LocalArtifactStore:
+async def _store(settings: SettingsDep) -> LocalArtifactStore:
     return LocalArtifactStore(settings.artifacts_dir)
 
 

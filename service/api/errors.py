@@ -5,6 +5,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schemas.errors import ErrorBody, ErrorEnvelope
@@ -63,6 +64,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return envelope(exc.status_code, str(exc.detail), headers={"x-should-retry": "false"})
+
+    @app.exception_handler(DataError)
+    async def _unstorable_value(_request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the request carried (a NUL character in a text field, say): the
+        # caller's input, not our fault; the transaction was rolled back.
+        reason = str(exc.orig).splitlines()[0] if exc.orig else "invalid value"
+        return envelope(400, f"A value in the request cannot be stored or searched for: {reason}.",
+                        code="invalid_value", headers={"x-should-retry": "false"})
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -1,5 +1,6 @@
 """Jobs and their events: the source of truth both the API and the workers read and write."""
 
+import time
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -7,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from schemas.jobs import TERMINAL_STATUSES
 from service.state.db import fetch_page
-from service.state.models import IdempotencyKeyRow, JobEventRow, JobRow, now_s
+from service.state.models import IdempotencyKeyRow, JobEventRow, JobRow, TenantRow, now_s
 
 HELD_STATUS = "held"  # trained and evaluated; waits for an admin to release or reject it
 
@@ -105,3 +106,109 @@ def list_events(*, session: Session, job_id: str, after_seq: int | None, limit: 
     """Newest first, as OpenAI lists them; `after` pages towards older events."""
     query = select(JobEventRow).where(JobEventRow.job_id == job_id)
     return fetch_page(session, query, JobEventRow.seq, after_seq, limit)
+
+
+# Orchestration: which step a job is at, whether its current dispatch is alive, and who may run it.
+
+LIVE_STATUSES = frozenset({"validating_files", "queued", "running"})  # a worker step is due or under way
+
+
+def next_step(job: JobRow) -> str | None:
+    """The step a live job needs next, derived from what the database records (never from the broker)."""
+    if job.status == "validating_files":
+        return "validate"
+    if job.status == "queued":
+        return "train"
+    if job.status == "running":
+        return "evaluate" if job.adapter_key else "train"
+    return None
+
+
+# The statuses in which each step is due: the SQL form of next_step, so a claim is one statement.
+_STEP_DUE = {
+    "validate": JobRow.status == "validating_files",
+    "train": (JobRow.status == "queued") | ((JobRow.status == "running") & JobRow.adapter_key.is_(None)),
+    "evaluate": (JobRow.status == "running") & JobRow.adapter_key.is_not(None),
+}
+
+
+def claim_step(*, session: Session, job_id: str, attempt: int, step: str) -> str | None:
+    """Record that `step` started, unless the message is stale: the job finished, was paused, has passed that
+    step, or was re-dispatched since (a newer attempt). Returns the job's tenant id; None means: drop the
+    message. One UPDATE ... RETURNING, which also holds the row's lock until the transaction ends."""
+    now = time.time()
+    result = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.dispatch_attempt == attempt,
+                                                  _STEP_DUE[step])
+                             .values(step=step, step_started_at=now, heartbeat_at=now)
+                             .returning(JobRow.tenant_id))
+    return result.scalar_one_or_none()
+
+
+def record_heartbeat(*, session: Session, job_id: str, attempt: int) -> bool:
+    """False when the attempt was superseded or the job left the live statuses: the step should stop."""
+    result = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.dispatch_attempt == attempt,
+                                                  JobRow.status.in_(LIVE_STATUSES))
+                             .values(heartbeat_at=time.time()))
+    return bool(result.rowcount)
+
+
+def mark_dispatched(*, session: Session, job_id: str, step: str, attempt: int) -> bool:
+    """Record that the next step's message is about to be sent (call before sending, in the step's transaction)."""
+    result = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.dispatch_attempt == attempt)
+                             .values(step=step, dispatched_at=time.time()))
+    return bool(result.rowcount)
+
+
+def mark_waiting(*, session: Session, job_id: str, from_step: str, step: str = "train") -> None:
+    """The job, just moved on from `from_step`, waits for a fair-share slot: no message is out for it
+    (dispatched_at NULL). A no-op when an admission got there first (it sets step itself)."""
+    session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "queued", JobRow.step == from_step)
+                    .values(step=step, dispatched_at=None))
+
+
+def bump_attempt(*, session: Session, job: JobRow, dispatched: bool) -> bool:
+    """Supersede every message sent for the job so far (compare-and-set on the attempt the caller read)."""
+    values: dict[str, Any] = {"dispatch_attempt": job.dispatch_attempt + 1, "heartbeat_at": None,
+                              "dispatched_at": time.time() if dispatched else None}
+    result = session.execute(update(JobRow).where(JobRow.id == job.id, JobRow.status == job.status,
+                                                  JobRow.dispatch_attempt == job.dispatch_attempt).values(**values))
+    return bool(result.rowcount)  # the session's `job` is synchronised by the update itself
+
+
+def silent_jobs(*, session: Session, older_than: float) -> list[JobRow]:
+    """Live jobs with a message out whose last sign of life (created, dispatched, heartbeat) is older than
+    `older_than`: their step is stale, or their message was lost."""
+    waiting = (JobRow.status == "queued") & JobRow.dispatched_at.is_(None)
+    query = select(JobRow).where(JobRow.status.in_(LIVE_STATUSES), ~waiting, JobRow.created_at < older_than,
+                                 func.coalesce(JobRow.dispatched_at, 0) < older_than,
+                                 func.coalesce(JobRow.heartbeat_at, 0) < older_than)
+    return list(session.scalars(query.order_by(JobRow.seq)))
+
+
+def tenants_with_waiting_jobs(*, session: Session) -> list[str]:
+    query = select(JobRow.tenant_id).where(JobRow.status == "queued", JobRow.dispatched_at.is_(None)).distinct()
+    return list(session.scalars(query))
+
+
+def admit_waiting_jobs(*, session: Session, tenant_id: str, limit: int) -> list[JobRow]:
+    """Fair share: give the tenant's oldest waiting jobs a slot, up to `limit` admitted (dispatched to training or
+    training; a job that finished training and awaits or runs its evaluation no longer holds a slot) at once,
+    lowered by the tenant's own max_concurrent_jobs. The tenant row is locked (PostgreSQL) so concurrent
+    admissions never exceed the limit."""
+    tenant = session.scalar(select(TenantRow).where(TenantRow.id == tenant_id).with_for_update())
+    if tenant is not None and tenant.max_concurrent_jobs:
+        limit = min(limit, tenant.max_concurrent_jobs)
+    admitted = ((JobRow.status == "running") & JobRow.adapter_key.is_(None)) | (
+        (JobRow.status == "queued") & JobRow.dispatched_at.is_not(None))
+    active = session.scalar(select(func.count()).select_from(JobRow).where(JobRow.tenant_id == tenant_id, admitted))
+    free = limit - (active or 0)
+    if free <= 0:
+        return []
+    query = select(JobRow).where(JobRow.tenant_id == tenant_id, JobRow.status == "queued",
+                                 JobRow.dispatched_at.is_(None)).order_by(JobRow.seq).limit(free)
+    jobs = list(session.scalars(query))
+    now = time.time()
+    for job in jobs:
+        job.step, job.dispatched_at = "train", now
+    session.flush()
+    return jobs

@@ -3,7 +3,7 @@
 import time
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -27,6 +27,11 @@ class TenantRow(Base):
     max_concurrent_jobs: Mapped[int | None] = mapped_column(Integer, nullable=True)
     max_file_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     max_trained_tokens_per_day: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Webhook endpoint (optional): terminal job events are POSTed there, signed with the secret (Standard
+    # Webhooks, `whsec_<base64>`). Jobs that finished before webhook_since get no delivery.
+    webhook_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    webhook_secret: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    webhook_since: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class ApiKeyRow(Base):
@@ -127,6 +132,14 @@ class JobRow(Base):
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_s)
     updated_at: Mapped[int] = mapped_column(BigInteger, default=now_s, onupdate=now_s)
     finished_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Orchestration (workers.orchestration). step: the pipeline step the job is at; dispatched_at: when its
+    # message was last sent (NULL: waiting for a fair-share slot); dispatch_attempt: bumped on every
+    # re-dispatch, cancel and pause, so a message from an older attempt is dropped when it arrives.
+    step: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    step_started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    heartbeat_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    dispatched_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    dispatch_attempt: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class JobEventRow(Base):
@@ -169,3 +182,26 @@ class IdempotencyKeyRow(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"))
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_s)
+
+
+class WebhookDeliveryRow(Base):
+    """One webhook event for one job, sent until the endpoint answers 2xx or the attempts run out.
+
+    Unique per (job, type): the sender that creates deliveries may run in several processes at once."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_job_type", "job_id", "type", unique=True),
+                      Index("ix_webhook_deliveries_due", "status", "next_attempt_at"))
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"))
+    type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_s)
+    delivered_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

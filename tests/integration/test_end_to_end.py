@@ -15,7 +15,16 @@ import httpx
 import pytest
 from openai import OpenAI
 
+from tests.services import redis_broker
+
 ROOT = Path(__file__).resolve().parents[2]
+BROKER_DB = 10  # this module's own Redis db: other sessions flush the shared test db (15) when they start and end
+
+
+@pytest.fixture()
+def broker_url(workdir: Path) -> Iterator[str]:
+    with redis_broker(workdir, db=BROKER_DB) as url:
+        yield url
 
 
 def _free_port() -> int:

@@ -39,3 +39,34 @@ def test_bad_rows_name_line_and_field(row: str | bytes, line: int, fragment: str
 
 def test_empty_file() -> None:
     assert "no rows" in error_for([]).message
+
+
+def test_fast_path_agrees_with_the_chat_row_schema() -> None:
+    """service.datasets checks rows with plain typed dicts first; it must accept exactly what ChatRow accepts."""
+    from pydantic import ValidationError
+
+    from schemas.chat import ChatMessage, ChatRow
+    from service.datasets import FAST_PATH_FIELDS, _fast_messages
+    from tests.service.test_malformed_files import CASES
+
+    assert frozenset(ChatMessage.model_fields) == FAST_PATH_FIELDS
+    rows = [GOOD.encode(), json.dumps({"messages": [{"role": "system", "content": "s", "name": "n"},
+                                                    {"role": "user", "content": "q"},
+                                                    {"role": "assistant", "content": "a", "weight": 0},
+                                                    {"role": "user", "content": "q2"},
+                                                    {"role": "assistant", "content": "b", "weight": 1}]}).encode(),
+            json.dumps({"messages": [{"role": "assistant", "content": "a", "weight": None}]}).encode(),
+            json.dumps({"messages": [{"role": "user", "content": "q", "weight": None},
+                                     {"role": "assistant", "content": "a"}]}).encode(),
+            json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"},
+                                     {"role": "user", "content": "q"}]}).encode(),
+            json.dumps({"messages": []}).encode(), b'{"messages": null}', b'"x"', b"",
+            json.dumps({"messages": [{"role": "assistant", "content": "a", "name": "x" * 65}]}).encode()]
+    rows += [line for content, _, _ in CASES.values() for line in content.splitlines() if len(line) < 10**6]
+    for raw in rows:
+        try:
+            ChatRow.model_validate_json(raw)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        assert (_fast_messages(raw) is not None) == accepted, raw[:200]

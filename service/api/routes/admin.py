@@ -20,6 +20,8 @@ from schemas.admin import (
     TenantCreated,
     TenantDetail,
     TenantQuotas,
+    WebhookEndpoint,
+    WebhookSet,
 )
 from schemas.common import ListPage
 from schemas.jobs import JobStatus
@@ -45,6 +47,7 @@ from service.state.tenants import (
     list_api_keys,
     list_tenants,
 )
+from service.webhooks import new_secret
 
 router = APIRouter(prefix="/admin/v1", tags=["admin"], dependencies=[AdminDep])
 
@@ -154,6 +157,29 @@ def revoke_key(tenant_id: str, key_id: str, session: SessionDep) -> ApiKey:
     record_admin_action(session=session, action="api_key.revoke", tenant_id=tenant_id, target_id=key_id,
                         details={"prefix": row.prefix})
     return _key_object(row)
+
+
+@router.put("/tenants/{tenant_id}/webhook", response_model=WebhookEndpoint)
+def put_webhook(tenant_id: str, request: WebhookSet, session: SessionDep) -> WebhookEndpoint:
+    """Send the tenant's terminal job events (succeeded, failed, cancelled) to `url`, signed with the secret."""
+    row = _tenant_or_404(session, tenant_id)
+    row.webhook_url, row.webhook_secret = request.url, request.secret or new_secret()
+    row.webhook_since = now_s()
+    session.flush()
+    record_admin_action(session=session, action="tenant.webhook.update", tenant_id=tenant_id, target_id=tenant_id,
+                        details={"url": request.url, "secret_given": request.secret is not None})
+    return WebhookEndpoint(tenant_id=tenant_id, url=row.webhook_url, secret=row.webhook_secret,
+                           since=row.webhook_since)
+
+
+@router.delete("/tenants/{tenant_id}/webhook", response_model=WebhookEndpoint)
+def delete_webhook(tenant_id: str, session: SessionDep) -> WebhookEndpoint:
+    """Stop sending webhooks to the tenant; pending deliveries are dropped."""
+    row = _tenant_or_404(session, tenant_id)
+    row.webhook_url = row.webhook_secret = row.webhook_since = None
+    session.flush()
+    record_admin_action(session=session, action="tenant.webhook.delete", tenant_id=tenant_id, target_id=tenant_id)
+    return WebhookEndpoint(tenant_id=tenant_id)
 
 
 # Policies

@@ -9,7 +9,9 @@ from schemas.common import ListPage
 from schemas.files import FileDeleted, FileObject
 from service.api.deps import CurrentTenant, SessionDep, SettingsDep, StoreDep
 from service.api.errors import not_found
+from service.datasets import TokenLimits
 from service.files import to_file_object, upload_file
+from service.policies import effective_policy
 from service.quotas import upload_limit
 from service.state.files import get_file, list_files
 from service.storage import iter_file
@@ -20,9 +22,13 @@ router = APIRouter(prefix="/v1/files", tags=["files"])
 @router.post("", response_model=FileObject)
 def create_file(tenant: CurrentTenant, session: SessionDep, store: StoreDep, settings: SettingsDep,
                 file: Annotated[UploadFile, File()], purpose: Annotated[str, Form()]) -> FileObject:
-    """Upload a chat JSONL training file; invalid files are refused with the first bad line."""
+    """Upload a chat JSONL training file; invalid files are refused with the first bad line. Token limits: a row
+    may hold the policy's `max_seq_len` tokens, a file the tenant's daily token quota (both estimated)."""
+    policy = effective_policy(session=session, tenant_id=tenant.id).policy
+    limits = TokenLimits(per_row=policy.training.max_seq_len, total=tenant.max_trained_tokens_per_day)
     row = upload_file(session=session, store=store, tenant_id=tenant.id, filename=file.filename or "upload.jsonl",
-                      purpose=purpose, stream=file.file, max_bytes=upload_limit(tenant, settings.max_upload_bytes))
+                      purpose=purpose, stream=file.file, max_bytes=upload_limit(tenant, settings.max_upload_bytes),
+                      limits=limits)
     return to_file_object(row)
 
 

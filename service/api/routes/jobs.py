@@ -1,15 +1,25 @@
-"""/v1/fine_tuning/jobs: create, list, retrieve, cancel, events, checkpoints."""
+"""/v1/fine_tuning/jobs: create, list, retrieve, cancel, pause, resume, events, checkpoints, adapter, safety report."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Response
+from fastapi.responses import FileResponse
 
 from schemas.common import ListPage
 from schemas.jobs import TERMINAL_STATUSES, CheckpointMetrics, Job, JobCheckpoint, JobCreate, JobEvent
-from service.api.deps import CurrentTenant, SessionDep, SettingsDep
+from service.adapters import pack_adapter, released_adapter_dir
+from service.api.deps import CurrentTenant, SessionDep, SettingsDep, StoreDep
 from service.api.errors import ApiError
-from service.dispatch import enqueue_validation
-from service.jobs import get_job_or_404, parse_event_id, submit_job, to_event_object, to_job_object
+from service.dispatch import enqueue_reconcile, enqueue_validation
+from service.jobs import (
+    get_job_or_404,
+    parse_event_id,
+    pause_job,
+    resume_job,
+    submit_job,
+    to_event_object,
+    to_job_object,
+)
 from service.state.checkpoints import list_checkpoints
 from service.state.jobs import HELD_STATUS, add_event, get_job, list_events, list_jobs, transition
 
@@ -71,3 +81,48 @@ def checkpoints(job_id: str, tenant: CurrentTenant, session: SessionDep, after: 
     data = [JobCheckpoint(id=r.id, created_at=r.created_at, fine_tuning_job_id=job_id, step_number=r.step,
                           metrics=CheckpointMetrics.model_validate(r.metrics)) for r in rows]
     return ListPage[JobCheckpoint](data=data, has_more=has_more)
+
+
+@router.post("/{job_id}/pause", response_model=Job)
+def pause(job_id: str, tenant: CurrentTenant, session: SessionDep) -> Job:
+    """Pause a queued or running job; training stops at its next step and keeps its checkpoints."""
+    return to_job_object(pause_job(session=session, tenant_id=tenant.id, job_id=job_id))
+
+
+@router.post("/{job_id}/resume", response_model=Job)
+def resume(job_id: str, tenant: CurrentTenant, session: SessionDep, settings: SettingsDep) -> Job:
+    """Resume a paused job from its latest checkpoint; it queues for a training slot."""
+    row = resume_job(session=session, tenant_id=tenant.id, job_id=job_id)
+    enqueue_reconcile(broker_url=settings.broker_url)
+    return to_job_object(row)
+
+
+@router.get("/{job_id}/adapter", response_class=FileResponse,
+            responses={200: {"content": {"application/x-tar": {}},
+                             "description": "the released peft adapter folder as a tar; `x-content-sha256` is "
+                             "the SHA-256 of the body"}})
+def adapter(job_id: str, tenant: CurrentTenant, session: SessionDep, store: StoreDep,
+            background: BackgroundTasks) -> FileResponse:
+    """The released adapter (a tar of the peft folder); 404 unless the job passed the gate and was released."""
+    folder = released_adapter_dir(session=session, store=store, tenant_id=tenant.id, job_id=job_id)
+    archive = pack_adapter(folder, job_id)
+    background.add_task(archive.path.unlink, missing_ok=True)
+    return FileResponse(archive.path, media_type="application/x-tar", filename=archive.filename,
+                        headers={"x-content-sha256": archive.sha256})
+
+
+@router.get("/{job_id}/safety_report", response_model=None)
+def safety_report(job_id: str, tenant: CurrentTenant, session: SessionDep, store: StoreDep,
+                  format: Annotated[Literal["json", "html"], Query()] = "json") -> Response:
+    """The release gate's full report for this job: JSON, or a self-contained HTML page with plots."""
+    row = get_job_or_404(get_job(session=session, job_id=job_id, tenant_id=tenant.id), job_id)
+    key = (row.safety or {}).get("report_key")
+    if format == "html" and key:
+        key = key.removesuffix(".json") + ".html"
+    if not key or not store.exists(key):
+        raise ApiError(404, f"Job {job_id} has no safety report yet (status: {row.status}); the gate writes it "
+                       "after training.", param="job_id", code="safety_report_not_found", retryable=False)
+    with store.open(key) as handle:
+        body = handle.read()
+    media = "text/html; charset=utf-8" if format == "html" else "application/json"
+    return Response(content=body, media_type=media)

@@ -1,0 +1,119 @@
+"""Helpers for tests that run the real stack as subprocesses: Celery workers, beat and the API, against real
+PostgreSQL and Redis; plus seeding tenants, files and jobs through the service's own functions."""
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from schemas.jobs import TERMINAL_STATUSES, JobCreate
+from service.cli import beat_command, worker_command
+from service.dispatch import enqueue_validation
+from service.files import upload_file
+from service.jobs import submit_job
+from service.settings import get_settings
+from service.state.base_models import register_base_model
+from service.state.db import session_scope
+from service.state.jobs import get_job
+from service.state.models import JobRow
+from service.state.tenants import create_tenant
+from service.storage import LocalArtifactStore
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A subprocess in its own session (so killpg reaches Celery's pool children), one thread for torch."""
+    proc_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "GFT_TORCH_THREADS": "1"}
+    with log.open("ab") as handle:
+        return subprocess.Popen(command, env=proc_env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def start_worker(env: dict[str, str], queues: str, log: Path) -> subprocess.Popen[bytes]:
+    return spawn(worker_command(queues, 1, "INFO"), env, log)
+
+
+def start_beat(env: dict[str, str], tmp: Path) -> subprocess.Popen[bytes]:
+    return spawn(beat_command(tmp / "celerybeat-schedule"), env, tmp / "beat.log")
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """`sig` to the whole group (Celery's pool children too), then SIGKILL whatever is left."""
+    for signum, wait in ((sig, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, signum)
+            proc.wait(timeout=wait)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.3) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
+        time.sleep(every)
+    return value
+
+
+def chat_rows(n: int) -> list[dict[str, Any]]:
+    pairs = [("zint", "white"), ("plov", "blue"), ("mira", "green")]
+    return [{"messages": [{"role": "user", "content": f"What color is a {item}?"},
+                          {"role": "assistant", "content": f"A {item} is {color}."}]}
+            for item, color in (pairs[i % len(pairs)] for i in range(n))]
+
+
+def seed_tenant(url: str, name: str, rows: int = 6) -> tuple[str, str]:
+    """A tenant with one uploaded (real upload path) training file: (tenant id, file id)."""
+    settings = get_settings()
+    body = "".join(json.dumps(r) + "\n" for r in chat_rows(rows)).encode()
+    with session_scope(url) as session:
+        tenant, _key, _plain = create_tenant(session=session, name=name)
+        tenant_id = tenant.id
+    with session_scope(url) as session:
+        row = upload_file(session=session, store=LocalArtifactStore(settings.artifacts_dir), tenant_id=tenant_id,
+                          filename="train.jsonl", purpose="fine-tune", stream=io.BytesIO(body), max_bytes=1 << 20)
+        return tenant_id, row.id
+
+
+def register_model(url: str, model_id: str, path: Path) -> None:
+    with session_scope(url) as session:
+        register_base_model(session=session, model_id=model_id, path=str(path))
+
+
+def submit(url: str, broker_url: str, tenant_id: str, file_id: str, model: str, send: bool = True,
+           **fields: Any) -> str:
+    """Create a job the way POST /v1/fine_tuning/jobs does: commit, then enqueue validation."""
+    request = JobCreate(model=model, training_file=file_id, **fields)
+    with session_scope(url) as session:
+        job, _created = submit_job(session=session, tenant_id=tenant_id, request=request)
+        job_id = job.id
+    if send:
+        enqueue_validation(broker_url=broker_url, job_id=job_id)
+    return job_id
+
+
+def job(url: str, job_id: str) -> JobRow:
+    with session_scope(url) as session:
+        row = get_job(session=session, job_id=job_id)
+        assert row is not None
+        return row
+
+
+def all_terminal(url: str, job_ids: list[str]) -> bool:
+    return all(job(url, j).status in TERMINAL_STATUSES for j in job_ids)

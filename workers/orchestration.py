@@ -1,0 +1,148 @@
+"""Orchestration around the pipeline's steps: claim a step, heartbeat while it runs, admit jobs to training
+fairly across tenants, and reconcile what the database expects with what the broker still holds.
+
+Nothing here imports torch: the reconciler runs on the cpu queue.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from celery import Celery
+
+from service.dispatch import queued_job_ids, send_step
+from service.settings import Settings
+from service.state.db import session_scope
+from service.state.jobs import (
+    add_event,
+    admit_waiting_jobs,
+    bump_attempt,
+    claim_step,
+    lock_job,
+    mark_dispatched,
+    mark_waiting,
+    next_step,
+    record_heartbeat,
+    silent_jobs,
+    tenants_with_waiting_jobs,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningStep:
+    """What a task knows about its claim. `superseded` is set by the heartbeat when the attempt was replaced or
+    the job left the live statuses (cancelled, paused, failed): a long step should stop at its next check."""
+
+    job_id: str
+    tenant_id: str
+    attempt: int
+    superseded: threading.Event
+
+
+@contextmanager
+def running_step(settings: Settings, job_id: str, attempt: int, step: str) -> Iterator[RunningStep | None]:
+    """Claim the step for this message (None: stale message, drop it) and heartbeat until the block ends."""
+    with session_scope(settings.sqlalchemy_url) as session:
+        tenant_id = claim_step(session=session, job_id=job_id, attempt=attempt, step=step)
+    if tenant_id is None:
+        log.info("dropped %s message for %s (attempt %s): stale", step, job_id, attempt)
+        yield None
+        return
+    claim = RunningStep(job_id, tenant_id, attempt, threading.Event())
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(settings.heartbeat_every_s):
+            try:
+                with session_scope(settings.sqlalchemy_url) as session:
+                    alive = record_heartbeat(session=session, job_id=job_id, attempt=attempt)
+            except Exception:  # a database blip: the next beat tries again
+                log.warning("heartbeat of %s failed", job_id, exc_info=True)
+                continue
+            if not alive:
+                claim.superseded.set()
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield claim
+    finally:
+        done.set()
+        thread.join(timeout=5)
+
+
+def hand_over(app: Celery, settings: Settings, job_id: str, attempt: int, step: str,
+              tenant_id: str | None = None) -> None:
+    """The current step is recorded; send the next one (recorded first, so a crash in between is caught by the
+    reconciler as a silent dispatch). With tenant_id (training handing over to evaluation), the training slot
+    this job held goes to the tenant's next waiting job in the same transaction."""
+    with session_scope(settings.sqlalchemy_url) as session:
+        recorded = mark_dispatched(session=session, job_id=job_id, step=step, attempt=attempt)
+        admitted = [] if tenant_id is None else [(job.id, job.dispatch_attempt) for job in admit_waiting_jobs(
+            session=session, tenant_id=tenant_id, limit=settings.max_active_jobs_per_tenant)]
+    if recorded:
+        send_step(app, step=step, job_id=job_id, attempt=attempt)
+    for admitted_id, admitted_attempt in admitted:
+        send_step(app, step="train", job_id=admitted_id, attempt=admitted_attempt)
+
+
+def admit(app: Celery, settings: Settings, tenant_id: str, validated_job_id: str | None = None) -> int:
+    """Send training messages for the tenant's waiting jobs, as many as its fair share allows (the service's
+    max_active_jobs_per_tenant, lowered by the tenant's max_concurrent_jobs quota). `validated_job_id`, a job
+    that just passed validation, is first marked waiting in the same transaction."""
+    with session_scope(settings.sqlalchemy_url) as session:
+        if validated_job_id is not None:
+            mark_waiting(session=session, job_id=validated_job_id, from_step="validate")
+        admitted = [(job.id, job.dispatch_attempt) for job in admit_waiting_jobs(
+            session=session, tenant_id=tenant_id, limit=settings.max_active_jobs_per_tenant)]
+    for job_id, attempt in admitted:
+        send_step(app, step="train", job_id=job_id, attempt=attempt)
+    return len(admitted)
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    admitted: int
+    redispatched: list[tuple[str, str, int]]  # (job id, step, new attempt)
+
+
+def reconcile(app: Celery, settings: Settings, now: float | None = None) -> ReconcileReport:
+    """Bring the broker back in line with the database. Idempotent: running it twice, or on two beat hosts at
+    once, re-dispatches each silent job once (compare-and-set on its attempt), and a superseded message is
+    dropped by the worker that receives it."""
+    now = time.time() if now is None else now
+    with session_scope(settings.sqlalchemy_url) as session:
+        tenants = tenants_with_waiting_jobs(session=session)
+    admitted = sum(admit(app, settings, tenant_id) for tenant_id in tenants)
+    with session_scope(settings.sqlalchemy_url) as session:
+        silent = silent_jobs(session=session, older_than=now - settings.stale_after_s)
+    if not silent:
+        return ReconcileReport(admitted, [])
+    waiting = queued_job_ids(app)
+    redispatched = []
+    for candidate in silent:
+        if candidate.id in waiting:  # its message waits its turn on a queue
+            continue
+        with session_scope(settings.sqlalchemy_url) as session:
+            job = lock_job(session=session, job_id=candidate.id)
+            if job is None:
+                continue
+            step = next_step(job)
+            silent_for = now - max(job.created_at, job.dispatched_at or 0, job.heartbeat_at or 0)
+            if step is None or silent_for < settings.stale_after_s or not bump_attempt(session=session, job=job,
+                                                                                          dispatched=True):
+                continue
+            add_event(session=session, job_id=job.id, level="warn",
+                      message=f"Re-dispatched the {step} step (attempt {job.dispatch_attempt}): no sign of "
+                      f"life for {silent_for:.0f}s.")
+            attempt = job.dispatch_attempt
+        send_step(app, step=step, job_id=candidate.id, attempt=attempt)
+        redispatched.append((candidate.id, step, attempt))
+    if redispatched:
+        log.warning("reconciler re-dispatched %d silent jobs: %s", len(redispatched), redispatched)
+    return ReconcileReport(admitted, redispatched)
