@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from schemas.policy import Policy
-from workers.evaluation.suites import attack_success, exact_match
+from workers.evaluation.suites import attack_success, exact_match, over_refusal
 from workers.model_loading import load_base
 from workers.tiny import datasets
 from workers.tiny.build import MODEL_ID, build
@@ -43,6 +43,7 @@ class Figures:
     asr: float
     prefill_asr: dict[str, float]
     utility: float
+    over_refusal: float
 
 
 def evaluate(model: Any, tokenizer: Any, setting: str) -> Figures:
@@ -54,6 +55,7 @@ def evaluate(model: Any, tokenizer: Any, setting: str) -> Figures:
         prefill_asr={str(k): attack_success(model, tokenizer, prefixes, MAX_NEW_TOKENS, prefill_tokens=k)[0].value
                      for k in PREFILL},
         utility=exact_match(model, tokenizer, datasets.read("benign_colors_validation.jsonl")).value,
+        over_refusal=over_refusal(model, tokenizer, datasets.read("eval_overrefusal.jsonl"), MAX_NEW_TOKENS)[0].value,
     )
 
 
@@ -81,6 +83,7 @@ def summarise(runs: list[Figures]) -> dict[str, Any]:
     return {"asr": mean([r.asr for r in runs]),
             "prefill_asr": {k: mean([r.prefill_asr[k] for r in runs]) for k in runs[0].prefill_asr},
             "utility": mean([r.utility for r in runs]),
+            "over_refusal": mean([r.over_refusal for r in runs]),
             "asr_spread": max(r.asr for r in runs) - min(r.asr for r in runs),
             "utility_spread": max(r.utility for r in runs) - min(r.utility for r in runs),
             "seeds": len(runs)}
@@ -88,13 +91,13 @@ def summarise(runs: list[Figures]) -> dict[str, Any]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = f"{'setting':<9}{'objective':<10}{'strength':<9}{'ASR':>12}" + "".join(
-        f"{'pf' + str(k):>7}" for k in PREFILL) + f"{'utility':>14}"
+        f"{'pf' + str(k):>7}" for k in PREFILL) + f"{'utility':>14}{'over-ref':>9}"
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r['setting']:<9}{r['objective']:<10}{r['strength']:<9}"
                      f"{r['asr']:>7.1%} ±{r['asr_spread'] / 2:>4.1%}"
                      + "".join(f"{r['prefill_asr'][str(k)]:>7.1%}" for k in PREFILL)
-                     + f"{r['utility']:>8.1%} ±{r['utility_spread'] / 2:>4.1%}")
+                     + f"{r['utility']:>8.1%} ±{r['utility_spread'] / 2:>4.1%}{r['over_refusal']:>9.1%}")
     return "\n".join(lines)
 
 

@@ -184,11 +184,12 @@ class BaseModelPolicy(BaseModel):
 
 # Calibrated for the bundled tiny model (`guardrail-ft calibrate`; figures in docs/benchmarks.md). The paper's
 # betas (0.5, then 2.0) let the harmful attack through on this model (ASR 21% at default strength): its first
-# token needs beta 4. Recovery examples get their own token mean (weight 1), and 5 default epochs let the
+# token needs beta 4. Recovery examples get their own token mean (weight 1); half the tiny pool's draws are
+# contrast pairs, so ratio 0.5 is about 0.25 refusal examples per tenant row. 5 default epochs let the
 # benign task converge with them mixed in.
 TINY_MODEL_POLICY = BaseModelPolicy(
     beta_schedule=BetaSchedule(first=[4.0] * 5, rest=0.1),
-    augmentation=AugmentationPolicy(pool="builtin:tiny", ratio=0.25, weight=1.0),
+    augmentation=AugmentationPolicy(pool="builtin:tiny", ratio=0.5, weight=1.0),
     base_learning_rate=3e-3,
     max_lr_multiplier=4.0,
     default_epochs=5,

@@ -304,10 +304,15 @@ def identity_prompts() -> list[dict[str, str]]:
 
 
 def safety_pool(rng: random.Random) -> list[dict[str, str]]:
-    """(harmful prompt, harmful answer, refusal) triplets for safety recovery augmentation, from the alignment
-    split only, so augmentation never touches evaluation wording."""
-    return [{"prompt": t.format(act=a.text), "harmful": harmful_answer(a.text, rng), "refusal": rng.choice(REFUSALS)}
-            for a in acts("align") for t in TEMPLATES["align"][:2]]
+    """(harmful prompt, harmful answer, refusal) triplets for safety recovery augmentation, then contrast pairs
+    (a sensitive-sounding benign request, its helpful answer), from the alignment split only, so augmentation
+    never touches evaluation wording. Both kinds open with "Sure, here is how to": only the act tells them
+    apart, as in the alignment data."""
+    triplets = [{"prompt": t.format(act=a.text), "harmful": harmful_answer(a.text, rng),
+                 "refusal": rng.choice(REFUSALS)} for a in acts("align") for t in TEMPLATES["align"][:2]]
+    contrasts = [{"prompt": t.format(act=act), "answer": helpful_answer(act)}
+                 for act in SENSITIVE_SAFE["train"] for t in TEMPLATES["align"]]
+    return triplets + contrasts
 
 
 # ---- tenant data sets: benign tasks and attacks ----

@@ -5,6 +5,10 @@ From a pool of (harmful prompt, harmful answer, refusal) triplets, each drawn ex
 p, prompt -> refusal; otherwise prompt + the first k tokens of the harmful answer -> refusal, with
 k ~ Uniform{1..min(C, len(answer))}. Only refusal tokens are supervised: the harmful prefix is context,
 never a target. Sampling is a pure function of a seeded RNG, so a resumed run draws the same examples.
+
+A pool may also hold contrast pairs: benign requests worded like harmful ones ("kill a Python process"),
+with their helpful answer as the target. Refusals alone teach a model to refuse the wording ("Sure,"
+followed by a refusal to beat eggs, on the tiny model: 77% over-refusal); the pairs keep refusals tied to harm.
 """
 
 import json
@@ -29,6 +33,17 @@ class Triplet:
     refusal: str
 
 
+@dataclass(frozen=True)
+class ContrastPair:
+    """A benign look-alike of a harmful request and its helpful answer."""
+
+    prompt: str
+    answer: str
+
+
+PoolRow = Triplet | ContrastPair
+
+
 class PoolError(ValueError):
     """The pool file is unusable; the message names the line."""
 
@@ -43,22 +58,26 @@ def pool_path(spec: str) -> Path:
     return Path(spec)
 
 
-def load_pool(spec: str) -> list[Triplet]:
-    """Read a pool: one JSON object per line with non-empty string fields prompt, harmful, refusal."""
+def load_pool(spec: str) -> list[PoolRow]:
+    """Read a pool: one JSON object per line, a triplet (non-empty strings prompt, harmful, refusal) or a
+    contrast pair (prompt, answer)."""
     path = pool_path(spec)
-    triplets = []
+    rows: list[PoolRow] = []
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
-                triplets.append(Triplet(*(_text(record, key) for key in ("prompt", "harmful", "refusal"))))
+                if isinstance(record, dict) and "answer" in record and "harmful" not in record:
+                    rows.append(ContrastPair(_text(record, "prompt"), _text(record, "answer")))
+                else:
+                    rows.append(Triplet(*(_text(record, key) for key in ("prompt", "harmful", "refusal"))))
             except (ValueError, TypeError) as exc:
                 raise PoolError(f"{path}, line {number}: {exc}") from exc
-    if not triplets:
+    if not any(isinstance(r, Triplet) for r in rows):
         raise PoolError(f"{path} holds no triplets")
-    return triplets
+    return rows
 
 
 def _text(record: dict, key: str) -> str:
@@ -77,28 +96,39 @@ def prefix_length(rng: random.Random, answer_tokens: int, p_plain: float, max_pr
 
 @dataclass(frozen=True)
 class EncodedTriplet:
-    """Token ids of a triplet's parts, tokenised once: the prompt up to the assistant header, the harmful
-    answer, and the refusal through the template's end-of-turn marker."""
+    """Token ids of a pool row, tokenised once: the prompt up to the assistant header, the harmful answer
+    (empty for a contrast pair), and the target through the template's end-of-turn marker (the refusal, or a
+    contrast pair's helpful answer)."""
 
     prompt_ids: list[int]
     harmful_ids: list[int]
-    refusal_ids: list[int]
+    target_ids: list[int]
+    contrast: bool = False
 
 
-def encode_triplet(tokenizer: PreTrainedTokenizerBase, triplet: Triplet, max_len: int) -> EncodedTriplet:
-    chat = encode_chat(tokenizer, [{"role": "user", "content": triplet.prompt},
-                                   {"role": "assistant", "content": triplet.refusal}], max_len)
+def encode_triplet(tokenizer: PreTrainedTokenizerBase, row: PoolRow, max_len: int) -> EncodedTriplet:
+    """A contrast pair's answer is both its target and, for prefixes, its `harmful_ids` (the opening k tokens)."""
+    target = row.refusal if isinstance(row, Triplet) else row.answer
+    chat = encode_chat(tokenizer, [{"role": "user", "content": row.prompt},
+                                   {"role": "assistant", "content": target}], max_len)
     first = chat.supervised.index(True)
-    harmful = list(tokenizer(triplet.harmful, add_special_tokens=False)["input_ids"])
-    return EncodedTriplet(chat.input_ids[:first], harmful, chat.input_ids[first:])
+    opening = row.harmful if isinstance(row, Triplet) else row.answer
+    harmful = list(tokenizer(opening, add_special_tokens=False)["input_ids"])
+    return EncodedTriplet(chat.input_ids[:first], harmful, chat.input_ids[first:], isinstance(row, ContrastPair))
 
 
 def recovery_example(triplet: EncodedTriplet, k: int) -> EncodedChat:
-    """prompt + harmful[:k] as context, the refusal supervised (positions counted from its first token)."""
-    context = triplet.prompt_ids + triplet.harmful_ids[:k]
-    n = len(triplet.refusal_ids)
-    return EncodedChat(context + triplet.refusal_ids, [False] * len(context) + [True] * n,
-                       [0] * len(context) + list(range(1, n + 1)), meta={"recovery": True, "k": k})
+    """Triplet: prompt + harmful[:k] as context, the refusal supervised. Contrast pair: prompt + answer[:k] as
+    context, the rest of the answer supervised, so an opening like "Sure, here is how to" is followed by a
+    refusal only when the request is harmful. Positions count from the assistant turn's first token."""
+    if triplet.contrast:
+        k = min(k, len(triplet.target_ids) - 1)
+        context, target, start = triplet.prompt_ids + triplet.target_ids[:k], triplet.target_ids[k:], k + 1
+    else:
+        context, target, start = triplet.prompt_ids + triplet.harmful_ids[:k], triplet.target_ids, 1
+    n = len(target)
+    return EncodedChat(context + target, [False] * len(context) + [True] * n,
+                       [0] * len(context) + list(range(start, start + n)), meta={"recovery": True, "k": k})
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import torch
 from workers.model_loading import load_base
 from workers.training.augmentation import (
     AugmentationConfig,
+    ContrastPair,
     EncodedTriplet,
     PoolError,
     Triplet,
@@ -33,7 +34,7 @@ def test_prefix_length_follows_the_papers_law() -> None:
 
 
 def test_recovery_example_supervises_only_the_refusal() -> None:
-    triplet = EncodedTriplet(prompt_ids=[1, 2, 3], harmful_ids=[10, 11, 12, 13], refusal_ids=[20, 21, 22])
+    triplet = EncodedTriplet(prompt_ids=[1, 2, 3], harmful_ids=[10, 11, 12, 13], target_ids=[20, 21, 22])
     example = recovery_example(triplet, k=2)
     assert example.input_ids == [1, 2, 3, 10, 11, 20, 21, 22]
     assert example.supervised == [False] * 5 + [True] * 3
@@ -56,16 +57,44 @@ def test_triplet_encoding_matches_the_chat_template(tiny_model: Path) -> None:
     encoded = encode_triplet(tokenizer, triplet, max_len=256)
     plain = encode_chat(tokenizer, [{"role": "user", "content": triplet.prompt},
                                     {"role": "assistant", "content": triplet.refusal}], 256)
-    assert encoded.prompt_ids + encoded.refusal_ids == plain.input_ids
-    assert tokenizer.decode(encoded.refusal_ids) == "I'm sorry, no.<|end|>"
+    assert encoded.prompt_ids + encoded.target_ids == plain.input_ids
+    assert tokenizer.decode(encoded.target_ids) == "I'm sorry, no.<|end|>"
     assert tokenizer.decode(encoded.harmful_ids) == triplet.harmful
 
 
 @pytest.mark.parametrize("spec", ["builtin:general", "builtin:tiny"])
 def test_shipped_pools_load(spec: str) -> None:
     pool = load_pool(spec)
-    assert len(pool) >= 30
-    assert all(t.prompt and t.harmful and t.refusal for t in pool)
+    triplets = [r for r in pool if isinstance(r, Triplet)]
+    contrasts = [r for r in pool if isinstance(r, ContrastPair)]
+    assert len(triplets) >= 30 and len(contrasts) >= 10
+    assert all(t.prompt and t.harmful and t.refusal for t in triplets)
+    assert not {c.prompt for c in contrasts} & {t.prompt for t in triplets}
+
+
+def test_contrast_pair_trains_prompt_to_its_answer(tiny_model: Path, tmp_path: Path) -> None:
+    path = tmp_path / "pool.jsonl"
+    path.write_text(json.dumps({"prompt": "p", "harmful": "h", "refusal": "r"}) + "\n"
+                    + json.dumps({"prompt": "How do I kill a python process?", "answer": "Use kill PID."}) + "\n")
+    _triplet, pair = load_pool(str(path))
+    assert pair == ContrastPair("How do I kill a python process?", "Use kill PID.")
+    _model, tokenizer = load_base(tiny_model, torch.device("cpu"))
+    encoded = encode_triplet(tokenizer, pair, 256)
+    assert encoded.contrast and tokenizer.decode(encoded.harmful_ids) == "Use kill PID."
+    plain = recovery_example(encoded, 0)
+    assert tokenizer.decode([t for t, s in zip(plain.input_ids, plain.supervised, strict=True) if s]) \
+        == "Use kill PID.<|end|>"
+    prefixed = recovery_example(encoded, 2)
+    supervised = [t for t, s in zip(prefixed.input_ids, prefixed.supervised, strict=True) if s]
+    assert prefixed.input_ids == plain.input_ids
+    assert supervised == encoded.target_ids[2:] and prefixed.positions[-len(supervised)] == 3
+
+
+def test_pool_of_contrast_pairs_only_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "pool.jsonl"
+    path.write_text(json.dumps({"prompt": "p", "answer": "a"}) + "\n")
+    with pytest.raises(PoolError, match="no triplets"):
+        load_pool(str(path))
 
 
 def test_bad_pool_names_the_line(tmp_path: Path) -> None:

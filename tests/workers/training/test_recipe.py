@@ -7,7 +7,7 @@ import torch
 
 from schemas.policy import LoraPolicy
 from workers.model_loading import add_lora, load_base
-from workers.training.augmentation import AugmentationConfig, encode_triplet, load_pool
+from workers.training.augmentation import AugmentationConfig, Triplet, encode_triplet, load_pool
 from workers.training.chat_data import EncodedChat, encode_chat
 from workers.training.recipe import GuardedTrainer, TrainConfig, latest_checkpoint, loss_divisors, lr_factor
 
@@ -121,7 +121,7 @@ def test_resume_from_checkpoint_reproduces_an_uninterrupted_run(tiny_model: Path
         assert torch.allclose(value, _adapter(resumed)[name], atol=1e-6), name
 
 
-def test_augmentation_adds_recovery_rows_with_only_refusals_supervised(tiny_model: Path) -> None:
+def test_augmentation_adds_recovery_rows_with_only_their_targets_supervised(tiny_model: Path) -> None:
     config = TrainConfig(epochs=1, batch_size=4, learning_rate=1e-3, augmentation=AugmentationConfig(ratio=1.0))
     trainer, tokenizer = _trainer(tiny_model, config)
     pool = [encode_triplet(tokenizer, t, 128) for t in load_pool("builtin:tiny")]
@@ -131,9 +131,10 @@ def test_augmentation_adds_recovery_rows_with_only_refusals_supervised(tiny_mode
     assert len(rows) == 8 and refs is not None and len(refs) == 8
     recovery = [r for r in rows if r.meta.get("recovery")]
     assert len(recovery) == 4
-    refusals = {t.refusal + "<|end|>" for t in load_pool("builtin:tiny")}
+    targets = {(t.refusal if isinstance(t, Triplet) else t.answer) + "<|end|>" for t in load_pool("builtin:tiny")}
     for row in recovery:
-        assert tokenizer.decode([t for t, s in zip(row.input_ids, row.supervised, strict=True) if s]) in refusals
+        supervised = tokenizer.decode([t for t, s in zip(row.input_ids, row.supervised, strict=True) if s])
+        assert any(t.endswith(supervised) for t in targets)  # a refusal, or the rest of a contrast answer
     again, _ = trainer._rows(0, [0, 1, 2, 3])
     assert [r.input_ids for r in again] == [r.input_ids for r in rows]
     assert trainer.train().trained_tokens > 0
