@@ -231,8 +231,8 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 
 def run(*, quick: bool, workers: int, duration: float, concurrency: int, workdir: Path) -> dict[str, Any]:
     from service.state.migrate import upgrade
-    from tests.service.live import free_port
     from tests.services import fresh_database, postgres_server, redis_broker
+    from tests.stack import free_port
 
     sizes = (2, 8) if quick else (10, 200)
     with postgres_server(workdir) as pg, fresh_database(pg) as database_url, redis_broker(workdir) as broker:

@@ -7,10 +7,14 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from schemas.jobs import TERMINAL_STATUSES, JobCreate
 from service.cli import beat_command, worker_command
@@ -69,6 +73,34 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: flo
         assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
         time.sleep(every)
     return value
+
+
+def wait_until_up(check: Callable[[], Any], proc: subprocess.Popen[bytes], log: Path, seconds: float) -> Any:
+    """Poll `check` (an HTTP error counts as not yet) until it is truthy; fail at once, with the log, if `proc`
+    died, and after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if result := check():
+                return result
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, f"gave up after {seconds}s:\n{log.read_text()[-4000:]}"
+        time.sleep(0.3)
+
+
+@contextmanager
+def api_server(env: dict[str, str], log: Path, ready_path: str = "/healthz") -> Iterator[str]:
+    """Yield the base URL of `guardrail-ft serve` (migrations applied) running with `env`; stop it after."""
+    port = free_port()
+    proc = spawn([sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--quiet"], env, log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(lambda: httpx.get(f"{base}{ready_path}", timeout=2).status_code == 200, proc, log, 90)
+        yield base
+    finally:
+        stop_process_group(proc)
 
 
 def chat_rows(n: int) -> list[dict[str, Any]]:

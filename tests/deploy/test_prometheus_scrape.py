@@ -2,11 +2,7 @@
 no label carries a tenant's key or anything a tenant wrote."""
 
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,57 +13,13 @@ import pytest
 import yaml
 
 from schemas.jobs import JobStatus
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group, SIGKILL it if it lingers."""
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout=wait)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def wait_until(check: Any, proc: subprocess.Popen[bytes], log: Path, seconds: float) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, f"gave up after {seconds}s:\n{log.read_text()[-4000:]}"
-        time.sleep(0.5)
+from tests.stack import api_server, free_port, stop_process_group, wait_until_up
 
 
 @pytest.fixture()
 def api(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path / "api.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--quiet"],
-                                env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, cwd=ROOT, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200, proc, log, 90)
+    with api_server(env, tmp_path / "api.log", ready_path="/readyz") as base:
         yield base
-    finally:
-        stop(proc)
 
 
 @pytest.fixture()
@@ -83,10 +35,10 @@ def prometheus(prometheus_binary: str, api: str, tmp_path: Path) -> Iterator[str
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: httpx.get(f"{base}/-/ready", timeout=2).status_code == 200, proc, log, 60)
+        wait_until_up(lambda: httpx.get(f"{base}/-/ready", timeout=2).status_code == 200, proc, log, 60)
         yield base
     finally:
-        stop(proc)
+        stop_process_group(proc)
 
 
 def query(prometheus: str, promql: str) -> list[dict[str, Any]]:

@@ -3,8 +3,6 @@ model, and a tenant driving it with the official openai client."""
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +14,7 @@ import pytest
 from openai import OpenAI
 
 from tests.services import redis_broker
+from tests.stack import free_port, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKER_DB = 10  # this module's own Redis db: other sessions flush the shared test db (15) when they start and end
@@ -27,28 +26,9 @@ def broker_url(workdir: Path) -> Iterator[str]:
         yield url
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def stop_process_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the whole group (Celery's pool children too), then SIGKILL whatever is left."""
-    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout=wait)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 @pytest.fixture()
 def stack(env: dict[str, str], tiny_model: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
-    port = _free_port()
+    port = free_port()
     proc_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     logs = {name: (tmp_path / f"{name}.log").open("wb") for name in ("api", "worker")}
     api = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port)], env=proc_env,

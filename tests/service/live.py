@@ -1,14 +1,6 @@
-"""A real API server for tests that talk HTTP: uvicorn in a subprocess on a free port, plus shared set-up calls."""
+"""Set-up calls shared by tests that talk HTTP to a real API server (`tests.stack.api_server`)."""
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -16,43 +8,7 @@ import httpx
 from service.state.db import session_scope
 from service.state.jobs import fine_tuned_model_name, get_job, transition
 
-ROOT = Path(__file__).resolve().parents[2]
 ROW = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def api_server(env: dict[str, str], log: Path) -> Iterator[str]:
-    """Yield the base URL of `guardrail-ft serve` (migrations applied) running with `env`; stop it after."""
-    port = free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--quiet"],
-                                env={**os.environ, **env, "OMP_NUM_THREADS": "1"}, cwd=ROOT, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def register_model(base: str, admin_key: str, model_dir: Path, model_id: str = "m1") -> None:

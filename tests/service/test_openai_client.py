@@ -14,7 +14,8 @@ from openai import OpenAI
 from service.state.checkpoints import add_checkpoint
 from service.state.db import session_scope
 from service.state.jobs import add_event
-from tests.service.live import ADAPTER_FILES, api_server, jsonl, new_tenant, register_model, release, set_status
+from tests.service.live import ADAPTER_FILES, jsonl, new_tenant, register_model, release, set_status
+from tests.stack import api_server
 
 
 @pytest.fixture()

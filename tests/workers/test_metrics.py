@@ -3,7 +3,6 @@ when CUDA is in use, and the gate's reason codes the `reason` label comes from."
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from schemas.policy import GatePolicy
 from service.api.app import create_app
 from service.dispatch import enqueue_validation
 from service.settings import get_settings
+from tests.stack import stop_process_group
 from workers import metrics
 from workers.evaluation.gate import SuiteResult, decide_release
 from workers.evaluation.statistics import Rate
@@ -185,12 +185,4 @@ def test_a_real_worker_serves_its_metrics_and_counts_its_tasks(env: dict[str, st
             assert worker.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.5)
     finally:
-        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(worker.pid, sig)
-                worker.wait(timeout=wait)
-                break
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_process_group(worker)
