@@ -39,6 +39,18 @@ def blob_key(sha256: str) -> str:
     return f"{BLOB_PREFIX}/{sha256[:2]}/{sha256}"
 
 
+def copy_hashed(chunks: Iterable[bytes], out: BinaryIO, max_bytes: int | None) -> tuple[int, str]:
+    """Write chunks to out, hashing as they pass; (size, sha256). Raises ArtifactTooLarge past max_bytes."""
+    digest, size = hashlib.sha256(), 0
+    for chunk in chunks:
+        size += len(chunk)
+        if max_bytes is not None and size > max_bytes:
+            raise ArtifactTooLarge(f"larger than {max_bytes} bytes")
+        digest.update(chunk)
+        out.write(chunk)
+    return size, digest.hexdigest()
+
+
 class ArtifactStore(Protocol):
     """What the service and the workers need from a store; both backends below implement it."""
 
@@ -78,40 +90,28 @@ class LocalArtifactStore:
             tmp.unlink(missing_ok=True)
 
     def put_stream(self, key: str, chunks: Iterable[bytes], max_bytes: int | None = None) -> StoredBlob:
-        digest, size = hashlib.sha256(), 0
         with self.staged_file(key) as (handle, _tmp):
-            for chunk in chunks:
-                size += len(chunk)
-                if max_bytes is not None and size > max_bytes:
-                    raise ArtifactTooLarge(f"larger than {max_bytes} bytes")
-                digest.update(chunk)
-                handle.write(chunk)
-        return StoredBlob(key=key, size=size, sha256=digest.hexdigest())
+            size, sha256 = copy_hashed(chunks, handle, max_bytes)
+        return StoredBlob(key=key, size=size, sha256=sha256)
 
     def put_blob(self, chunks: Iterable[bytes], max_bytes: int | None = None) -> StoredBlob:
         """Content-addressed: staged, hashed, then renamed to its digest's key unless that blob exists already."""
         staging_root = self.path(BLOB_PREFIX)
         staging_root.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=staging_root, prefix=".staging-")
-        digest, size = hashlib.sha256(), 0
         try:
             with os.fdopen(fd, "wb") as handle:
-                for chunk in chunks:
-                    size += len(chunk)
-                    if max_bytes is not None and size > max_bytes:
-                        raise ArtifactTooLarge(f"larger than {max_bytes} bytes")
-                    digest.update(chunk)
-                    handle.write(chunk)
+                size, sha256 = copy_hashed(chunks, handle, max_bytes)
                 handle.flush()
                 os.fsync(handle.fileno())
-            key = blob_key(digest.hexdigest())
+            key = blob_key(sha256)
             final = self.path(key)
             final.parent.mkdir(parents=True, exist_ok=True)
             if not final.exists():
                 os.replace(tmp_name, final)
         finally:
             Path(tmp_name).unlink(missing_ok=True)
-        return StoredBlob(key=key, size=size, sha256=digest.hexdigest())
+        return StoredBlob(key=key, size=size, sha256=sha256)
 
     def put_dir(self, key: str, source: Path, immutable: bool = False) -> str:
         """Copy a folder in under key; readers see all of it or nothing (rename of a staged copy). With
@@ -198,31 +198,19 @@ class S3ArtifactStore:
             tmp.unlink(missing_ok=True)
 
     def put_stream(self, key: str, chunks: Iterable[bytes], max_bytes: int | None = None) -> StoredBlob:
-        digest, size = hashlib.sha256(), 0
         with self.staged_file(key) as (handle, _tmp):
-            for chunk in chunks:
-                size += len(chunk)
-                if max_bytes is not None and size > max_bytes:
-                    raise ArtifactTooLarge(f"larger than {max_bytes} bytes")
-                digest.update(chunk)
-                handle.write(chunk)
-        return StoredBlob(key=key, size=size, sha256=digest.hexdigest())
+            size, sha256 = copy_hashed(chunks, handle, max_bytes)
+        return StoredBlob(key=key, size=size, sha256=sha256)
 
     def put_blob(self, chunks: Iterable[bytes], max_bytes: int | None = None) -> StoredBlob:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        digest, size = hashlib.sha256(), 0
         with tempfile.TemporaryFile(dir=self.cache_dir) as spool:
-            for chunk in chunks:
-                size += len(chunk)
-                if max_bytes is not None and size > max_bytes:
-                    raise ArtifactTooLarge(f"larger than {max_bytes} bytes")
-                digest.update(chunk)
-                spool.write(chunk)
-            key = blob_key(digest.hexdigest())
+            size, sha256 = copy_hashed(chunks, spool, max_bytes)
+            key = blob_key(sha256)
             if not self._object_exists(key):
                 spool.seek(0)
                 self.client.upload_fileobj(spool, self.bucket, self._key(key))
-        return StoredBlob(key=key, size=size, sha256=digest.hexdigest())
+        return StoredBlob(key=key, size=size, sha256=sha256)
 
     def put_dir(self, key: str, source: Path, immutable: bool = False) -> str:
         if immutable and self.exists(key):
