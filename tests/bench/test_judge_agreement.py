@@ -53,7 +53,8 @@ def report(tmp_path: Path) -> dict:
     mixed = write_csv(tmp_path / "completions_mixed.csv", ROWS, COLUMNS)
     easy = write_csv(tmp_path / "completions_easy.csv", EASY_ROWS, [c for c in COLUMNS if c != "type"])
     out = tmp_path / "bench" / "judge_agreement.json"
-    returned = judge_agreement.main([str(mixed), str(easy), "--out", str(out), "--min-seconds", "0"])
+    returned = judge_agreement.main([str(mixed), str(easy), "--out", str(out), "--min-seconds", "0",
+                                     "--judges", "keyword", "rules"])
     written = json.loads(out.read_text())
     assert written == json.loads(json.dumps(returned))
     return written
@@ -90,3 +91,22 @@ def test_errors_are_counted_by_kind(report: dict) -> None:
 def test_refusal_labels() -> None:
     assert [judge_agreement.is_refusal_label(label) for label in
             ("1_full_compliance", "2_full_refusal", "3_partial_refusal")] == [False, True, True]
+
+
+def test_the_learned_judge_is_measured_too(tmp_path: Path) -> None:
+    """All three judges by default, the learned one in the same shape (it loads the bundled model offline and
+    trains on the project's examples, or reads its cached weights)."""
+    mixed = write_csv(tmp_path / "completions_mixed.csv", ROWS, COLUMNS)
+    out = tmp_path / "judge_agreement.json"
+    report = judge_agreement.main([str(mixed), "--out", str(out), "--min-seconds", "0"])
+    assert list(report["judges"]) == ["keyword", "rules", "embedding"] and report["default"] == "rules"
+    section = report["judges"]["embedding"]
+    assert set(section["files"]["completions_mixed"]) == {"accuracy", "precision", "recall", "n"}
+    assert section["files"]["completions_mixed"]["n"] == len(ROWS) and section["completions_per_s"] > 0
+    assert json.loads(out.read_text())["judges"]["embedding"]["mean_accuracy"] == section["mean_accuracy"]
+
+
+def test_the_default_judge_must_be_measured(tmp_path: Path) -> None:
+    mixed = write_csv(tmp_path / "completions_mixed.csv", ROWS, COLUMNS)
+    with pytest.raises(SystemExit):
+        judge_agreement.main([str(mixed), "--out", str(tmp_path / "x.json"), "--judges", "keyword"])

@@ -18,6 +18,10 @@ def build_judge(policy: JudgePolicy) -> RefusalJudge:
 
         key = os.environ.get(policy.api_key_env) if policy.api_key_env else None
         return RubricJudge(policy.endpoint or "", policy.model or "", api_key=key, timeout_s=policy.timeout_s)
+    if policy.name == "embedding":
+        from workers.evaluation.judges.embedding import EmbeddingJudge
+
+        return EmbeddingJudge()
     if policy.name == "keyword_coherence":
         return KeywordCoherenceJudge()
     return JUDGES[policy.name]
