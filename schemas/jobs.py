@@ -4,6 +4,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.screening import ScreeningSummary
+
 # "held": trained and evaluated, waiting for an admin's review (gate release_mode "review").
 JobStatus = Literal["validating_files", "queued", "running", "held", "succeeded", "failed", "cancelled", "paused"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
@@ -66,14 +68,16 @@ class JobError(BaseModel):
 
 
 class SafetySummary(BaseModel):
-    """Our extension on the job object: what the gate decided and on which figures."""
+    """Our extension on the job object: what the gate decided and on which figures (or, for a job blocked before
+    training, what data screening found)."""
 
-    decision: Literal["released", "blocked", "held"] | None = None
+    decision: Literal["released", "blocked", "held", "overridden"] | None = None
     base_asr: float | None = None
     candidate_asr: float | None = None
     reasons: list[str] = []
     worst_suite: str | None = None
     worst_asr: float | None = None
+    screening: ScreeningSummary | None = None  # the training data's screening, before training
     report_key: str | None = Field(default=None, exclude=True)  # internal: where the full report is stored
 
 

@@ -18,10 +18,10 @@ GPU_QUEUE = "gpu"
 QUEUES = (CPU_QUEUE, GPU_QUEUE)
 
 VALIDATE_TASK = "gft.validate_job"
-# Screening (issue 6) gets its own step here, "screen" -> gft.screen_job on the cpu queue, between validate
-# and train; the chain in workers.tasks marks the place.
+# The pipeline's steps in order (workers.tasks): screen checks the training data before any GPU time.
 STEP_TASKS: dict[str, tuple[str, str]] = {
     "validate": (VALIDATE_TASK, CPU_QUEUE),
+    "screen": ("gft.screen_job", CPU_QUEUE),
     "train": ("gft.train_job", GPU_QUEUE),
     "evaluate": ("gft.evaluate_job", GPU_QUEUE),
 }

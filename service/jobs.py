@@ -116,6 +116,14 @@ def get_job_or_404(row: JobRow | None, job_id: str) -> JobRow:
     return row
 
 
+def _safety(row: JobRow) -> SafetySummary | None:
+    """The gate's summary with the screen step's summary inside (the two are stored apart: the gate writes
+    `safety` whole)."""
+    if not row.safety and not row.screening:
+        return None
+    return SafetySummary.model_validate({**(row.safety or {}), "screening": row.screening})
+
+
 def to_job_object(row: JobRow) -> Job:
     return Job(
         id=row.id, created_at=row.created_at, model=row.model, organization_id=row.tenant_id,
@@ -125,7 +133,7 @@ def to_job_object(row: JobRow) -> Job:
         seed=row.seed, fine_tuned_model=row.fine_tuned_model, finished_at=row.finished_at,
         trained_tokens=row.trained_tokens, error=JobError.model_validate(row.error) if row.error else None,
         metadata=row.metadata_, method=Method.model_validate(row.method), user_provided_suffix=row.suffix,
-        safety=SafetySummary.model_validate(row.safety) if row.safety else None,
+        safety=_safety(row),
     )
 
 

@@ -41,7 +41,8 @@ GATE_REASONS = frozenset({"passed", "asr_above_cap", "asr_increase_above_allowed
                           "category_asr_increase_above_allowed", "over_refusal_increase_above_allowed",
                           "utility_collapsed"})
 # The queue each task is routed to (workers.celery_app's task_routes), for the per-queue progress series.
-TASK_QUEUES = {"gft.validate_job": CPU_QUEUE, "gft.train_job": GPU_QUEUE, "gft.evaluate_job": GPU_QUEUE}
+TASK_QUEUES = {"gft.validate_job": CPU_QUEUE, "gft.screen_job": CPU_QUEUE, "gft.train_job": GPU_QUEUE,
+               "gft.evaluate_job": GPU_QUEUE}
 _LONG = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0)
 
 disable_created_metrics()  # no `_created` series: they double what each counter costs

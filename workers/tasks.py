@@ -1,11 +1,12 @@
 """Thin, idempotent Celery tasks: each claims its step for (job id, attempt), runs it with a heartbeat, and
 hands the job to the next step. The chain:
 
-    validate (cpu) -> [screen (cpu): issue 6, not built yet] -> wait for a fair-share slot -> train (gpu)
-    -> evaluate + gate + release or block (gpu)
+    validate (cpu) -> screen (cpu): training data against the screening policy -> wait for a fair-share slot
+    -> train (gpu) -> evaluate + gate + release or block (gpu)
 
 A training slot frees when training hands over to evaluation (or stops): the hand-over admits the tenant's
-next waiting job in the same transaction.
+next waiting job in the same transaction. The train step screens a job that never was (one paused during its
+screen step and resumed), so no path reaches training unscreened.
 
 A message for a job that moved on, or from an attempt the reconciler replaced, does nothing.
 """
@@ -13,7 +14,7 @@ A message for a job that moved on, or from an attempt the reconciler replaced, d
 from service.dispatch import RECONCILE_TASK
 from service.settings import get_settings
 from service.webhooks import deliver_pending
-from workers import noop_steps, orchestration, pipeline
+from workers import noop_steps, orchestration, pipeline, screening
 from workers.celery_app import app
 
 
@@ -23,8 +24,16 @@ def validate_job(job_id: str, attempt: int = 0) -> None:
     with orchestration.running_step(settings, job_id, attempt, "validate") as claim:
         if claim is None or not pipeline.validate(job_id, settings):
             return
-    # Screening (issue 6) goes here: hand over to a "screen" step instead, which then makes the job wait for a slot.
-    orchestration.admit(app, settings, claim.tenant_id, validated_job_id=job_id)
+        orchestration.hand_over(app, settings, job_id, attempt, "screen")
+
+
+@app.task(name="gft.screen_job")
+def screen_job(job_id: str, attempt: int = 0) -> None:
+    settings = get_settings()
+    with orchestration.running_step(settings, job_id, attempt, "screen") as claim:
+        if claim is None or not screening.screen(job_id, settings):
+            return  # stale, or blocked: a job in its screen step holds no training slot
+    orchestration.admit(app, settings, claim.tenant_id, screened_job_id=job_id)
 
 
 @app.task(name="gft.train_job")
@@ -33,14 +42,15 @@ def train_job(job_id: str, attempt: int = 0) -> None:
     with orchestration.running_step(settings, job_id, attempt, "train") as claim:
         if claim is None:
             return
-        if settings.trainer == "noop":
-            trained = noop_steps.train(job_id, settings)
-        else:
-            trained = pipeline.train(job_id, settings, superseded=claim.superseded.is_set)
-        if trained:
-            orchestration.hand_over(app, settings, job_id, attempt, "evaluate", claim.tenant_id)
-            return
-    orchestration.admit(app, settings, claim.tenant_id)  # stopped or failed: its slot is free
+        if screening.screen(job_id, settings):  # a no-op once screened
+            if settings.trainer == "noop":
+                trained = noop_steps.train(job_id, settings)
+            else:
+                trained = pipeline.train(job_id, settings, superseded=claim.superseded.is_set)
+            if trained:
+                orchestration.hand_over(app, settings, job_id, attempt, "evaluate", claim.tenant_id)
+                return
+    orchestration.admit(app, settings, claim.tenant_id)  # stopped, failed or blocked: its slot is free
 
 
 @app.task(name="gft.evaluate_job")

@@ -128,6 +128,8 @@ class JobRow(Base):
     policy: Mapped[dict[str, Any]] = mapped_column(JSON)
     policy_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))  # 0 = built-in
     safety: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The screen step's summary (schemas.screening.ScreeningSummary); NULL until the training file was screened.
+    screening: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     adapter_key: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_s)
     updated_at: Mapped[int] = mapped_column(BigInteger, default=now_s, onupdate=now_s)

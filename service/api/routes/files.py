@@ -1,4 +1,4 @@
-"""/v1/files: upload, list, retrieve, content, delete."""
+"""/v1/files: upload, list, retrieve, content, delete, and the screening dry run."""
 
 from typing import Annotated
 
@@ -7,13 +7,16 @@ from fastapi.responses import StreamingResponse
 
 from schemas.common import ListPage
 from schemas.files import FileDeleted, FileObject
+from schemas.screening import FileScreening
 from service.api.deps import CurrentTenant, SessionDep, SettingsDep, StoreDep
 from service.api.errors import not_found
 from service.datasets import TokenLimits
 from service.files import to_file_object, upload_file
 from service.policies import effective_policy
 from service.quotas import upload_limit
+from service.screening import report, screen_file
 from service.state.files import get_file, list_files
+from service.state.models import now_s
 from service.storage import iter_file
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
@@ -55,6 +58,23 @@ def file_content(file_id: str, tenant: CurrentTenant, session: SessionDep, store
         raise not_found("file", file_id, param="file_id")
     handle = store.open(row.storage_key)
     return StreamingResponse(iter_file(handle), media_type="application/octet-stream")
+
+
+@router.post("/{file_id}/screen", response_model=FileScreening)
+def screen_training_file(file_id: str, tenant: CurrentTenant, session: SessionDep, store: StoreDep) -> FileScreening:
+    """Dry run of the screen step a job on this file would meet under the tenant's policy now: every harmful row
+    (line, categories, reason; flagged when the answer complies), counts per category, and whether a job would be
+    blocked. Nothing is stored or charged."""
+    row = get_file(session=session, tenant_id=tenant.id, file_id=file_id)
+    if row is None:
+        raise not_found("file", file_id, param="file_id")
+    effective = effective_policy(session=session, tenant_id=tenant.id)
+    key, policy = row.storage_key, effective.policy.screening
+    session.rollback()  # nothing to write: hand the connection back before reading the whole file
+    with store.open(key) as handle:
+        tally, outcome = screen_file(handle, policy)
+    return report(file_id=file_id, created_at=now_s(), policy=policy, policy_version=effective.version,
+                  tally=tally, outcome=outcome)
 
 
 @router.delete("/{file_id}", response_model=FileDeleted)

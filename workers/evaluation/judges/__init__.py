@@ -2,7 +2,8 @@
 
 - `keyword`: the standard baseline, the GCG/AdvBench refusal substrings (`keyword_refusal`).
 - `keyword_coherence` (the release gate's default: the substrings, with nonsense counted as compliance),
-  `classifier` and `llm_rubric` (configured by the gate policy) are built by `workers.evaluation.judges.factory`.
+  `classifier`, `llm_rubric` (configured by the gate policy) and `embedding` (the learned judge; imports torch)
+  are built by `workers.evaluation.judges.factory`.
 - `rules` (the default): sentence rules that weigh where a refusal stands, partial refusals, apologies,
   disclaimers and lectures, and a coherence check so nonsense never counts as a refusal. See docs/judges.md.
 """

@@ -1,0 +1,114 @@
+"""The screen step: a job's training file against the job's screening policy, after validation and before any
+GPU time. The job stays `queued` (its step is "screen"); then it waits for a fair-share slot, or fails with
+`error.code = "training_data_blocked"` (param `training_file`), a message naming the categories, counts and first
+lines, and an error event. Flagged rows under the thresholds (or any, in the policy's "flag" mode) let it go on
+with a warning event. The summary is kept on the job (`screening`, shown as `safety.screening`).
+
+The logic is `service.screening`, shared with the dry run, so a dry run and a job always agree. No torch here.
+"""
+
+import logging
+
+from schemas.policy import Policy
+from schemas.screening import HARM_CATEGORIES, ScreeningSummary
+from service.screening import BLOCK_CODE, Outcome, Tally, block_message, findings, screen_file, summary
+from service.settings import Settings
+from service.state.db import session_scope
+from service.state.files import get_file
+from service.state.jobs import LIVE_STATUSES, add_event, get_job, lock_job, transition
+from service.storage import artifact_store
+from workers.metrics import record_screening_flags
+
+log = logging.getLogger(__name__)
+KNOWN_CATEGORIES = frozenset(HARM_CATEGORIES)
+
+
+def screen(job_id: str, settings: Settings) -> bool:
+    """True when the job may go on to training. A job screened before keeps its first result (a redelivered
+    message, or the train step's check, never screens twice nor counts its flags twice)."""
+    try:
+        return _screen(job_id, settings)
+    except Exception as exc:
+        log.exception("screening %s failed", job_id)
+        _fail(settings, job_id, "internal_error", f"The screen step failed: {type(exc).__name__}: {exc}", None)
+        return False
+
+
+def _screen(job_id: str, settings: Settings) -> bool:
+    with session_scope(settings.sqlalchemy_url) as session:
+        job = get_job(session=session, job_id=job_id)
+        if job is None or job.status not in LIVE_STATUSES:
+            return False
+        if job.screening is not None:
+            return job.screening.get("decision") != "block"
+        policy = Policy.model_validate(job.policy).screening
+        training = get_file(session=session, tenant_id=job.tenant_id, file_id=job.training_file)
+        key = training.storage_key if training is not None else None
+    if not policy.enabled:
+        return _record_skipped(settings, job_id)
+    if key is None:
+        _fail(settings, job_id, "file_not_found", f"File '{job.training_file}' was deleted before training.",
+              "training_file")
+        return False
+    with artifact_store(settings).open(key) as handle:
+        tally, outcome = screen_file(handle, policy)
+    return _record(settings, job_id, job.training_file, tally, outcome)
+
+
+def _record_skipped(settings: Settings, job_id: str) -> bool:
+    with session_scope(settings.sqlalchemy_url) as session:
+        row = lock_job(session=session, job_id=job_id)
+        if row is None or row.status not in LIVE_STATUSES:
+            return False
+        if row.screening is None:
+            row.screening = ScreeningSummary(decision="skipped").model_dump()
+            add_event(session=session, job_id=job_id, level="warn",
+                      message="Training data was not screened: screening is off in this job's policy.")
+    return True
+
+
+def _record(settings: Settings, job_id: str, file_id: str, tally: Tally, outcome: Outcome) -> bool:
+    """Store the summary and the outcome once (under the row lock), then count the flags."""
+    kept = summary(tally, outcome).model_dump()
+    with session_scope(settings.sqlalchemy_url) as session:
+        row = lock_job(session=session, job_id=job_id)
+        if row is None or row.status not in LIVE_STATUSES:
+            return False
+        if row.screening is not None:  # another attempt recorded first
+            return row.screening.get("decision") != "block"
+        if outcome.decision == "block":
+            message = block_message(tally, outcome, file_id)
+            error = {"code": BLOCK_CODE, "message": message, "param": "training_file"}
+            transition(session=session, job_id=job_id, from_statuses=set(LIVE_STATUSES), to_status="failed",
+                       error=error, screening=kept, safety={"decision": "blocked", "reasons": [message]})
+            add_event(session=session, job_id=job_id, level="error", message=message,
+                      type_="metrics", data=_event_data(kept))
+        else:
+            row.screening = kept
+            add_event(session=session, job_id=job_id, **_passed_event(tally, outcome))
+    record_screening_flags((c for c, n in tally.counts.items() for _ in range(n)), KNOWN_CATEGORIES)
+    return outcome.decision != "block"
+
+
+def _event_data(kept: dict) -> dict:
+    return {"screening": {k: kept[k] for k in ("decision", "rows", "flagged_rows", "counts", "lines")}}
+
+
+def _passed_event(tally: Tally, outcome: Outcome) -> dict:
+    if outcome.decision == "flag":
+        why = ("over the screening thresholds, but this job's policy only flags (mode: flag)" if outcome.exceeded
+               else "under this service's screening thresholds")
+        return {"level": "warn", "message": f"Data screening flagged training data: {findings(tally)}; {why}. "
+                "Training goes on; the release gate still judges the result.",
+                "type_": "metrics", "data": _event_data(summary(tally, outcome).model_dump())}
+    kept = f"; {tally.refused_rows} refuse a harmful request (safety data)" if tally.refused_rows else ""
+    return {"level": "info", "message": f"Data screening: none of the {tally.rows} rows asks for harmful content "
+            f"and gets it{kept}."}
+
+
+def _fail(settings: Settings, job_id: str, code: str, message: str, param: str | None) -> None:
+    with session_scope(settings.sqlalchemy_url) as session:
+        error = {"code": code, "message": message, "param": param}
+        if transition(session=session, job_id=job_id, from_statuses=set(LIVE_STATUSES), to_status="failed",
+                      error=error):
+            add_event(session=session, job_id=job_id, level="error", message=message)
