@@ -1,8 +1,8 @@
 """Admin API types (/admin/v1): tenants' keys and quotas, policy versions, review decisions, the audit log."""
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from schemas.jobs import Job
 from schemas.policy import Policy
@@ -83,6 +83,15 @@ class RejectDecision(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=1, max_length=2000)
+
+
+class OverrideDecision(BaseModel):
+    """Why an admin publishes an adapter the safety gate blocked; kept on the job and in the audit log."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)] = Field(
+        description="required, not blank; the tenant sees it on the job's safety summary and events")
 
 
 class AdminJob(Job):

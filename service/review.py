@@ -1,4 +1,6 @@
-"""Admin review of held jobs: release publishes the adapter, reject fails the job with the admin's reason."""
+"""Admin decisions on gated jobs: release publishes a held adapter, reject fails a held job with the admin's
+reason, override publishes an adapter the gate blocked (the block's reasons stay on the job, next to the admin's).
+Each is one compare-and-set on the job's status, so concurrent decisions on one job cannot both succeed."""
 
 from typing import Any
 
@@ -7,6 +9,9 @@ from sqlalchemy.orm import Session
 from service.api.errors import ApiError, not_found
 from service.state.jobs import HELD_STATUS, add_event, fine_tuned_model_name, get_job, transition
 from service.state.models import JobRow
+from service.storage import ArtifactStore
+
+GATE_BLOCK_CODE = "safety_regression"  # the only failure an override can lift: the adapter exists and was judged
 
 
 def _held_job(session: Session, job_id: str) -> JobRow:
@@ -55,3 +60,37 @@ def reject_held_job(*, session: Session, job_id: str, reason: str) -> JobRow:
     add_event(session=session, job_id=job_id, level="error", message=message)
     session.refresh(row)
     return row
+
+
+def _blocked_job(session: Session, job_id: str) -> JobRow:
+    row = get_job(session=session, job_id=job_id)
+    if row is None:
+        raise not_found("fine-tuning job", job_id, param="job_id")
+    code = (row.error or {}).get("code")
+    if row.status != "failed" or code != GATE_BLOCK_CODE:
+        state = row.status + (f" with error.code {code}" if row.status == "failed" and code else "")
+        raise ApiError(409, f"Job {job_id} is {state}; only a job the safety gate blocked (failed with error.code "
+                       f"{GATE_BLOCK_CODE}) can be overridden.", code="job_not_overridable", retryable=False)
+    return row
+
+
+def override_blocked_job(*, session: Session, store: ArtifactStore, job_id: str,
+                         reason: str) -> tuple[JobRow, list[str]]:
+    """Publish the adapter of a job the gate blocked. The job succeeds under its fine-tuned model name with
+    safety.decision "overridden"; the gate's reasons are kept and the admin's reason is added after them.
+    Returns the job and the gate's reasons it overrode (for the audit log)."""
+    row = _blocked_job(session, job_id)
+    gate_reasons = list((row.safety or {}).get("reasons", []))
+    if not row.adapter_key or not store.exists(row.adapter_key):
+        raise ApiError(409, f"Job {job_id} has no stored adapter to publish.", code="no_adapter", retryable=False)
+    name = fine_tuned_model_name(row)
+    note = f"Overridden by an admin: {reason}"
+    if not transition(session=session, job_id=job_id, from_statuses={"failed"}, to_status="succeeded",
+                      fine_tuned_model=name, error=None, result_files=[],
+                      safety=_decided(row, "overridden", note)):
+        raise ApiError(409, f"Job {job_id} changed state while it was being overridden; it is no longer blocked.",
+                       code="job_not_overridable", retryable=False)
+    add_event(session=session, job_id=job_id, level="warn",
+              message=f"Released {name} although the safety gate blocked it. {note}")
+    session.refresh(row)
+    return row, gate_reasons

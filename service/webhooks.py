@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, case, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -60,8 +60,10 @@ def backoff_s(attempts: int) -> float:
 
 
 def record_due_deliveries(*, session: Session, limit: int = 500) -> int:
-    """A delivery row for each finished job whose tenant has a webhook and which has none yet."""
-    has_delivery = exists().where(WebhookDeliveryRow.job_id == JobRow.id)
+    """A delivery row for each finished job whose tenant has a webhook and which has none for its current status
+    yet (an admin override turns a blocked, failed job into a succeeded one: that is a second event)."""
+    has_delivery = exists().where(WebhookDeliveryRow.job_id == JobRow.id,
+                                  WebhookDeliveryRow.type == case(EVENT_TYPES, value=JobRow.status))
     query = (select(JobRow).join(TenantRow, TenantRow.id == JobRow.tenant_id)
              .where(TenantRow.webhook_url.is_not(None), JobRow.status.in_(EVENT_TYPES),
                     and_(JobRow.finished_at.is_not(None), JobRow.finished_at >= TenantRow.webhook_since),

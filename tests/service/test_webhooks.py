@@ -5,6 +5,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -161,3 +162,24 @@ def test_unreachable_endpoint_and_removed_webhook(api: TestClient, env: dict[str
     bad = api.put(f"/admin/v1/tenants/{org}/webhook", json={"url": "ftp://x", "secret": "nope"},
                   headers=admin_headers(api))
     assert bad.status_code == 400
+
+
+def test_an_override_sends_succeeded_after_failed(api: TestClient, env: dict[str, str], endpoint: Endpoint) -> None:
+    """A blocked job's tenant heard `failed`; when an admin overrides the block the job succeeds, and the tenant
+    hears that too (once), as a deploy hook waiting for `succeeded` expects."""
+    org, _, job_id = tenant_with_job(api)
+    hook = api.put(f"/admin/v1/tenants/{org}/webhook", json={"url": endpoint.url}, headers=admin_headers(api))
+    folder = Path(env["GFT_DATA_DIR"]) / "artifacts" / "adapters" / job_id
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text("{}")
+    set_status(env, job_id, "failed", adapter_key=f"adapters/{job_id}",
+               error={"code": "safety_regression", "message": "blocked"})
+    assert webhooks.deliver_pending(get_settings()) == 1
+    overridden = api.post(f"/admin/v1/jobs/{job_id}/override", json={"reason": "reviewed"},
+                          headers=admin_headers(api))
+    assert overridden.status_code == 200, overridden.text
+    assert webhooks.deliver_pending(get_settings()) == 1 and webhooks.deliver_pending(get_settings()) == 0
+    client = OpenAI(api_key="unused", base_url="http://127.0.0.1:9/v1")
+    events = [client.webhooks.unwrap(body, hdrs, secret=hook.json()["secret"]) for hdrs, body in endpoint.received]
+    assert [(e.type, e.data.id) for e in events] == [("fine_tuning.job.failed", job_id),
+                                                    ("fine_tuning.job.succeeded", job_id)]

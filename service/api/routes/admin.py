@@ -14,6 +14,7 @@ from schemas.admin import (
     ApiKeyWithSecret,
     AuditEntry,
     KeyRotate,
+    OverrideDecision,
     PolicyVersion,
     RejectDecision,
     ReleaseDecision,
@@ -27,12 +28,12 @@ from schemas.common import ListPage
 from schemas.jobs import JobStatus
 from schemas.policy import Policy
 from schemas.tenants import BaseModelRegister, ModelObject, TenantCreate
-from service.api.deps import AdminDep, SessionDep
+from service.api.deps import AdminDep, SessionDep, StoreDep
 from service.api.errors import ApiError, not_found
 from service.jobs import get_job_or_404, to_admin_job_object
 from service.policies import effective_policy
 from service.quotas import quotas_of, set_quotas, usage_of
-from service.review import reject_held_job, release_held_job
+from service.review import override_blocked_job, reject_held_job, release_held_job
 from service.state.audit import list_audit, record_admin_action
 from service.state.base_models import register_base_model
 from service.state.jobs import get_job, list_all_jobs
@@ -279,6 +280,17 @@ def reject_job(job_id: str, request: RejectDecision, session: SessionDep) -> Adm
     row = reject_held_job(session=session, job_id=job_id, reason=request.reason)
     record_admin_action(session=session, action="job.reject", tenant_id=row.tenant_id, target_id=job_id,
                         details={"reason": request.reason})
+    return to_admin_job_object(row)
+
+
+@router.post("/jobs/{job_id}/override", response_model=AdminJob)
+def override_job(job_id: str, request: OverrideDecision, session: SessionDep, store: StoreDep) -> AdminJob:
+    """Publish the adapter of a job the safety gate blocked, for the reason given; 409 unless the job failed
+    with error.code safety_regression and its adapter is stored."""
+    row, gate_reasons = override_blocked_job(session=session, store=store, job_id=job_id, reason=request.reason)
+    record_admin_action(session=session, action="job.override", tenant_id=row.tenant_id, target_id=job_id,
+                        details={"reason": request.reason, "fine_tuned_model": row.fine_tuned_model,
+                                 "gate_reasons": gate_reasons})
     return to_admin_job_object(row)
 
 
