@@ -1,11 +1,13 @@
 """What the orchestration costs per job, and whether a burst from one tenant starves the others.
 
     python -m bench.queue [--jobs 1000] [--tenants 3] [--burst-share 0.5] [--timeout 900] [--out PATH]
+                          [--broker-db 6]
 
-Real PostgreSQL (the local server, else an embedded one) and Redis (db 6 of the local server, flushed; else an
-embedded Valkey), one cpu and one gpu Celery worker (concurrency 1 each) and Celery beat as subprocesses, and
-the no-op trainer (GFT_TRAINER=noop: no model work), so every millisecond measured is orchestration: task
-messages, step claims, heartbeats, transitions, events, fair-share admission and the reconciler (every 5 s).
+Real PostgreSQL (the local server, else an embedded one) and Redis (db 6 of the local server, or --broker-db:
+flushed, so two runs at once need different dbs; else an embedded Valkey), one cpu and one gpu Celery worker
+(concurrency 1 each) and Celery beat as subprocesses, and the no-op trainer (GFT_TRAINER=noop: no model work), so
+every millisecond measured is orchestration: task messages, step claims, screening, heartbeats, transitions,
+events, fair-share admission and the reconciler (every 5 s).
 
 Jobs are created the way POST /v1/fine_tuning/jobs creates them (`service.jobs.submit_job`, committed), before
 the clock starts; then their validation messages are sent all at once, the first tenant's burst
@@ -15,6 +17,8 @@ the clock starts; then their validation messages are sent all at once, the first
                          jobs (both workers run in parallel: the pipeline's cost per job at saturation)
     create_ms_per_job    job creation (submit_job: quotas, policy, insert), outside the clock
     lost / duplicated    jobs not terminal at the end / jobs released more than once
+    load_average_1m      the machine's 1-minute load average when the clock started and stopped: on a shared
+                         machine the overhead grows with it, so compare runs taken under similar load
     fairness             each tenant's share of the releases while every tenant still had jobs waiting
                          (from the last tenant's first release until one tenant drained), and Jain's index
 
@@ -66,9 +70,10 @@ def fairness(release_order: list[str], jobs_per_tenant: dict[str, int]) -> dict[
             "jain_index": round(jain(shares), 4)}
 
 
-def run(n_jobs: int, n_tenants: int, burst_share: float, timeout: float, workdir: Path) -> dict[str, object]:
+def run(n_jobs: int, n_tenants: int, burst_share: float, timeout: float, workdir: Path,
+        broker_db: int = BROKER_DB) -> dict[str, object]:
     with postgres_server(workdir) as admin_uri, fresh_database(admin_uri) as url, \
-            redis_broker(workdir, db=BROKER_DB) as broker:
+            redis_broker(workdir, db=broker_db) as broker:
         env = {"GFT_DATABASE_URL": url, "GFT_BROKER_URL": broker, "GFT_DATA_DIR": str(workdir / "var"),
                "GFT_TRAINER": "noop", "GFT_ENVIRONMENT": "development", "GFT_RECONCILE_EVERY_S": "5",
                "GFT_STALE_AFTER_S": "120", "GFT_MAX_ACTIVE_JOBS_PER_TENANT": "2"}
@@ -90,7 +95,7 @@ def run(n_jobs: int, n_tenants: int, burst_share: float, timeout: float, workdir
                        zip(tenants, counts, strict=True) for _ in range(count)]
             create_s = time.perf_counter() - created
             time.sleep(max(0.0, 10 - create_s))  # workers up before the clock starts
-            started, started_epoch = time.perf_counter(), time.time()
+            started, started_epoch, load_before = time.perf_counter(), time.time(), os.getloadavg()[0]
             for job_id in job_ids:
                 enqueue_validation(broker_url=broker, job_id=job_id)
 
@@ -104,7 +109,7 @@ def run(n_jobs: int, n_tenants: int, burst_share: float, timeout: float, workdir
                 wait_for(finished, timeout, "all jobs to finish", every=0.2)
             except AssertionError:
                 pass
-            wall = time.perf_counter() - started
+            wall, load_after = time.perf_counter() - started, os.getloadavg()[0]
         finally:
             for proc in procs:
                 stop_process_group(proc)
@@ -132,6 +137,7 @@ def run(n_jobs: int, n_tenants: int, burst_share: float, timeout: float, workdir
             "fairness": fairness([t for _j, t in releases], {t: c for (t, _f), c in zip(tenants, counts,
                                                                                          strict=True)}),
             "target_overhead_ms_per_job": 100,
+            "load_average_1m": {"start": round(load_before, 2), "end": round(load_after, 2), "cpus": os.cpu_count()},
         }
 
 
@@ -142,9 +148,10 @@ def main() -> None:
     parser.add_argument("--burst-share", type=float, default=0.5)
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--broker-db", type=int, default=BROKER_DB, help="Redis db number (flushed)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gft-bench-queue-") as tmp:
-        result = run(args.jobs, args.tenants, args.burst_share, args.timeout, Path(tmp))
+        result = run(args.jobs, args.tenants, args.burst_share, args.timeout, Path(tmp), args.broker_db)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     fair = result["fairness"]

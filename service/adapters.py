@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from service.api.errors import not_found
 from service.state.jobs import get_job
-from service.storage import LocalArtifactStore, iter_file
+from service.storage import ArtifactStore, iter_file
 
 
 @dataclass(frozen=True)
@@ -22,16 +22,18 @@ class AdapterArchive:
     size: int
 
 
-def released_adapter_dir(*, session: Session, store: LocalArtifactStore, tenant_id: str, job_id: str) -> Path:
-    """The adapter folder of a released job; 404 for anything else (another tenant's job, a job not released,
-    a blocked or held one, or a released job whose files are gone), so nothing unreleased can be fetched."""
+def released_adapter(*, session: Session, store: ArtifactStore, tenant_id: str, job_id: str) -> AdapterArchive:
+    """The adapter of a released job, packed (see pack_adapter) from whichever store holds it; 404 for anything
+    else (another tenant's job, a job not released, a blocked or held one, or a released job whose files are
+    gone), so nothing unreleased can be fetched."""
     row = get_job(session=session, job_id=job_id, tenant_id=tenant_id)
     if row is None or row.status != "succeeded" or not row.fine_tuned_model or not row.adapter_key:
         raise not_found("released adapter for fine-tuning job", job_id, param="fine_tuning_job_id")
-    folder = store.path(row.adapter_key)
-    if not folder.is_dir():
-        raise not_found("released adapter for fine-tuning job", job_id, param="fine_tuning_job_id")
-    return folder
+    try:
+        with store.local_copy(row.adapter_key) as folder:
+            return pack_adapter(folder, job_id)
+    except FileNotFoundError:
+        raise not_found("released adapter for fine-tuning job", job_id, param="fine_tuning_job_id") from None
 
 
 def _reset(info: tarfile.TarInfo) -> tarfile.TarInfo:

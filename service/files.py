@@ -11,14 +11,14 @@ from service.datasets import NO_LIMITS, DatasetError, TokenLimits, bounded_lines
 from service.ids import new_id
 from service.state.files import add_file
 from service.state.models import FileRow
-from service.storage import ArtifactTooLarge, LocalArtifactStore, iter_file
+from service.storage import ArtifactStore, ArtifactTooLarge, iter_file
 
 
 def file_key(tenant_id: str, file_id: str) -> str:
     return f"files/{tenant_id}/{file_id}.jsonl"
 
 
-def upload_file(*, session: Session, store: LocalArtifactStore, tenant_id: str, filename: str, purpose: str,
+def upload_file(*, session: Session, store: ArtifactStore, tenant_id: str, filename: str, purpose: str,
                 stream: BinaryIO, max_bytes: int, limits: TokenLimits = NO_LIMITS) -> FileRow:
     """Stored and recorded only if valid; a bad file leaves nothing behind (no row, no blob). The stream is
     copied in 1 MiB chunks and validated line by line (each line bounded), so memory stays flat in file size."""

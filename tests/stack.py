@@ -27,7 +27,7 @@ from service.state.db import session_scope
 from service.state.jobs import get_job
 from service.state.models import JobRow
 from service.state.tenants import create_tenant
-from service.storage import LocalArtifactStore
+from service.storage import artifact_store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,6 +103,23 @@ def api_server(env: dict[str, str], log: Path, ready_path: str = "/healthz") -> 
         stop_process_group(proc)
 
 
+S3_TEST_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@contextmanager
+def s3_server(log: Path) -> Iterator[str]:
+    """Yield the endpoint URL of moto's S3-compatible HTTP server, a separate process; stop it after. Clients
+    need S3_TEST_ENV's (any) credentials."""
+    port = free_port()
+    proc = spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], {}, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(lambda: httpx.get(url, timeout=1).status_code < 500, proc, log, 60)
+        yield url
+    finally:
+        stop_process_group(proc)
+
+
 def chat_rows(n: int) -> list[dict[str, Any]]:
     pairs = [("zint", "white"), ("plov", "blue"), ("mira", "green")]
     return [{"messages": [{"role": "user", "content": f"What color is a {item}?"},
@@ -118,7 +135,7 @@ def seed_tenant(url: str, name: str, rows: int = 6) -> tuple[str, str]:
         tenant, _key, _plain = create_tenant(session=session, name=name)
         tenant_id = tenant.id
     with session_scope(url) as session:
-        row = upload_file(session=session, store=LocalArtifactStore(settings.artifacts_dir), tenant_id=tenant_id,
+        row = upload_file(session=session, store=artifact_store(settings), tenant_id=tenant_id,
                           filename="train.jsonl", purpose="fine-tune", stream=io.BytesIO(body), max_bytes=1 << 20)
         return tenant_id, row.id
 

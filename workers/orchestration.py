@@ -15,7 +15,7 @@ from celery import Celery
 
 from service.dispatch import queued_job_ids, send_step
 from service.settings import Settings
-from service.state.db import session_scope
+from service.state.db import session_scope, statement_scope
 from service.state.jobs import (
     add_event,
     admit_waiting_jobs,
@@ -47,7 +47,7 @@ class RunningStep:
 @contextmanager
 def running_step(settings: Settings, job_id: str, attempt: int, step: str) -> Iterator[RunningStep | None]:
     """Claim the step for this message (None: stale message, drop it) and heartbeat until the block ends."""
-    with session_scope(settings.sqlalchemy_url) as session:
+    with statement_scope(settings.sqlalchemy_url) as session:  # one UPDATE, its own transaction
         tenant_id = claim_step(session=session, job_id=job_id, attempt=attempt, step=step)
     if tenant_id is None:
         log.info("dropped %s message for %s (attempt %s): stale", step, job_id, attempt)
@@ -59,7 +59,7 @@ def running_step(settings: Settings, job_id: str, attempt: int, step: str) -> It
     def beat() -> None:
         while not done.wait(settings.heartbeat_every_s):
             try:
-                with session_scope(settings.sqlalchemy_url) as session:
+                with statement_scope(settings.sqlalchemy_url) as session:
                     alive = record_heartbeat(session=session, job_id=job_id, attempt=attempt)
             except Exception:  # a database blip: the next beat tries again
                 log.warning("heartbeat of %s failed", job_id, exc_info=True)
@@ -91,13 +91,13 @@ def hand_over(app: Celery, settings: Settings, job_id: str, attempt: int, step: 
         send_step(app, step="train", job_id=admitted_id, attempt=admitted_attempt)
 
 
-def admit(app: Celery, settings: Settings, tenant_id: str, validated_job_id: str | None = None) -> int:
+def admit(app: Celery, settings: Settings, tenant_id: str, screened_job_id: str | None = None) -> int:
     """Send training messages for the tenant's waiting jobs, as many as its fair share allows (the service's
-    max_active_jobs_per_tenant, lowered by the tenant's max_concurrent_jobs quota). `validated_job_id`, a job
-    that just passed validation, is first marked waiting in the same transaction."""
+    max_active_jobs_per_tenant, lowered by the tenant's max_concurrent_jobs quota). `screened_job_id`, a job
+    that just passed screening, is first marked waiting in the same transaction."""
     with session_scope(settings.sqlalchemy_url) as session:
-        if validated_job_id is not None:
-            mark_waiting(session=session, job_id=validated_job_id, from_step="validate")
+        if screened_job_id is not None:
+            mark_waiting(session=session, job_id=screened_job_id, from_step="screen")
         admitted = [(job.id, job.dispatch_attempt) for job in admit_waiting_jobs(
             session=session, tenant_id=tenant_id, limit=settings.max_active_jobs_per_tenant)]
     for job_id, attempt in admitted:

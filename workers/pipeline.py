@@ -25,7 +25,7 @@ from service.state.db import session_scope
 from service.state.files import get_file
 from service.state.jobs import HELD_STATUS, add_event, fine_tuned_model_name, get_job, transition
 from service.state.models import JobRow
-from service.storage import LocalArtifactStore
+from service.storage import ArtifactStore, artifact_store
 from workers.evaluation.job_gate import (
     CACHE_PREFIX,
     block_message,
@@ -109,9 +109,20 @@ def validate(job_id: str, settings: Settings) -> bool:
     return False
 
 
-def _read_rows(store: LocalArtifactStore, key: str) -> list[dict[str, Any]]:
+def _read_rows(store: ArtifactStore, key: str) -> list[dict[str, Any]]:
     with store.open(key) as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+@contextmanager
+def _local_copy(store: ArtifactStore, key: str | None) -> Iterator[Path | None]:
+    """The stored folder under key on local disk for the block (None without a key): the checkpoint a resumed
+    run loads, fetched from the store, so a worker on any node can resume."""
+    if key is None:
+        yield None
+        return
+    with store.local_copy(key) as folder:
+        yield folder
 
 
 def _resolve(hp: Hyperparameters, policy: Policy) -> tuple[int, int, float]:
@@ -150,12 +161,13 @@ def train(job_id: str, settings: Settings, superseded: Callable[[], bool] = lamb
 def _train(job: JobRow, base_path: str, file_key: str, settings: Settings,
            superseded: Callable[[], bool] = lambda: False) -> bool:
     policy = Policy.model_validate(job.policy)
-    store = LocalArtifactStore(settings.artifacts_dir)
+    store = artifact_store(settings)
     device = pick_device(settings.worker_device)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     model, tokenizer = load_base(base_path, device)
-    examples = encode_rows(tokenizer, _read_rows(store, file_key), policy.training.max_seq_len)
+    rows = _read_rows(store, file_key)
+    examples = encode_rows(tokenizer, rows, policy.training.max_seq_len)
     truncated = sum(e.truncated for e in examples)
     if examples and truncated == len(examples):
         raise JobFailure("sequence_too_long", f"Every example is longer than this model's limit of "
@@ -169,10 +181,10 @@ def _train(job: JobRow, base_path: str, file_key: str, settings: Settings,
                                     checkpoint_every=policy.training.checkpoint_every_steps)
     except ValueError as exc:
         raise JobFailure("invalid_hyperparameters", f"Invalid hyperparameters: {exc}.", "hyperparameters") from None
-    pool = recovery_pool(tokenizer, policy.training.augmentation, policy.training.max_seq_len)
+    pool = recovery_pool(tokenizer, policy.training.augmentation, policy.training.max_seq_len, rows)
     with session_scope(settings.sqlalchemy_url) as session:
         latest = latest_checkpoint(session=session, job_id=job.id)
-    resume_from = store.path(latest.storage_key) if latest and store.exists(latest.storage_key) else None
+    resume_key = latest.storage_key if latest and store.exists(latest.storage_key) else None
 
     def announce(trainer: GuardedTrainer) -> None:
         mix = (f", {config.augmentation.ratio:g} safety recovery examples per row from {len(pool)} triplets"
@@ -199,7 +211,7 @@ def _train(job: JobRow, base_path: str, file_key: str, settings: Settings,
 
     scratch = Path(tempfile.mkdtemp(prefix=f"gft-{job.id}-"))
     try:
-        with observer:
+        with observer, _local_copy(store, resume_key) as resume_from:
             tuned = finetune_lora(
                 model, tokenizer, examples, config, policy.training.lora, device, on_event=on_event,
                 should_stop=should_stop, on_start=announce,
@@ -237,7 +249,7 @@ def evaluate(job_id: str, settings: Settings) -> None:
         _evaluate(job, settings)
 
 
-def _evaluation_rows(job: JobRow, store: LocalArtifactStore, settings: Settings,
+def _evaluation_rows(job: JobRow, store: ArtifactStore, settings: Settings,
                      limit: int) -> tuple[list[dict[str, Any]], str]:
     """Utility rows: the tenant's validation file when given, else a slice of the training file."""
     keys: dict[str, str] = {}
@@ -263,13 +275,13 @@ def _evaluate(job: JobRow, settings: Settings) -> None:
     device = pick_device(settings.worker_device)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    store = LocalArtifactStore(settings.artifacts_dir)
+    store = artifact_store(settings)
     rows, source = _evaluation_rows(job, store, settings, policy.gate.utility_rows)
     started = time.time()
-    with EVALUATION_SECONDS.time():
-        outcome = run_job_gate(model_id=job.model, base_path=base.path, adapter_dir=store.path(job.adapter_key or ""),
+    with EVALUATION_SECONDS.time(), store.local_copy(job.adapter_key or "") as adapter_dir:
+        outcome = run_job_gate(model_id=job.model, base_path=base.path, adapter_dir=adapter_dir,
                                device=device, policy=policy.gate, rows=rows, source=source,
-                               cache_root=store.path(CACHE_PREFIX),
+                               cache_root=settings.cache_dir / CACHE_PREFIX,
                                meta={"job_id": job.id, "model": job.model, "created_at": int(time.time())})
     decision = outcome.decision
     held = decision.release and policy.gate.release_mode == "review"

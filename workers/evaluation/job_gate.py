@@ -17,7 +17,7 @@ from peft import PeftModel
 from transformers import PreTrainedModel
 
 from schemas.policy import GatePolicy
-from service.storage import LocalArtifactStore
+from service.storage import ArtifactStore
 from workers.evaluation.gate import Decision
 from workers.evaluation.judges.factory import build_judge
 from workers.evaluation.report import render_html
@@ -65,7 +65,7 @@ def run_job_gate(*, model_id: str, base_path: str | Path, adapter_dir: str | Pat
     return assess(base, candidate, inputs, policy, meta)
 
 
-def persist_report(store: LocalArtifactStore, job_id: str, document: dict[str, Any]) -> str:
+def persist_report(store: ArtifactStore, job_id: str, document: dict[str, Any]) -> str:
     """Stores the JSON document and its HTML page; returns the JSON's key."""
     json_key, html_key = report_keys(job_id)
     store.put_stream(json_key, [json.dumps(document, indent=1, allow_nan=False).encode()])
