@@ -3,11 +3,14 @@
     python -m bench.api [--quick] [--workers 2] [--duration 15] [--concurrency 32]   # writes var/bench/api.json
 
 - GET one job and list jobs (limit 20) with a tenant's key: uvicorn (`--workers`) against PostgreSQL, loaded
-  from a separate process by a keep-alive HTTP/1.1 load generator (raw asyncio streams, so the client is not
-  the bottleneck it would be with a full HTTP library). Reports requests per second and latency percentiles.
+  from a separate process by a keep-alive HTTP/1.1 load generator (raw asyncio streams on uvloop, so the client
+  is not the bottleneck it would be with a full HTTP library). Reports requests per second, latency
+  percentiles, and the CPU per request of the server processes and of the client (CPU per request moves less
+  than throughput when other work shares the cores).
 - Upload: a 10 MB and a 200 MB chat JSONL file streamed by another process to POST /v1/files; reports MB/s of
-  the whole upload (receive, store, validate, record) and the API process's peak RSS during it (sampled every
-  20 ms), plus the validator alone (service.datasets over the file) in MB/s.
+  the whole upload (receive, store, validate, record), per second of wall time and per second of the server's
+  CPU, and the API process's peak RSS during it (sampled every 20 ms), plus the validator alone
+  (service.datasets over the file) in MB/s of wall and of CPU time.
 
 Targets (issue 6): >= 1,000 rps and p99 <= 50 ms on 2 cores; >= 50 MB/s upload validation; memory flat in file
 size. Load generator and server share the machine's cores, as they would on a 2-core box.
@@ -61,13 +64,15 @@ async def _load(url: str, paths: list[str], key: str, concurrency: int, duration
     requests = [(f"GET {p} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n\r\n").encode() for p in paths]
     latencies: list[float] = []
     errors: list[int] = []
+    warm_up: list[float] = []
     warm_until = time.perf_counter() + min(2.0, duration / 5)
-    await asyncio.gather(*[_connection(host, int(port), requests, warm_until, [], []) for _ in range(concurrency)])
-    started = time.perf_counter()
+    await asyncio.gather(*[_connection(host, int(port), requests, warm_until, warm_up, [])
+                           for _ in range(concurrency)])
+    started, cpu_started = time.perf_counter(), time.process_time()
     stop_at = started + duration
     await asyncio.gather(*[_connection(host, int(port), requests, stop_at, latencies, errors)
                            for _ in range(concurrency)])
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     latencies.sort()
 
     def pct(q: float) -> float:
@@ -75,17 +80,47 @@ async def _load(url: str, paths: list[str], key: str, concurrency: int, duration
 
     return {"requests": len(latencies), "rps": round(len(latencies) / elapsed, 1), "p50_ms": pct(0.50),
             "p99_ms": pct(0.99), "max_ms": round(latencies[-1] * 1000, 2), "non_200": len(errors),
-            "concurrency": concurrency, "seconds": round(elapsed, 1)}
+            "concurrency": concurrency, "seconds": round(elapsed, 1), "warm_up_requests": len(warm_up),
+            "client_cpu_percent": round(100 * cpu / elapsed, 1),
+            "client_cpu_ms_per_request": round(1000 * cpu / len(latencies), 3)}
 
 
-def run_load(url: str, paths: list[str], key: str, concurrency: int, duration: float) -> dict[str, Any]:
-    """Run the load generator in a separate process; its JSON result."""
+def _run_loop(main: Any) -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def run_load(url: str, paths: list[str], key: str, concurrency: int, duration: float,
+             server: subprocess.Popen[bytes]) -> dict[str, Any]:
+    """Run the load generator in a separate process; its JSON result, plus the server's CPU per request (its
+    processes' CPU over the whole run, warm-up included, divided by every request sent)."""
     paths_args = [arg for p in paths for arg in ("--path", p)]
+    pids = _server_pids(server)
+    cpu_before = _cpu_seconds(pids)
     out = subprocess.run([sys.executable, "-m", "bench.api", "--load", url, "--key", key, "--concurrency",
                           str(concurrency), "--duration", str(duration), *paths_args],
                          cwd=ROOT, capture_output=True, text=True, check=True,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    return json.loads(out.stdout)
+    result: dict[str, Any] = json.loads(out.stdout)
+    served = result["requests"] + result["warm_up_requests"]
+    result["server_cpu_ms_per_request"] = round(1000 * (_cpu_seconds(pids) - cpu_before) / served, 3)
+    return result
 
 
 def _upload(url: str, key: str, path: Path) -> None:
@@ -150,28 +185,33 @@ def measure_upload(url: str, key: str, path: Path, server: subprocess.Popen[byte
             time.sleep(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
+    cpu_before = _cpu_seconds(pids)
     sampler.start()
     out = subprocess.run([sys.executable, "-m", "bench.api", "--upload", url, "--key", key, "--file", str(path)],
                          cwd=ROOT, capture_output=True, text=True, check=True)
     done.set()
     sampler.join()
+    server_cpu = _cpu_seconds(pids) - cpu_before
     result = json.loads(out.stdout)
     elapsed = result["seconds"]
     assert result["status"] == 200, result
     size = path.stat().st_size
     return {"bytes": size, "seconds": round(elapsed, 2), "mb_per_s": round(size / 1e6 / elapsed, 1),
+            "server_cpu_mb_per_s": round(size / 1e6 / server_cpu, 1),
             "server_rss_before_mb": round(baseline, 1), "server_peak_rss_mb": round(peak, 1),
             "file_status": result["body"]["status"]}
 
 
 def measure_validator(path: Path) -> dict[str, Any]:
+    """MB/s of wall time, and of this process's CPU time (which other work on the machine moves less)."""
     from service.datasets import bounded_lines, check_chat_jsonl
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with path.open("rb") as handle:
         stats = check_chat_jsonl(bounded_lines(handle), max_rows=10**9)
-    elapsed = time.perf_counter() - started
-    return {"rows": stats.rows, "mb_per_s": round(path.stat().st_size / 1e6 / elapsed, 1)}
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    size = path.stat().st_size / 1e6
+    return {"rows": stats.rows, "mb_per_s": round(size / elapsed, 1), "cpu_mb_per_s": round(size / cpu, 1)}
 
 
 def seed(database_url: str, n_jobs: int, model_dir: Path) -> tuple[str, str]:
@@ -243,11 +283,12 @@ def run(*, quick: bool, workers: int, duration: float, concurrency: int, workdir
         env = {"GFT_DATABASE_URL": database_url, "GFT_BROKER_URL": broker, "GFT_DATA_DIR": str(workdir / "var"),
                "GFT_ADMIN_KEY": "bench-admin-key"}
         port = free_port()
+        load_before = os.getloadavg()[0]
         server = start_server(env, port, workers, workdir / "api.log")
         url = f"http://127.0.0.1:{port}"
         try:
-            get_job = run_load(url, [f"/v1/fine_tuning/jobs/{job_id}"], key, concurrency, duration)
-            list_jobs = run_load(url, ["/v1/fine_tuning/jobs?limit=20"], key, concurrency, duration)
+            get_job = run_load(url, [f"/v1/fine_tuning/jobs/{job_id}"], key, concurrency, duration, server)
+            list_jobs = run_load(url, ["/v1/fine_tuning/jobs?limit=20"], key, concurrency, duration, server)
             uploads = {}
             for megabytes in sizes:
                 path = workdir / f"upload-{megabytes}mb.jsonl"
@@ -259,12 +300,18 @@ def run(*, quick: bool, workers: int, duration: float, concurrency: int, workdir
             stop_server(server)
     small, large = (uploads[f"{m}mb"] for m in sizes)
     return {
-        "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)},
+        # Load average before the server starts (other work on the machine) and after the run (ours included).
+        "machine": {"cpus": os.cpu_count(), "load_avg_1m_before": round(load_before, 2),
+                    "load_avg_1m_after": round(os.getloadavg()[0], 2)},
         "server": {"uvicorn_workers": workers, "database": "postgresql"},
         "get_job_rps": get_job["rps"], "get_job_p99_ms": get_job["p99_ms"],
         "list_jobs_rps": list_jobs["rps"], "list_jobs_p99_ms": list_jobs["p99_ms"],
+        "get_job_server_cpu_ms": get_job["server_cpu_ms_per_request"],
+        "list_jobs_server_cpu_ms": list_jobs["server_cpu_ms_per_request"],
         "upload_mb_per_s": min(small["mb_per_s"], large["mb_per_s"]),
         "validation_mb_per_s": min(small["validator"]["mb_per_s"], large["validator"]["mb_per_s"]),
+        "validation_cpu_mb_per_s": min(small["validator"]["cpu_mb_per_s"], large["validator"]["cpu_mb_per_s"]),
+        "upload_server_cpu_mb_per_s": min(small["server_cpu_mb_per_s"], large["server_cpu_mb_per_s"]),
         "upload_peak_rss_mb": {f"{m}mb": uploads[f"{m}mb"]["server_peak_rss_mb"] for m in sizes},
         "detail": {"get_job": get_job, "list_jobs": list_jobs, "uploads": uploads},
         "targets": TARGETS, "quick": quick,
@@ -285,7 +332,7 @@ def main() -> None:
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
-        print(json.dumps(asyncio.run(_load(args.load, args.path, args.key, args.concurrency, args.duration))))
+        print(json.dumps(_run_loop(_load(args.load, args.path, args.key, args.concurrency, args.duration))))
         return
     if args.upload:
         _upload(args.upload, args.key, args.file)
@@ -299,8 +346,13 @@ def main() -> None:
     print(f"{'measure':<28}{'value':>12}{'target':>12}")
     rows = [("get_job_rps", result["get_job_rps"], ">= 1000"), ("get_job_p99_ms", result["get_job_p99_ms"], "<= 50"),
             ("list_jobs_rps", result["list_jobs_rps"], ""), ("list_jobs_p99_ms", result["list_jobs_p99_ms"], ""),
+            ("get_job_server_cpu_ms", result["get_job_server_cpu_ms"], ""),
+            ("list_jobs_server_cpu_ms", result["list_jobs_server_cpu_ms"], ""),
+            ("client_cpu_percent", result["detail"]["get_job"]["client_cpu_percent"], ""),
             ("upload_mb_per_s", result["upload_mb_per_s"], ">= 50"),
-            ("validation_mb_per_s", result["validation_mb_per_s"], ">= 50")]
+            ("validation_mb_per_s", result["validation_mb_per_s"], ">= 50"),
+            ("upload_server_cpu_mb_per_s", result["upload_server_cpu_mb_per_s"], ""),
+            ("validation_cpu_mb_per_s", result["validation_cpu_mb_per_s"], "")]
     rows += [(f"upload_peak_rss_mb {k}", v, "flat") for k, v in result["upload_peak_rss_mb"].items()]
     for name, value, target in rows:
         print(f"{name:<28}{value:>12}{target:>12}")

@@ -34,20 +34,22 @@ def db_upgrade() -> None:
     upgrade(get_settings().sqlalchemy_url)
 
 
-def _serve(host: str, port: int, quiet: bool = False) -> None:
+def _serve(host: str, port: int, quiet: bool = False, workers: int = 1) -> None:
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.sqlalchemy_url)
-    uvicorn.run("service.api.app:create_app", factory=True, host=host, port=port,
+    uvicorn.run("service.api.app:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level="warning" if quiet else "info", access_log=not quiet)
 
 
 @app.command()
 def serve(host: Annotated[str | None, typer.Option()] = None, port: Annotated[int | None, typer.Option()] = None,
+          workers: Annotated[int | None, typer.Option(min=1, help="API processes (default: GFT_API_WORKERS)")] = None,
           quiet: bool = False) -> None:
-    """Run the HTTP API (applies migrations first)."""
+    """Run the HTTP API (applies migrations first). One process uses one core (the GIL): on a machine of its
+    own, run one worker per core."""
     settings = get_settings()
-    _serve(host or settings.api_host, port or settings.api_port, quiet)
+    _serve(host or settings.api_host, port or settings.api_port, quiet, workers or settings.api_workers)
 
 
 def worker_command(queues: str, concurrency: int, loglevel: str = "INFO", beat_schedule: Path | None = None

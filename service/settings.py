@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     rate_limit_url: str = Field(default="", description="Redis for rate-limit counters; empty means broker_url")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_workers: int = Field(default=1, ge=1, description="uvicorn processes `serve` runs; one per core on a "
+                             "machine of its own (one process uses one core)")
     worker_device: str = Field(default="auto", description="auto | cpu | cuda")
     torch_threads: int = Field(default=0, ge=0, description="0 leaves torch's default")
     worker_metrics_port: int = Field(default=0, ge=0, le=65535, description="first port of the workers' /metrics "
@@ -62,6 +64,11 @@ class Settings(BaseSettings):
     @property
     def artifacts_dir(self) -> Path:
         return self.data_dir / "artifacts"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Per-node caches and scratch (S3 staging and copies, the gate's base-model figures): safe to wipe."""
+        return self.data_dir / "cache"
 
     @property
     def models_dir(self) -> Path:

@@ -1,4 +1,5 @@
-"""Typed dependencies: settings, a DB session per request, the calling tenant (rate limited), the admin check."""
+"""Typed dependencies: settings, a DB session per request, the calling tenant (rate limited), the admin check,
+the artifact store."""
 
 import logging
 from collections.abc import Iterator
@@ -13,9 +14,9 @@ from service.auth import keys_equal
 from service.rate_limit import WindowCount, count_request
 from service.settings import Settings, get_settings
 from service.state.db import session_scope
-from service.state.models import ApiKeyRow, TenantRow
+from service.state.models import TenantRow
 from service.state.tenants import authenticate
-from service.storage import LocalArtifactStore
+from service.storage import ArtifactStore, artifact_store
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,10 @@ def _session(settings: SettingsDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(_session)]
+# scope="function": the session commits when the route returns, before the response is sent. FastAPI's default
+# ("request") commits after the response, so a client's next call could read the old state, and a failed commit
+# would follow a 200 that promised the write.
+SessionDep = Annotated[Session, Depends(_session, scope="function")]
 
 
 def _bearer(authorization: str | None) -> str:
@@ -42,24 +46,21 @@ def _bearer(authorization: str | None) -> str:
     return authorization[7:].strip()
 
 
-def _caller(session: SessionDep, authorization: Annotated[str | None, Header()] = None
-            ) -> tuple[TenantRow, ApiKeyRow]:
-    found = authenticate(session=session, key=_bearer(authorization))
-    if found is None:
-        raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key", retryable=False)
-    return found
-
-
 def _rate_limit_headers(window: WindowCount) -> dict[str, str]:
     return {"x-ratelimit-limit-requests": str(window.limit), "x-ratelimit-remaining-requests": str(window.remaining),
             "x-ratelimit-reset-requests": f"{window.reset_s}s"}
 
 
-def _current_tenant(caller: Annotated[tuple[TenantRow, ApiKeyRow], Depends(_caller)], settings: SettingsDep,
-                    response: Response) -> TenantRow:
+def current_tenant(session: SessionDep, settings: SettingsDep, response: Response,
+                   authorization: Annotated[str | None, Header()] = None) -> TenantRow:
     """The calling tenant, after counting the request against its key's per-minute limit (when one is set).
-    Counters live in Redis so all replicas share them; if Redis cannot be reached the request goes through."""
-    tenant, key = caller
+    Counters live in Redis so all replicas share them; if Redis cannot be reached the request goes through.
+    One function, so one trip to the thread pool for the key look-up and the count together; routes that do
+    all their work in one trip call it directly (service.api.routes.jobs)."""
+    found = authenticate(session=session, key=_bearer(authorization))
+    if found is None:
+        raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key", retryable=False)
+    tenant, key = found
     if settings.rate_limit_per_minute:
         try:
             window = count_request(url=settings.rate_limit_redis_url, key_id=key.id,
@@ -76,7 +77,7 @@ def _current_tenant(caller: Annotated[tuple[TenantRow, ApiKeyRow], Depends(_call
     return tenant
 
 
-CurrentTenant = Annotated[TenantRow, Depends(_current_tenant)]
+CurrentTenant = Annotated[TenantRow, Depends(current_tenant)]
 
 
 async def _require_admin(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> None:
@@ -87,8 +88,9 @@ async def _require_admin(settings: SettingsDep, authorization: Annotated[str | N
 AdminDep = Depends(_require_admin)
 
 
-async def _store(settings: SettingsDep) -> LocalArtifactStore:
-    return LocalArtifactStore(settings.artifacts_dir)
+async def _store(settings: SettingsDep) -> ArtifactStore:
+    """The configured artifact store (local folder or S3), built once per process by artifact_store."""
+    return artifact_store(settings)
 
 
-StoreDep = Annotated[LocalArtifactStore, Depends(_store)]
+StoreDep = Annotated[ArtifactStore, Depends(_store)]

@@ -42,11 +42,12 @@ def test_empty_file() -> None:
 
 
 def test_fast_path_agrees_with_the_chat_row_schema() -> None:
-    """service.datasets checks rows with plain typed dicts first; it must accept exactly what ChatRow accepts."""
+    """service.datasets checks rows with plain typed dicts first; it must accept exactly what ChatRow accepts,
+    and estimate the same tokens as estimate_tokens over ChatRow's contents."""
     from pydantic import ValidationError
 
     from schemas.chat import ChatMessage, ChatRow
-    from service.datasets import FAST_PATH_FIELDS, _fast_messages
+    from service.datasets import FAST_PATH_FIELDS, _fast_tokens, estimate_tokens
     from tests.service.test_malformed_files import CASES
 
     assert frozenset(ChatMessage.model_fields) == FAST_PATH_FIELDS
@@ -61,12 +62,13 @@ def test_fast_path_agrees_with_the_chat_row_schema() -> None:
             json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"},
                                      {"role": "user", "content": "q"}]}).encode(),
             json.dumps({"messages": []}).encode(), b'{"messages": null}', b'"x"', b"",
-            json.dumps({"messages": [{"role": "assistant", "content": "a", "name": "x" * 65}]}).encode()]
+            json.dumps({"messages": [{"role": "assistant", "content": "a", "name": "x" * 65}]}).encode(),
+            json.dumps({"messages": [{"role": "user", "content": "caf\u00e9 \u65e5\u672c " * 7},
+                                     {"role": "assistant", "content": "\U0001f600" * 5 + "abc"}]}).encode()]
     rows += [line for content, _, _ in CASES.values() for line in content.splitlines() if len(line) < 10**6]
     for raw in rows:
         try:
-            ChatRow.model_validate_json(raw)
-            accepted = True
+            tokens: int | None = estimate_tokens(m.content for m in ChatRow.model_validate_json(raw).messages)
         except ValidationError:
-            accepted = False
-        assert (_fast_messages(raw) is not None) == accepted, raw[:200]
+            tokens = None
+        assert _fast_tokens(raw) == tokens, raw[:200]

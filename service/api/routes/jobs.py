@@ -4,12 +4,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Response
 from fastapi.responses import FileResponse
+from sqlalchemy.orm import Session
 
 from schemas.common import ListPage
 from schemas.jobs import TERMINAL_STATUSES, CheckpointMetrics, Job, JobCheckpoint, JobCreate, JobEvent
-from service.adapters import pack_adapter, released_adapter_dir
+from service.adapters import released_adapter
 from service.api.deps import CurrentTenant, SessionDep, SettingsDep, StoreDep
 from service.api.errors import ApiError
+from service.api.hot_reads import read_as_caller
 from service.dispatch import enqueue_reconcile, enqueue_validation
 from service.jobs import (
     get_job_or_404,
@@ -22,8 +24,10 @@ from service.jobs import (
 )
 from service.state.checkpoints import list_checkpoints
 from service.state.jobs import HELD_STATUS, add_event, get_job, list_events, list_jobs, transition
+from service.state.models import TenantRow
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
+JobPage = ListPage[Job]
 
 
 @router.post("", response_model=Job)
@@ -39,16 +43,24 @@ def create(request: JobCreate, tenant: CurrentTenant, session: SessionDep, setti
     return to_job_object(row)
 
 
-@router.get("", response_model=ListPage[Job])
-def list_(tenant: CurrentTenant, session: SessionDep, after: str | None = None,
-          limit: Annotated[int, Query(ge=1, le=100)] = 20) -> ListPage[Job]:
-    rows, has_more = list_jobs(session=session, tenant_id=tenant.id, after=after, limit=limit)
-    return ListPage[Job](data=[to_job_object(r) for r in rows], has_more=has_more)
+@router.get("", response_model=JobPage)
+async def list_(settings: SettingsDep, response: Response, after: str | None = None,
+                limit: Annotated[int, Query(ge=1, le=100)] = 20,
+                authorization: Annotated[str | None, Header()] = None) -> JobPage:
+    def page(session: Session, tenant: TenantRow) -> JobPage:
+        rows, has_more = list_jobs(session=session, tenant_id=tenant.id, after=after, limit=limit)
+        return JobPage(data=[to_job_object(r) for r in rows], has_more=has_more)
+
+    return await read_as_caller(settings, response, authorization, page)
 
 
 @router.get("/{job_id}", response_model=Job)
-def retrieve(job_id: str, tenant: CurrentTenant, session: SessionDep) -> Job:
-    return to_job_object(get_job_or_404(get_job(session=session, job_id=job_id, tenant_id=tenant.id), job_id))
+async def retrieve(job_id: str, settings: SettingsDep, response: Response,
+                   authorization: Annotated[str | None, Header()] = None) -> Job:
+    def job(session: Session, tenant: TenantRow) -> Job:
+        return to_job_object(get_job_or_404(get_job(session=session, job_id=job_id, tenant_id=tenant.id), job_id))
+
+    return await read_as_caller(settings, response, authorization, job)
 
 
 @router.post("/{job_id}/cancel", response_model=Job)
@@ -104,8 +116,7 @@ def resume(job_id: str, tenant: CurrentTenant, session: SessionDep, settings: Se
 def adapter(job_id: str, tenant: CurrentTenant, session: SessionDep, store: StoreDep,
             background: BackgroundTasks) -> FileResponse:
     """The released adapter (a tar of the peft folder); 404 unless the job passed the gate and was released."""
-    folder = released_adapter_dir(session=session, store=store, tenant_id=tenant.id, job_id=job_id)
-    archive = pack_adapter(folder, job_id)
+    archive = released_adapter(session=session, store=store, tenant_id=tenant.id, job_id=job_id)
     background.add_task(archive.path.unlink, missing_ok=True)
     return FileResponse(archive.path, media_type="application/x-tar", filename=archive.filename,
                         headers={"x-content-sha256": archive.sha256})
