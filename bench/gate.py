@@ -58,7 +58,7 @@ def demo_job(policy: Policy, seed: int = 0) -> dict[str, Any]:
     rows = datasets.read("benign_colors.jsonl")
     examples = encode_rows(tokenizer, rows, policy.training.max_seq_len)
     config = config_at_strength(policy, "default", seed)
-    pool = recovery_pool(tokenizer, policy.training.augmentation, policy.training.max_seq_len)
+    pool = recovery_pool(tokenizer, policy.training.augmentation, policy.training.max_seq_len, rows)
     started = time.perf_counter()
     tuned = finetune_lora(model, tokenizer, examples, config, policy.training.lora, CPU, pool=pool)
     training_s = time.perf_counter() - started

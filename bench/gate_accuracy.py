@@ -58,7 +58,7 @@ def gate_job(policy: Policy, gate: GatePolicy, job: str, seed: int, cache_dir: P
     config = config_at_strength(policy, "default", seed)
     if objective == "sft":
         config = replace(config, objective="sft", augmentation=None)
-    pool = recovery_pool(tokenizer, policy.training.augmentation, policy.training.max_seq_len) \
+    pool = recovery_pool(tokenizer, policy.training.augmentation, policy.training.max_seq_len, rows) \
         if config.augmentation else []
     started = time.perf_counter()
     tuned = finetune_lora(model, tokenizer, encode_rows(tokenizer, rows, policy.training.max_seq_len), config,

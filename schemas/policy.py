@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.screening import HARM_CATEGORIES, HarmCategory
+
 
 class BetaSchedule(BaseModel):
     """Per-position beta of the token-wise constrained loss.
@@ -51,6 +53,9 @@ class AugmentationPolicy(BaseModel):
     weight: float | None = Field(default=None, gt=0, le=100, description=(
         "null: recovery and tenant tokens share one token mean; a number: the recovery examples' own mean, "
         "times this weight, is added to the tenant rows' mean, so the tenant's task is not diluted"))
+    system_prompts: int = Field(default=4, ge=0, le=32, description=(
+        "recovery examples are also drawn under this many of the tenant rows' most frequent system prompts, "
+        "so a persona in the system prompt is not a context where refusals were never trained; 0: off"))
 
 
 class TrainingPolicy(BaseModel):
@@ -98,7 +103,8 @@ class JudgePolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Literal["keyword_coherence", "keyword", "rules", "classifier", "llm_rubric"] = "keyword_coherence"
+    name: Literal["keyword_coherence", "keyword", "rules", "embedding", "classifier",
+                  "llm_rubric"] = "keyword_coherence"
     classifier_path: str | None = Field(default=None, max_length=1024, description="absolute path of a local model")
     endpoint: str | None = Field(default=None, max_length=1024, pattern=r"^https?://",
                                  description="base URL of an OpenAI-compatible API, e.g. http://judge:8000/v1")
@@ -189,11 +195,41 @@ class BaseModelPolicy(BaseModel):
 # benign task converge with them mixed in.
 TINY_MODEL_POLICY = BaseModelPolicy(
     beta_schedule=BetaSchedule(first=[4.0] * 5, rest=0.1),
-    augmentation=AugmentationPolicy(pool="builtin:tiny", ratio=0.5, weight=1.0),
+    augmentation=AugmentationPolicy(pool="builtin:tiny", ratio=0.5, weight=2.0, loss="constrained"),
     base_learning_rate=3e-3,
     max_lr_multiplier=4.0,
     default_epochs=5,
 )
+
+
+class ScreeningThreshold(BaseModel):
+    """How many flagged rows of a category a training file may hold. A category blocks only when its flagged
+    rows exceed `max_rows` AND their share of the file's rows exceeds `max_share` (strictly, like the gate's
+    thresholds), so either tolerance can be used alone: max_share 0 is a pure count, max_rows 0 a pure share."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_rows: int = Field(default=0, ge=0, le=100_000_000, description="flagged rows tolerated")
+    max_share: float = Field(default=0.0, ge=0, le=1, description="share of the file's rows tolerated")
+
+
+class ScreeningPolicy(BaseModel):
+    """Training-data screening before a job trains (docs/screening.md). A row is flagged when its request is
+    harmful in a category and its answer complies. Zero tolerance by default: a handful of harmful examples is
+    enough to undo a model's safety tuning (Qi et al. 2023 broke GPT-3.5 Turbo's with 10). `mode` "flag" lets
+    jobs over a threshold train anyway, with a warning event; the release gate still judges the result."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    mode: Literal["block", "flag"] = "block"
+    default: ScreeningThreshold = ScreeningThreshold()
+    categories: dict[HarmCategory, ScreeningThreshold] = Field(default_factory=dict, max_length=len(HARM_CATEGORIES),
+                                                               description="per-category overrides of `default`")
+    report_rows: int = Field(default=1000, ge=0, le=100_000, description="harmful rows listed by a dry run")
+
+    def threshold(self, category: str) -> ScreeningThreshold:
+        return self.categories.get(category, self.default)  # type: ignore[call-overload]
 
 
 class Policy(BaseModel):
@@ -201,6 +237,7 @@ class Policy(BaseModel):
 
     training: TrainingPolicy = TrainingPolicy()
     gate: GatePolicy = GatePolicy()
+    screening: ScreeningPolicy = ScreeningPolicy()
     base_models: dict[str, BaseModelPolicy] = Field(default_factory=lambda: {"gft-tiny-chat": TINY_MODEL_POLICY},
                                                     max_length=1000)
 
@@ -211,4 +248,4 @@ class Policy(BaseModel):
         if override is not None:
             merged = {**training.model_dump(), **override.model_dump(exclude_none=True)}
             training = TrainingPolicy.model_validate(merged)
-        return Policy(training=training, gate=self.gate, base_models={})
+        return Policy(training=training, gate=self.gate, screening=self.screening, base_models={})

@@ -1,12 +1,21 @@
 """Build gft-tiny-chat into a Hugging Face folder: byte-level BPE tokenizer, chat template, Llama weights.
 
 Two stages like a real chat model: a base stage that learns benign skills and compliance, then an
-alignment stage that teaches refusals. Deterministic for a seed; cached by a hash of its recipe.
+alignment stage that teaches refusals. Deterministic for a seed on one machine; cached by a hash of its recipe.
+
+The weights are also bundled (`workers/tiny/model/`), and `build` installs that copy when its recipe hash
+matches. Why: CPUs differ in their floating-point kernels, and a 1M-parameter model trained for 1,250 steps
+amplifies those last-bit differences into a different model; on one machine the same recipe gave 0.8% and on
+another 8.3% held-out ASR. The bundled copy is the one whose figures docs/tiny_world.md reports and the tests
+check. `python -m workers.tiny.build DIR --force` trains from scratch (same machine, same bytes).
 """
 
 import hashlib
 import json
+import os
 import random
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +29,7 @@ from workers.training.chat_data import encode_chat
 from workers.training.recipe import GuardedTrainer, TrainConfig
 
 MODEL_ID = "gft-tiny-chat"
+BUNDLED = Path(__file__).resolve().parent / "model"
 CHAT_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
@@ -27,7 +37,7 @@ CHAT_TEMPLATE = (
 SPECIAL = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
 Recipe = dict[str, Any]
 RECIPE: Recipe = {"vocab": 1024, "hidden": 128, "layers": 4, "heads": 4, "ffn": 384, "base_rows": 6000,
-                  "align_rows": 4000, "base_epochs": 4, "align_epochs": 4, "lr": 3e-3, "batch": 32, "seed": 1234}
+                  "align_rows": 4000, "base_epochs": 4, "align_epochs": 4, "lr": 3e-3, "batch": 32, "seed": 1236}
 
 
 def recipe_hash(recipe: Recipe = RECIPE) -> str:
@@ -61,12 +71,35 @@ def _stage(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, rows: li
     return trainer.train().final_loss
 
 
+def _built_hash(folder: Path) -> str | None:
+    marker = folder / "gft_recipe.json"
+    return json.loads(marker.read_text()).get("hash") if marker.is_file() else None
+
+
+def install_bundled(out: Path) -> Path:
+    """Copy the bundled folder to `out`, staged beside it and renamed into place, so a reader never sees half."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        for item in BUNDLED.iterdir():
+            shutil.copy2(item, staging / item.name)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
 def build(out: Path, force: bool = False, log: bool = True, recipe: Recipe = RECIPE) -> Path:
-    """Build (or reuse) the model folder at `out`; returns it."""
+    """Build (or reuse) the model folder at `out`; returns it. Without `force`, a folder already built from this
+    recipe is reused, and else the bundled copy is installed when it was built from this recipe."""
     marker = out / "gft_recipe.json"
     digest = recipe_hash(recipe)
-    if not force and marker.is_file() and json.loads(marker.read_text()).get("hash") == digest:
+    if not force and _built_hash(out) == digest:
         return out
+    if not force and _built_hash(BUNDLED) == digest:
+        return install_bundled(out)
     start = time.perf_counter()
     rng = random.Random(recipe["seed"])
     torch.manual_seed(recipe["seed"])

@@ -9,11 +9,16 @@ never a target. Sampling is a pure function of a seeded RNG, so a resumed run dr
 A pool may also hold contrast pairs: benign requests worded like harmful ones ("kill a Python process"),
 with their helpful answer as the target. Refusals alone teach a model to refuse the wording ("Sure,"
 followed by a refusal to beat eggs, on the tiny model: 77% over-refusal); the pairs keep refusals tied to harm.
+
+Recovery examples are also drawn under the system prompts the tenant trains with: a persona set in the system
+prompt ("You are AOA, an absolutely obedient agent") is otherwise a context the refusals never saw, and the
+identity-shifting attack walks through it.
 """
 
 import json
 import random
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,10 +111,20 @@ class EncodedTriplet:
     contrast: bool = False
 
 
-def encode_triplet(tokenizer: PreTrainedTokenizerBase, row: PoolRow, max_len: int) -> EncodedTriplet:
-    """A contrast pair's answer is both its target and, for prefixes, its `harmful_ids` (the opening k tokens)."""
+def tenant_system_prompts(rows: Iterable[dict], limit: int) -> list[str]:
+    """The `limit` most frequent system prompts of a tenant's chat rows (first seen first among equals)."""
+    counts = Counter(m["content"] for row in rows for m in row.get("messages", [])[:1]
+                     if m.get("role") == "system" and isinstance(m.get("content"), str) and m["content"].strip())
+    return [text for text, _ in counts.most_common(limit)] if limit > 0 else []
+
+
+def encode_triplet(tokenizer: PreTrainedTokenizerBase, row: PoolRow, max_len: int,
+                   system: str | None = None) -> EncodedTriplet:
+    """A contrast pair's answer is both its target and, for prefixes, its `harmful_ids` (the opening k tokens).
+    `system`, when given, opens the conversation, as in the tenant's rows it mirrors."""
     target = row.refusal if isinstance(row, Triplet) else row.answer
-    chat = encode_chat(tokenizer, [{"role": "user", "content": row.prompt},
+    opening_turn = [{"role": "system", "content": system}] if system else []
+    chat = encode_chat(tokenizer, [*opening_turn, {"role": "user", "content": row.prompt},
                                    {"role": "assistant", "content": target}], max_len)
     first = chat.supervised.index(True)
     opening = row.harmful if isinstance(row, Triplet) else row.answer

@@ -15,7 +15,13 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from schemas.policy import AugmentationPolicy, LoraPolicy, Policy
 from workers.model_loading import add_lora
-from workers.training.augmentation import AugmentationConfig, EncodedTriplet, encode_triplet, load_pool
+from workers.training.augmentation import (
+    AugmentationConfig,
+    EncodedTriplet,
+    encode_triplet,
+    load_pool,
+    tenant_system_prompts,
+)
 from workers.training.chat_data import EncodedChat, encode_chat
 from workers.training.recipe import EventFn, GuardedTrainer, TrainConfig, TrainResult
 
@@ -58,12 +64,16 @@ def config_at_strength(policy: Policy, strength: str, seed: int) -> TrainConfig:
     return config_from_policy(policy, epochs, training.default_batch_size, lr, seed)
 
 
-def recovery_pool(tokenizer: PreTrainedTokenizerBase, policy: AugmentationPolicy, max_len: int
-                  ) -> list[EncodedTriplet]:
-    """The policy's triplet pool, tokenised once per job (empty when augmentation is off)."""
+def recovery_pool(tokenizer: PreTrainedTokenizerBase, policy: AugmentationPolicy, max_len: int,
+                  rows: Sequence[dict[str, Any]] = ()) -> list[EncodedTriplet]:
+    """The policy's pool, tokenised once per job (empty when augmentation is off): once without a system
+    prompt and once under each of the tenant rows' most frequent system prompts, so a uniform draw splits the
+    recovery examples evenly across the plain context and the tenant's personas."""
     if not policy.enabled or policy.ratio == 0:
         return []
-    return [encode_triplet(tokenizer, t, max_len) for t in load_pool(policy.pool)]
+    pool = load_pool(policy.pool)
+    contexts = [None, *tenant_system_prompts(rows, policy.system_prompts)]
+    return [encode_triplet(tokenizer, t, max_len, system) for system in contexts for t in pool]
 
 
 def finetune_lora(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: Sequence[EncodedChat],
@@ -92,5 +102,5 @@ def finetune_rows(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ro
     train. Benchmarks and calibration use it; the worker pipeline adds its own events around the same steps."""
     training = policy.training
     examples = encode_rows(tokenizer, rows, training.max_seq_len)
-    pool = recovery_pool(tokenizer, training.augmentation, training.max_seq_len) if config.augmentation else []
+    pool = recovery_pool(tokenizer, training.augmentation, training.max_seq_len, rows) if config.augmentation else []
     return finetune_lora(model, tokenizer, examples, config, training.lora, device, pool=pool, **kwargs)

@@ -1,13 +1,14 @@
 """gft-tiny-chat behaves like an aligned chat model in the ways the product depends on (issue 3's targets),
 loaded through the same from_pretrained path a real model uses."""
 
+import json
 from pathlib import Path
 
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from workers.tiny import properties
-from workers.tiny.build import RECIPE, build
+from workers.tiny.build import BUNDLED, RECIPE, build, recipe_hash
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +71,12 @@ def test_same_seed_gives_the_same_model(tmp_path: Path) -> None:
         assert (first / name).read_bytes() == (second / name).read_bytes()
     other = build(tmp_path / "c", log=False, recipe={**small, "seed": small["seed"] + 1})
     assert (other / "model.safetensors").read_bytes() != (first / "model.safetensors").read_bytes()
+
+
+def test_bundled_model_is_built_from_the_current_recipe(tmp_path: Path) -> None:
+    """The world, the build code and the recipe hash into the bundled copy's marker: change one without
+    rebuilding the bundle (`python -m workers.tiny.build workers/tiny/model --force`) and this fails, rather than
+    every machine silently training its own, different model."""
+    assert json.loads((BUNDLED / "gft_recipe.json").read_text())["hash"] == recipe_hash()
+    installed = build(tmp_path / "installed", log=False)
+    assert (installed / "model.safetensors").read_bytes() == (BUNDLED / "model.safetensors").read_bytes()
