@@ -145,6 +145,19 @@ def register_model(url: str, model_id: str, path: Path) -> None:
         register_base_model(session=session, model_id=model_id, path=str(path))
 
 
+def noop_worker_env(env: dict[str, str], monkeypatch: Any, model_dir: Path, **extra: str) -> dict[str, str]:
+    """Settings for workers that run the orchestration without model work (the no-op trainer), quick heartbeats
+    and reconciles, and a registered model "m1" (an empty folder: nothing loads it)."""
+    values = {"GFT_TRAINER": "noop", "GFT_HEARTBEAT_EVERY_S": "0.5", "GFT_STALE_AFTER_S": "3",
+              "GFT_RECONCILE_EVERY_S": "1", **extra}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    model_dir.mkdir()
+    register_model(env["GFT_DATABASE_URL"], "m1", model_dir)
+    return {**env, **values}
+
+
 def submit(url: str, broker_url: str, tenant_id: str, file_id: str, model: str, send: bool = True,
            **fields: Any) -> str:
     """Create a job the way POST /v1/fine_tuning/jobs does: commit, then enqueue validation."""

