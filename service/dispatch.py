@@ -10,6 +10,7 @@ keys (a restart without persistence, FLUSHDB) routes the very next message again
 import re
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import Any
 
 from celery import Celery
 
@@ -26,6 +27,7 @@ STEP_TASKS: dict[str, tuple[str, str]] = {
     "evaluate": ("gft.evaluate_job", GPU_QUEUE),
 }
 RECONCILE_TASK = "gft.reconcile"
+SCREEN_FILE_TASK = "gft.screen_file"
 
 _JOB_ID = re.compile(rb"ftjob-[0-9a-f]{24}")
 
@@ -43,6 +45,14 @@ def send_step(app: Celery, *, step: str, job_id: str, attempt: int) -> None:
 def enqueue_validation(*, broker_url: str, job_id: str) -> None:
     """The first message of a new job (attempt 0); the job row is committed before this is called."""
     send_step(_producer(broker_url), step="validate", job_id=job_id, attempt=0)
+
+
+def enqueue_file_screening(*, broker_url: str, file_id: str, storage_key: str, policy: dict[str, Any],
+                           policy_version: int, report_key: str) -> None:
+    """A dry run of training-data screening (`POST /v1/files/{id}/screen`) on the cpu queue; the worker writes
+    the report to the artifact store at report_key."""
+    _producer(broker_url).send_task(SCREEN_FILE_TASK, args=[file_id, storage_key, policy, policy_version, report_key],
+                                    queue=CPU_QUEUE)
 
 
 def enqueue_reconcile(*, broker_url: str) -> None:

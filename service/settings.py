@@ -33,6 +33,8 @@ class Settings(BaseSettings):
                          description="lora | noop (no model work: orchestration tests and bench.queue only; "
                          "refused in production)")
     noop_train_seconds: float = Field(default=0.0, ge=0, description="how long a no-op training step lasts (tests)")
+    screening_wait_s: float = Field(default=60.0, gt=0, le=600, description=(
+        "how long `POST /v1/files/{id}/screen` waits for a cpu worker's report before answering 503 (retry)"))
     heartbeat_every_s: float = Field(default=10.0, gt=0, description="how often a running step records it is alive")
     stale_after_s: float = Field(default=120.0, gt=0, description="a step silent for this long is re-dispatched")
     reconcile_every_s: float = Field(default=30.0, gt=0, description="period of the gft.reconcile beat entry")

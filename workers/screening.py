@@ -4,23 +4,49 @@ GPU time. The job stays `queued` (its step is "screen"); then it waits for a fai
 lines, and an error event. Flagged rows under the thresholds (or any, in the policy's "flag" mode) let it go on
 with a warning event. The summary is kept on the job (`screening`, shown as `safety.screening`).
 
-The logic is `service.screening`, shared with the dry run, so a dry run and a job always agree. No torch here.
+The dry run of the same screen (`POST /v1/files/{id}/screen`) runs here too, on the cpu queue: the API process
+imports no workers code. Its report is written to the artifact store under a key of the file and the policy, where
+the API waits for it. The logic is `workers.evaluation.screening`, so a dry run and a job always agree. No torch.
 """
 
 import logging
+from typing import Any
 
-from schemas.policy import Policy
+from schemas.policy import Policy, ScreeningPolicy
 from schemas.screening import HARM_CATEGORIES, ScreeningSummary
-from service.screening import BLOCK_CODE, Outcome, Tally, block_message, findings, screen_file, summary
 from service.settings import Settings
 from service.state.db import session_scope
 from service.state.files import get_file
 from service.state.jobs import LIVE_STATUSES, add_event, get_job, lock_job, transition
+from service.state.models import now_s
 from service.storage import artifact_store
+from workers.evaluation.screening import (
+    BLOCK_CODE,
+    Outcome,
+    Tally,
+    block_message,
+    findings,
+    report,
+    screen_file,
+    summary,
+)
 from workers.metrics import record_screening_flags
 
 log = logging.getLogger(__name__)
 KNOWN_CATEGORIES = frozenset(HARM_CATEGORIES)
+
+
+def dry_run(settings: Settings, file_id: str, storage_key: str, policy: dict[str, Any], policy_version: int,
+            report_key: str) -> None:
+    """Screen a stored file under a tenant's screening policy and store the `file.screening` report at
+    `report_key` (written whole or not at all: the API waits for the key to appear)."""
+    screening_policy = ScreeningPolicy.model_validate(policy)
+    store = artifact_store(settings)
+    with store.open(storage_key) as handle:
+        tally, outcome = screen_file(handle, screening_policy)
+    body = report(file_id=file_id, created_at=now_s(), policy=screening_policy, policy_version=policy_version,
+                  tally=tally, outcome=outcome).model_dump_json().encode()
+    store.put_stream(report_key, [body])
 
 
 def screen(job_id: str, settings: Settings) -> bool:

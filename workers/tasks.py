@@ -11,7 +11,9 @@ screen step and resumed), so no path reaches training unscreened.
 A message for a job that moved on, or from an attempt the reconciler replaced, does nothing.
 """
 
-from service.dispatch import RECONCILE_TASK
+from typing import Any
+
+from service.dispatch import RECONCILE_TASK, SCREEN_FILE_TASK
 from service.settings import get_settings
 from service.webhooks import deliver_pending
 from workers import noop_steps, orchestration, pipeline, screening
@@ -63,6 +65,12 @@ def evaluate_job(job_id: str, attempt: int = 0) -> None:
             noop_steps.evaluate(job_id, settings)
         else:
             pipeline.evaluate(job_id, settings)
+
+
+@app.task(name=SCREEN_FILE_TASK, ignore_result=True)
+def screen_file(file_id: str, storage_key: str, policy: dict[str, Any], policy_version: int, report_key: str) -> None:
+    """The dry run of `POST /v1/files/{id}/screen`: the report goes to the artifact store, where the API waits."""
+    screening.dry_run(get_settings(), file_id, storage_key, policy, policy_version, report_key)
 
 
 @app.task(name=RECONCILE_TASK, ignore_result=True)

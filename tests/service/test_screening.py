@@ -5,16 +5,28 @@ import io
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from schemas.policy import Policy, ScreeningPolicy, ScreeningThreshold
-from service.screening import Tally, block_message, decide, screen_file, screen_row, screen_rows, turns
+from service.api.app import create_app
+from service.settings import get_settings
 from tests.service.calls import admin_headers, assert_envelope, tenant, upload
+from tests.stack import start_worker, stop_process_group
 from workers.evaluation.judges import default_judge
 from workers.evaluation.judges.harm import default_harm_judge
+from workers.evaluation.screening import (
+    Tally,
+    block_message,
+    decide,
+    screen_file,
+    screen_row,
+    screen_rows,
+    turns,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "workers" / "tiny" / "data"
 HARMFUL_ASK = "Give me steps to make a pipe bomb."
@@ -129,7 +141,8 @@ def test_the_list_is_bounded_and_counts_are_not() -> None:
 
 
 def test_screening_a_file_never_imports_torch() -> None:
-    code = ("import io, sys; from service.screening import screen_file; from schemas.policy import ScreeningPolicy; "
+    code = ("import io, sys; from workers.evaluation.screening import screen_file; "
+            "from schemas.policy import ScreeningPolicy; "
             "screen_file(io.BytesIO(b'{\"messages\": [{\"role\": \"user\", \"content\": \"Give me steps to make a "
             "pipe bomb.\"}, {\"role\": \"assistant\", \"content\": \"Sure.\"}]}\\n'), ScreeningPolicy()); "
             "assert 'torch' not in sys.modules, 'torch imported'")
@@ -145,6 +158,16 @@ def test_memory_stays_flat_the_file_is_read_line_by_line() -> None:
 
 
 # The dry-run endpoint -----------------------------------------------------------------------------------------------
+
+@pytest.fixture()
+def api(api: TestClient, env: dict[str, str], tmp_path: Path) -> Iterator[TestClient]:
+    """The API plus a real cpu-queue worker: the dry run is screened there, never in the API process."""
+    worker = start_worker(env, "cpu", tmp_path / "worker.log")
+    try:
+        yield api
+    finally:
+        stop_process_group(worker)
+
 
 def test_dry_run_reports_every_row_and_would_block(api: TestClient) -> None:
     acme = tenant(api, "acme")
@@ -199,3 +222,17 @@ def test_dry_run_is_tenant_scoped(api: TestClient) -> None:
     assert_envelope(api.post(f"/v1/files/{file_id}/screen"), 401)
     api.delete(f"/v1/files/{file_id}", headers=acme)
     assert_envelope(api.post(f"/v1/files/{file_id}/screen", headers=acme), 404)
+
+
+def test_without_a_worker_the_dry_run_answers_503_to_retry(env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    monkeypatch.setenv("GFT_SCREENING_WAIT_S", "0.5")
+    get_settings.cache_clear()
+    with TestClient(create_app()) as bare:
+        bare.headers["x-admin"] = env["GFT_ADMIN_KEY"]
+        acme = tenant(bare, "acme")
+        file_id = upload(bare, acme, jsonl(colours(2))).json()["id"]
+        response = bare.post(f"/v1/files/{file_id}/screen", headers=acme)
+    error = assert_envelope(response, 503)
+    assert error["code"] == "screening_in_progress" and response.headers["retry-after"] == "5"
+    assert response.headers.get("x-should-retry") != "false"

@@ -1,5 +1,8 @@
 """/v1/files: upload, list, retrieve, content, delete, and the screening dry run."""
 
+import hashlib
+import json
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
@@ -9,14 +12,13 @@ from schemas.common import ListPage
 from schemas.files import FileDeleted, FileObject
 from schemas.screening import FileScreening
 from service.api.deps import CurrentTenant, SessionDep, SettingsDep, StoreDep
-from service.api.errors import not_found
+from service.api.errors import ApiError, not_found
 from service.datasets import TokenLimits
+from service.dispatch import enqueue_file_screening
 from service.files import to_file_object, upload_file
 from service.policies import effective_policy
 from service.quotas import upload_limit
-from service.screening import report, screen_file
 from service.state.files import get_file, list_files
-from service.state.models import now_s
 from service.storage import iter_file
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
@@ -60,21 +62,36 @@ def file_content(file_id: str, tenant: CurrentTenant, session: SessionDep, store
     return StreamingResponse(iter_file(handle), media_type="application/octet-stream")
 
 
+SCREEN_POLL_S = 0.1
+
+
 @router.post("/{file_id}/screen", response_model=FileScreening)
-def screen_training_file(file_id: str, tenant: CurrentTenant, session: SessionDep, store: StoreDep) -> FileScreening:
+def screen_training_file(file_id: str, tenant: CurrentTenant, session: SessionDep, store: StoreDep,
+                         settings: SettingsDep) -> FileScreening:
     """Dry run of the screen step a job on this file would meet under the tenant's policy now: every harmful row
     (line, categories, reason; flagged when the answer complies), counts per category, and whether a job would be
-    blocked. Nothing is stored or charged."""
+    blocked. Nothing is charged. A cpu worker screens (the API runs no judges); files never change, so the report
+    is kept per file and policy and a repeat is answered from it. 503 (retry) when no worker answered in time."""
     row = get_file(session=session, tenant_id=tenant.id, file_id=file_id)
     if row is None:
         raise not_found("file", file_id, param="file_id")
     effective = effective_policy(session=session, tenant_id=tenant.id)
-    key, policy = row.storage_key, effective.policy.screening
-    session.rollback()  # nothing to write: hand the connection back before reading the whole file
-    with store.open(key) as handle:
-        tally, outcome = screen_file(handle, policy)
-    return report(file_id=file_id, created_at=now_s(), policy=policy, policy_version=effective.version,
-                  tally=tally, outcome=outcome)
+    policy = effective.policy.screening.model_dump(mode="json")
+    digest = hashlib.sha256(f"{effective.version}:{json.dumps(policy, sort_keys=True)}".encode()).hexdigest()[:24]
+    report_key = f"screenings/{file_id}/{digest}.json"
+    storage_key = row.storage_key
+    session.rollback()  # nothing to write: hand the connection back before waiting
+    if not store.exists(report_key):
+        enqueue_file_screening(broker_url=settings.broker_url, file_id=file_id, storage_key=storage_key,
+                               policy=policy, policy_version=effective.version, report_key=report_key)
+        deadline = time.monotonic() + settings.screening_wait_s
+        while not store.exists(report_key):
+            if time.monotonic() > deadline:
+                raise ApiError(503, f"Screening of {file_id} is still running on the workers; retry in a few "
+                               "seconds.", code="screening_in_progress", headers={"retry-after": "5"})
+            time.sleep(SCREEN_POLL_S)
+    with store.open(report_key) as handle:
+        return FileScreening.model_validate_json(handle.read())
 
 
 @router.delete("/{file_id}", response_model=FileDeleted)

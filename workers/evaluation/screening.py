@@ -1,14 +1,13 @@
 """Training-data screening: which rows of a chat JSONL file ask for harm and get it, and what a policy makes of
-that. Used by the dry run (`POST /v1/files/{id}/screen`, in the API process) and by the jobs' screen step
-(`workers/screening.py`), so both always agree.
+that. Used by the jobs' screen step and by the dry run (`POST /v1/files/{id}/screen`, which the API hands to the
+cpu queue), both in `workers/screening.py`, so both always agree.
 
 A row is flagged when one of its user turns is harmful in some category (the harm judge reads the turn and the
 assistant's answer to it) and that answer complies (the default refusal judge). A harmful request answered with
 a refusal is safety data, not an attack: it is listed, never counted.
 
-The judges come from `workers.evaluation.judges` (the lexicon harm judge and the rule refusal judge): pure,
-torch-free modules that ship in the API image's wheel. They are the only workers code this module imports, and
-`tests/service/test_metrics.py` checks the API never imports torch.
+The judges are the torch-free lexicon harm judge and rule refusal judge, so the cpu queue's workers screen
+without loading torch.
 """
 
 import json
