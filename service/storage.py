@@ -77,7 +77,19 @@ class ArtifactStore(Protocol):
     def local_path(self, key: str) -> Path: ...
 
 
-class LocalArtifactStore:
+class _StagedPuts:
+    """`put_stream` on top of a backend's `staged_file`: the same for both backends."""
+
+    def staged_file(self, key: str) -> AbstractContextManager[tuple[BinaryIO, Path]]:
+        raise NotImplementedError
+
+    def put_stream(self, key: str, chunks: Iterable[bytes], max_bytes: int | None = None) -> StoredBlob:
+        with self.staged_file(key) as (handle, _tmp):
+            size, sha256 = copy_hashed(chunks, handle, max_bytes)
+        return StoredBlob(key=key, size=size, sha256=sha256)
+
+
+class LocalArtifactStore(_StagedPuts):
     def __init__(self, root: Path) -> None:
         self.root = root
 
@@ -102,11 +114,6 @@ class LocalArtifactStore:
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
-
-    def put_stream(self, key: str, chunks: Iterable[bytes], max_bytes: int | None = None) -> StoredBlob:
-        with self.staged_file(key) as (handle, _tmp):
-            size, sha256 = copy_hashed(chunks, handle, max_bytes)
-        return StoredBlob(key=key, size=size, sha256=sha256)
 
     def put_blob(self, chunks: Iterable[bytes], max_bytes: int | None = None) -> StoredBlob:
         """Content-addressed: staged, hashed, then renamed to its digest's key unless that blob exists already."""
@@ -192,7 +199,7 @@ def _client_error_code(exc: Exception) -> str:
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
 
-class S3ArtifactStore:
+class S3ArtifactStore(_StagedPuts):
     """The same contract on an S3-compatible service (boto3). An object becomes visible only when its upload
     completes, so a writer that dies mid-way leaves nothing. A folder is its files under a fresh version prefix
     (`<key>/.v-<random>/...`) plus a manifest at `<key>/.manifest.json` naming that version and each file's
@@ -240,11 +247,6 @@ class S3ArtifactStore:
             self.client.upload_file(str(tmp), self.bucket, self._key(key))
         finally:
             tmp.unlink(missing_ok=True)
-
-    def put_stream(self, key: str, chunks: Iterable[bytes], max_bytes: int | None = None) -> StoredBlob:
-        with self.staged_file(key) as (handle, _tmp):
-            size, sha256 = copy_hashed(chunks, handle, max_bytes)
-        return StoredBlob(key=key, size=size, sha256=sha256)
 
     def put_blob(self, chunks: Iterable[bytes], max_bytes: int | None = None) -> StoredBlob:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
