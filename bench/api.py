@@ -2,7 +2,7 @@
 
     python -m bench.api [--quick] [--workers 2] [--duration 15] [--concurrency 32]   # writes var/bench/api.json
 
-- GET one job and list jobs (limit 20) with a tenant's key: uvicorn (`--workers`) against PostgreSQL, loaded
+- GET one job and list jobs (limit 20) with a tenant's key: `guardrail-ft serve --workers N` against PostgreSQL, loaded
   from a separate process by a keep-alive HTTP/1.1 load generator (raw asyncio streams on uvloop, so the client
   is not the bottleneck it would be with a full HTTP library). Reports requests per second, latency
   percentiles, and the CPU per request of the server processes and of the client (CPU per request moves less
@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = {"get_job_rps": 1000, "get_job_p99_ms": 50, "upload_mb_per_s": 50}
+TARGETS = {"get_job_rps": 1000, "get_job_p99_ms": 50, "list_jobs_rps": 1000, "list_jobs_p99_ms": 50,
+           "upload_mb_per_s": 50}
 
 
 # The load generator (runs in its own process: `python -m bench.api --load ...`)
@@ -239,8 +240,8 @@ def seed(database_url: str, n_jobs: int, model_dir: Path) -> tuple[str, str]:
 def start_server(env: dict[str, str], port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
     import httpx
 
-    command = [sys.executable, "-m", "uvicorn", "service.api.app:create_app", "--factory", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+    command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", str(workers), "--quiet"]
     with log.open("wb") as out:
         proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env, "OMP_NUM_THREADS": "1"}, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -345,7 +346,8 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'measure':<28}{'value':>12}{'target':>12}")
     rows = [("get_job_rps", result["get_job_rps"], ">= 1000"), ("get_job_p99_ms", result["get_job_p99_ms"], "<= 50"),
-            ("list_jobs_rps", result["list_jobs_rps"], ""), ("list_jobs_p99_ms", result["list_jobs_p99_ms"], ""),
+            ("list_jobs_rps", result["list_jobs_rps"], ">= 1000"),
+            ("list_jobs_p99_ms", result["list_jobs_p99_ms"], "<= 50"),
             ("get_job_server_cpu_ms", result["get_job_server_cpu_ms"], ""),
             ("list_jobs_server_cpu_ms", result["list_jobs_server_cpu_ms"], ""),
             ("client_cpu_percent", result["detail"]["get_job"]["client_cpu_percent"], ""),

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
+from service.api import serving
 from service.embedded import ensure_broker
 from service.settings import get_settings
 from service.state.base_models import get_base_model, register_base_model
@@ -38,8 +38,7 @@ def _serve(host: str, port: int, quiet: bool = False, workers: int = 1) -> None:
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.sqlalchemy_url)
-    uvicorn.run("service.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning" if quiet else "info", access_log=not quiet)
+    serving.serve(host, port, workers, quiet)
 
 
 @app.command()

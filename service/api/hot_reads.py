@@ -8,7 +8,8 @@ with those dependencies, such a route checks its query parameters before the cal
 The trips go through a limiter of READ_THREADS per process rather than the default 40: these reads hold the GIL
 for most of their time, and many threads contending for it cost more CPU than they overlap (bench.api at 32
 concurrent requests: 0.7-0.9 ms of server CPU per GET with 8, 1.0-1.1 ms with 40); 8 still overlap the
-database round trips of a remote server. Long blocking routes (uploads, downloads) keep the default pool, so
+database round trips of a remote server. The reads run on a read_scope session: no transaction around them,
+so no BEGIN and COMMIT round trips. Long blocking routes (uploads, downloads) keep the default pool, so
 reads never wait behind them and they never wait behind reads.
 """
 
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from service.api.deps import current_tenant
 from service.settings import Settings
-from service.state.db import session_scope
+from service.state.db import read_scope
 from service.state.models import TenantRow
 
 T = TypeVar("T")
@@ -42,12 +43,12 @@ def _read_limiter() -> CapacityLimiter:
 
 def _run(settings: Settings, response: Response, authorization: str | None,
          read: Callable[[Session, TenantRow], T]) -> T:
-    with session_scope(settings.sqlalchemy_url) as session:
+    with read_scope(settings.sqlalchemy_url) as session:
         return read(session, current_tenant(session, settings, response, authorization))
 
 
 async def read_as_caller(settings: Settings, response: Response, authorization: str | None,
                          read: Callable[[Session, TenantRow], T]) -> T:
-    """`read(session, tenant)` for the calling tenant, with the same session and caller check (key, rate limit)
-    as SessionDep and CurrentTenant give a sync route."""
+    """`read(session, tenant)` for the calling tenant, with the same caller check (key, rate limit) as
+    CurrentTenant gives a sync route; `read` must not write."""
     return await to_thread.run_sync(_run, settings, response, authorization, read, limiter=_read_limiter())
