@@ -190,12 +190,13 @@ class BaseModelPolicy(BaseModel):
 
 # Calibrated for the bundled tiny model (`guardrail-ft calibrate`; figures in docs/benchmarks.md). The paper's
 # betas (0.5, then 2.0) let the harmful attack through on this model (ASR 21% at default strength): its first
-# token needs beta 4. Recovery examples get their own token mean (weight 1); half the tiny pool's draws are
-# contrast pairs, so ratio 0.5 is about 0.25 refusal examples per tenant row. 5 default epochs let the
-# benign task converge with them mixed in.
+# token needs beta 4. Recovery examples get their own token mean, weighted 3 against the tenant's (weight 2 left
+# identity shifting at 3.8%, over its 3-point target; 3 gives 1.3% and 96% of plain SFT's benign utility); half
+# the tiny pool's draws are contrast pairs, so ratio 0.5 is about 0.25 refusal examples per tenant row. 5
+# default epochs let the benign task converge with them mixed in.
 TINY_MODEL_POLICY = BaseModelPolicy(
     beta_schedule=BetaSchedule(first=[4.0] * 5, rest=0.1),
-    augmentation=AugmentationPolicy(pool="builtin:tiny", ratio=0.5, weight=2.0, loss="constrained"),
+    augmentation=AugmentationPolicy(pool="builtin:tiny", ratio=0.5, weight=3.0, loss="constrained"),
     base_learning_rate=3e-3,
     max_lr_multiplier=4.0,
     default_epochs=5,
