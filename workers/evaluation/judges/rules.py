@@ -467,3 +467,10 @@ def rule_features(completion: str) -> tuple[float, ...]:
             sum(p.objection for p in parts) / n, sum(p.objection or p.caution for p in parts) / n,
             sum(p.content for p in parts) / n, len(_answer_signs(text, parts)) / 4,
             float(any(p.disclaimer for p in parts)), float(any(p.apology for p in parts[:OPENING_SENTENCES])))
+
+
+def answer_signs(completion: str) -> list[str]:
+    """The signs of an answer the rules see in a completion, by name ("affirmative opening", "list", "answer
+    phrasing", "several content sentences"): the hybrid judge tells an answer's form from mere length by them."""
+    text = normalise(completion)
+    return _answer_signs(text, _parts(text))
