@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     api_port: int = 8000
     api_workers: int = Field(default=1, ge=1, description="uvicorn processes `serve` runs; one per core on a "
                              "machine of its own (one process uses one core)")
+    api_read_threads: int = Field(default=4, ge=1, le=64, description="threads per API process for the hot reads "
+                                  "(GET job, list jobs); more overlap a remote database's round trips, fewer "
+                                  "contend less for the GIL")
     worker_device: str = Field(default="auto", description="auto | cpu | cuda")
     torch_threads: int = Field(default=0, ge=0, description="0 leaves torch's default")
     worker_metrics_port: int = Field(default=0, ge=0, le=65535, description="first port of the workers' /metrics "

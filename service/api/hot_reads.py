@@ -5,12 +5,13 @@ the session, check the caller, run the route, check its return value, close the 
 more CPU than the route's query. An async route that hands `read_as_caller` its read makes one. Unlike routes
 with those dependencies, such a route checks its query parameters before the caller's key.
 
-The trips go through a limiter of READ_THREADS per process rather than the default 40: these reads hold the GIL
-for most of their time, and many threads contending for it cost more CPU than they overlap (bench.api at 32
-concurrent requests: 0.7-0.9 ms of server CPU per GET with 8, 1.0-1.1 ms with 40); 8 still overlap the
-database round trips of a remote server. The reads run on a read_scope session: no transaction around them,
-so no BEGIN and COMMIT round trips. Long blocking routes (uploads, downloads) keep the default pool, so
-reads never wait behind them and they never wait behind reads.
+The trips go through a limiter of `GFT_API_READ_THREADS` (4) per process rather than the default 40: these
+reads hold the GIL for most of their time, and threads contending for it cost CPU and, above all, tail latency
+(bench.api at 32 connections on 2 cores, list jobs p99: 54-62 ms with 8 threads, 36-40 with 4, 30-35 with 2;
+40 threads cost 1.0-1.1 ms of CPU per GET against 0.7-0.9 with 8). 4 still overlap a remote database's round
+trips. The reads run on a read_scope session: no transaction around them, so no BEGIN and COMMIT round trips.
+Long blocking routes (uploads, downloads) keep the default pool, so reads never wait behind them and they never
+wait behind reads.
 """
 
 from collections.abc import Callable
@@ -27,16 +28,15 @@ from service.state.db import read_scope
 from service.state.models import TenantRow
 
 T = TypeVar("T")
-READ_THREADS = 8
 _limiter: RunVar[CapacityLimiter] = RunVar("gft_hot_read_limiter")
 
 
-def _read_limiter() -> CapacityLimiter:
+def _read_limiter(threads: int) -> CapacityLimiter:
     """One limiter per event loop (as anyio keeps its default one), made on first use."""
     try:
         return _limiter.get()
     except LookupError:
-        limiter = CapacityLimiter(READ_THREADS)
+        limiter = CapacityLimiter(threads)
         _limiter.set(limiter)
         return limiter
 
@@ -51,4 +51,5 @@ async def read_as_caller(settings: Settings, response: Response, authorization: 
                          read: Callable[[Session, TenantRow], T]) -> T:
     """`read(session, tenant)` for the calling tenant, with the same caller check (key, rate limit) as
     CurrentTenant gives a sync route; `read` must not write."""
-    return await to_thread.run_sync(_run, settings, response, authorization, read, limiter=_read_limiter())
+    limiter = _read_limiter(settings.api_read_threads)
+    return await to_thread.run_sync(_run, settings, response, authorization, read, limiter=limiter)

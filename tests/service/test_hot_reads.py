@@ -1,6 +1,6 @@
 """GET one job and list jobs do their work in one trip to a thread pool of their own (service.api.hot_reads):
 they must check the caller exactly as every other tenant route does, and never run more reads at once than
-READ_THREADS."""
+GFT_API_READ_THREADS."""
 
 import asyncio
 import threading
@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 import service.rate_limit
-from service.api.hot_reads import READ_THREADS, read_as_caller
+from service.api.hot_reads import read_as_caller
 from service.settings import get_settings
 from service.state.models import TenantRow
 from tests.service.calls import ONE_ROW_FILE, admin_headers, assert_envelope, upload
@@ -66,7 +66,11 @@ def test_hot_reads_count_against_the_rate_limit(api: TestClient, monkeypatch: py
     assert assert_envelope(refused, 429)["code"] == "rate_limit_exceeded" and refused.headers["retry-after"] == "10"
 
 
-def test_reads_run_on_a_pool_of_their_own_no_wider_than_read_threads(api: TestClient) -> None:
+def test_reads_run_on_a_pool_of_their_own_no_wider_than_read_threads(api: TestClient,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GFT_API_READ_THREADS", "3")
+    get_settings.cache_clear()
+    threads_allowed = get_settings().api_read_threads
     _, key, _ = new_tenant(api)
     running, widest, threads = [0], [0], set()
     lock = threading.Lock()
@@ -82,9 +86,9 @@ def test_reads_run_on_a_pool_of_their_own_no_wider_than_read_threads(api: TestCl
         return tenant.id
 
     async def many() -> list[str]:
-        calls = [read_as_caller(get_settings(), Response(), f"Bearer {key}", read) for _ in range(3 * READ_THREADS)]
+        calls = [read_as_caller(get_settings(), Response(), f"Bearer {key}", read) for _ in range(3 * threads_allowed)]
         return await asyncio.gather(*calls)
 
     loop_thread = threading.get_ident()
     assert len(set(asyncio.run(many()))) == 1
-    assert widest[0] == READ_THREADS and loop_thread not in threads
+    assert widest[0] == threads_allowed == 3 and loop_thread not in threads
