@@ -109,7 +109,7 @@ def read_scope(url: str) -> Iterator[Session]:
 def _statement_engine(url: str) -> Engine:
     """Autocommit connections whose commits do not wait for the WAL flush (PostgreSQL), for statement_scope."""
     if url.startswith("sqlite"):
-        return engine_for(url).execution_options(isolation_level="AUTOCOMMIT")
+        return _read_engine(url)
     return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=8, isolation_level="AUTOCOMMIT",
                          connect_args={"options": "-c synchronous_commit=off"})
 
