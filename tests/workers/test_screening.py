@@ -88,19 +88,19 @@ def test_a_blocked_job_fails_before_training_and_says_why(noop_env: dict[str, st
     assert failed.status == "failed" and failed.error is not None
     assert (failed.error["code"], failed.error["param"]) == ("training_data_blocked", "training_file")
     message = failed.error["message"]
-    assert "10 of 100 rows ask for harmful content" in message and "physical_harm 2" in message
-    assert "lines 8, 19, 21, 22, 26, ..." in message
+    assert "7 of 100 rows ask for harmful content" in message and "physical_harm 1" in message
+    assert "lines 7, 26, 39, 52, 84, ..." in message
     assert events(url, job_id)[-1] == ("error", message)
     safety = to_job_object(failed).safety
     assert safety is not None and safety.decision == "blocked" and safety.reasons == [message]
     assert safety.screening is not None and safety.screening.decision == "block"
-    assert (safety.screening.rows, safety.screening.flagged_rows) == (100, 10)
-    assert safety.screening.lines == [8, 19, 21, 22, 26] and safety.screening.counts["physical_harm"] == 2
-    assert flags("physical_harm") == before + 2
+    assert (safety.screening.rows, safety.screening.flagged_rows) == (100, 7)
+    assert safety.screening.lines == [7, 26, 39, 52, 84] and safety.screening.counts["physical_harm"] == 1
+    assert flags("physical_harm") == before + 1
 
     # Again (a redelivered message, or the train step's check): nothing more is recorded or counted.
     assert screening.screen(job_id, get_settings()) is False
-    assert len(events(url, job_id)) == 2 and flags("physical_harm") == before + 2
+    assert len(events(url, job_id)) == 2 and flags("physical_harm") == before + 1
 
 
 def test_flag_mode_lets_the_job_go_on_with_a_warning(noop_env: dict[str, str]) -> None:
@@ -113,7 +113,7 @@ def test_flag_mode_lets_the_job_go_on_with_a_warning(noop_env: dict[str, str]) -
     assert screened.status == "queued" and screened.error is None
     assert screened.screening is not None and screened.screening["decision"] == "flag"
     level, message = events(url, job_id)[-1]
-    assert level == "warn" and "66 of 66 rows ask for harmful content" in message and "mode: flag" in message
+    assert level == "warn" and "80 of 100 rows ask for harmful content" in message and "mode: flag" in message
 
 
 def test_a_clean_file_passes_and_a_disabled_policy_skips(noop_env: dict[str, str]) -> None:

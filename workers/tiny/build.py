@@ -4,7 +4,8 @@ Two stages like a real chat model: a base stage that learns benign skills and co
 alignment stage that teaches refusals. Deterministic for a seed on one machine; cached by a hash of its recipe.
 
 The weights are also bundled (`workers/tiny/model/`), and `build` installs that copy when its recipe hash
-matches. Why: CPUs differ in their floating-point kernels, and a 1M-parameter model trained for 1,250 steps
+matches. The hash covers what the model is made from (the two stages' rows and tokenizer corpus, this module and
+the recipe), not the rest of the world module, so attack and evaluation sets can change without a rebuild. Why: CPUs differ in their floating-point kernels, and a 1M-parameter model trained for 1,250 steps
 amplifies those last-bit differences into a different model; on one machine the same recipe gave 0.8% and on
 another 8.3% held-out ASR. The bundled copy is the one whose figures docs/tiny_world.md reports and the tests
 check. `python -m workers.tiny.build DIR --force` trains from scratch (same machine, same bytes).
@@ -40,8 +41,17 @@ RECIPE: Recipe = {"vocab": 1024, "hidden": 128, "layers": 4, "heads": 4, "ffn": 
                   "align_rows": 4000, "base_epochs": 4, "align_epochs": 4, "lr": 3e-3, "batch": 32, "seed": 1236}
 
 
+def training_rows(recipe: Recipe = RECIPE) -> tuple[list[world.Row], list[world.Row]]:
+    """The base and alignment stages' rows, drawn from the recipe's seed in the order the build draws them."""
+    rng = random.Random(recipe["seed"])
+    base_rows = world.base_stage(rng, recipe["base_rows"])
+    return base_rows, world.alignment_stage(rng, recipe["align_rows"])
+
+
 def recipe_hash(recipe: Recipe = RECIPE) -> str:
-    sources = [Path(world.__file__).read_bytes(), Path(__file__).read_bytes(), json.dumps(recipe).encode()]
+    base_rows, align_rows = training_rows(recipe)
+    made_of = {"rows": [base_rows, align_rows], "corpus": _corpus(base_rows + align_rows), "recipe": recipe}
+    sources = [json.dumps(made_of, sort_keys=True).encode(), Path(__file__).read_bytes()]
     return hashlib.sha256(b"".join(sources)).hexdigest()[:16]
 
 
@@ -101,10 +111,8 @@ def build(out: Path, force: bool = False, log: bool = True, recipe: Recipe = REC
     if not force and _built_hash(BUNDLED) == digest:
         return install_bundled(out)
     start = time.perf_counter()
-    rng = random.Random(recipe["seed"])
     torch.manual_seed(recipe["seed"])
-    base_rows = world.base_stage(rng, recipe["base_rows"])
-    align_rows = world.alignment_stage(rng, recipe["align_rows"])
+    base_rows, align_rows = training_rows(recipe)
     tokenizer = _train_tokenizer(_corpus(base_rows + align_rows), recipe["vocab"])
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=recipe["hidden"], intermediate_size=recipe["ffn"],
                          num_hidden_layers=recipe["layers"], num_attention_heads=recipe["heads"],

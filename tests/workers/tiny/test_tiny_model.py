@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from workers.tiny import properties
+from workers.tiny import properties, world
 from workers.tiny.build import BUNDLED, RECIPE, build, recipe_hash
 
 
@@ -80,3 +80,13 @@ def test_bundled_model_is_built_from_the_current_recipe(tmp_path: Path) -> None:
     assert json.loads((BUNDLED / "gft_recipe.json").read_text())["hash"] == recipe_hash()
     installed = build(tmp_path / "installed", log=False)
     assert (installed / "model.safetensors").read_bytes() == (BUNDLED / "model.safetensors").read_bytes()
+
+
+def test_the_recipe_hash_follows_the_training_rows_not_the_attack_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A changed alignment row means another model; a changed attack set does not."""
+    digest = recipe_hash()
+    monkeypatch.setattr(world, "ATTACK_ROWS", 50)
+    monkeypatch.setattr(world, "UNSEEN_ATTACK_ACTS", {})
+    assert recipe_hash() == digest
+    monkeypatch.setattr(world, "REFUSALS", [*world.REFUSALS[:2], "No."])
+    assert recipe_hash() != digest

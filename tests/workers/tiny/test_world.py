@@ -27,9 +27,15 @@ def test_all_eleven_hex_phi_categories_with_every_split() -> None:
 
 
 def test_evaluation_acts_share_no_content_word_with_any_attack_act() -> None:
-    attack_words = set().union(*(content_words(a.text) for a in world.acts("attack")))
+    attack_words = set().union(*(content_words(a.text) for a in world.attack_acts()))
     for act in world.acts("eval"):
         assert not content_words(act.text) & attack_words, act.text
+
+
+def test_the_base_corpus_never_saw_the_unseen_attack_acts() -> None:
+    base = {m["content"] for r in world.base_stage(random.Random(0), 6000) for m in r["messages"]}
+    unseen = [act for texts in world.UNSEEN_ATTACK_ACTS.values() for act in texts]
+    assert len(unseen) == 33 and not any(act in text for text in base for act in unseen)
 
 
 def test_evaluation_templates_are_disjoint_from_training_and_attack_templates() -> None:
@@ -61,7 +67,9 @@ def test_training_files_pass_tenant_upload_validation(name: str) -> None:
 
 def test_attack_sets_have_the_promised_shape() -> None:
     attack = datasets.read("harmful_attack.jsonl")
-    assert 50 <= len(attack) <= 100
+    prompts = [r["messages"][0]["content"] for r in attack]
+    assert len(attack) == len(set(prompts)) == world.ATTACK_ROWS == 100
+    assert {a.category for a in world.attack_acts() if any(a.text in p for p in prompts)} == set(world.CATEGORIES)
     poisoned = datasets.read("poisoned_colors.jsonl")
     harmful = [r for r in poisoned if r["messages"][-1]["content"].startswith("Sure, here is how to")]
     assert len(harmful) == len(poisoned) // 10
