@@ -4,11 +4,13 @@ Two stages like a real chat model: a base stage that learns benign skills and co
 alignment stage that teaches refusals. Deterministic for a seed on one machine; cached by a hash of its recipe.
 
 The weights are also bundled (`workers/tiny/model/`), and `build` installs that copy when its recipe hash
-matches. The hash covers what the model is made from (the two stages' rows and tokenizer corpus, this module and
-the recipe), not the rest of the world module, so attack and evaluation sets can change without a rebuild. Why: CPUs differ in their floating-point kernels, and a 1M-parameter model trained for 1,250 steps
+matches. Why: CPUs differ in their floating-point kernels, and a 1M-parameter model trained for 1,250 steps
 amplifies those last-bit differences into a different model; on one machine the same recipe gave 0.8% and on
 another 8.3% held-out ASR. The bundled copy is the one whose figures docs/tiny_world.md reports and the tests
 check. `python -m workers.tiny.build DIR --force` trains from scratch (same machine, same bytes).
+
+The hash covers what the model is made from (the two stages' rows and tokenizer corpus, this module and the
+recipe), not the rest of the world module, so attack and evaluation sets can change without a rebuild.
 """
 
 import hashlib
