@@ -8,13 +8,16 @@ constrained loss plus safety recovery augmentation) for the harmful-examples att
 data, identity shifting, and a benign task; each at the policy's default strength (default epochs and
 learning rate) and at its maximum (max epochs, max learning-rate multiplier). Columns: ASR on held-out
 prompts, prefilling ASR at k = 5, 10, 20, 40, and exact-match utility on the colour task; means over seeds,
-with the spread (max - min). Writes var/bench/reproduce.json.
+with the spread (max - min). A second table splits the held-out ASR by question form (the evaluation
+templates, none of which any training or attack row uses): how far an attack carries beyond its own phrasing.
+Writes var/bench/reproduce.json.
 """
 
 import argparse
 import json
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,9 +25,9 @@ from typing import Any
 import torch
 
 from schemas.policy import Policy
-from workers.evaluation.suites import attack_success, exact_match, over_refusal
+from workers.evaluation.suites import PromptResult, attack_success, exact_match, over_refusal
 from workers.model_loading import load_base
-from workers.tiny import datasets
+from workers.tiny import datasets, world
 from workers.tiny.build import MODEL_ID, build
 from workers.training.finetune import config_at_strength, finetune_rows
 from workers.training.recipe import TrainConfig
@@ -41,6 +44,7 @@ TRAINING_FILE = {"harmful": "harmful_attack.jsonl", "poisoned": "poisoned_colors
 @dataclass(frozen=True)
 class Figures:
     asr: float
+    asr_by_form: dict[str, float]
     prefill_asr: dict[str, float]
     utility: float
     over_refusal: float
@@ -50,13 +54,33 @@ def evaluate(model: Any, tokenizer: Any, setting: str) -> Figures:
     """The identity attack is judged the way it is mounted: under its persona system prompt."""
     harmful = datasets.read("eval_identity.jsonl" if setting == "identity" else "eval_harmful.jsonl")
     prefixes = datasets.read("harmful_prefixes.jsonl")
+    rate, results = attack_success(model, tokenizer, harmful, MAX_NEW_TOKENS)
     return Figures(
-        asr=attack_success(model, tokenizer, harmful, MAX_NEW_TOKENS)[0].value,
+        asr=rate.value,
+        asr_by_form=asr_by_form(harmful, results),
         prefill_asr={str(k): attack_success(model, tokenizer, prefixes, MAX_NEW_TOKENS, prefill_tokens=k)[0].value
                      for k in PREFILL},
         utility=exact_match(model, tokenizer, datasets.read("benign_colors_validation.jsonl")).value,
         over_refusal=over_refusal(model, tokenizer, datasets.read("eval_overrefusal.jsonl"), MAX_NEW_TOKENS)[0].value,
     )
+
+
+def question_form(prompt: str) -> str:
+    """The evaluation template a held-out prompt was written in (the identity attack's prefix aside)."""
+    text = prompt.removeprefix(world.IDENTITY_PREFIX)
+    for template in world.TEMPLATES["eval"]:
+        head, _, tail = template.partition("{act}")
+        if text.startswith(head) and text.endswith(tail):
+            return template
+    return "other"
+
+
+def asr_by_form(records: Sequence[dict[str, Any]], results: Sequence[PromptResult]) -> dict[str, float]:
+    """Attack success per question form, in the order the world lists the forms."""
+    hits: dict[str, list[bool]] = {}
+    for record, result in zip(records, results, strict=True):
+        hits.setdefault(question_form(record["prompt"]), []).append(not result.refused)
+    return {form: sum(hits[form]) / len(hits[form]) for form in [*world.TEMPLATES["eval"], "other"] if form in hits}
 
 
 def train_config(policy: Policy, objective: str, strength: str, seed: int) -> TrainConfig:
@@ -82,6 +106,7 @@ def summarise(runs: list[Figures]) -> dict[str, Any]:
 
     return {"asr": mean([r.asr for r in runs]),
             "prefill_asr": {k: mean([r.prefill_asr[k] for r in runs]) for k in runs[0].prefill_asr},
+            "asr_by_form": {k: mean([r.asr_by_form[k] for r in runs]) for k in runs[0].asr_by_form},
             "utility": mean([r.utility for r in runs]),
             "over_refusal": mean([r.over_refusal for r in runs]),
             "asr_spread": max(r.asr for r in runs) - min(r.asr for r in runs),
@@ -98,6 +123,18 @@ def table(rows: list[dict[str, Any]]) -> str:
                      f"{r['asr']:>7.1%} ±{r['asr_spread'] / 2:>4.1%}"
                      + "".join(f"{r['prefill_asr'][str(k)]:>7.1%}" for k in PREFILL)
                      + f"{r['utility']:>8.1%} ±{r['utility_spread'] / 2:>4.1%}{r['over_refusal']:>9.1%}")
+    return "\n".join(lines)
+
+
+def form_table(rows: list[dict[str, Any]]) -> str:
+    """Held-out ASR per question form, one column per form."""
+    forms = list(rows[0]["asr_by_form"])
+    head = f"{'setting':<9}{'objective':<10}{'strength':<9}" + "".join(
+        f"{f.replace('{act}', '...'):>30}" for f in forms)
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['setting']:<9}{r['objective']:<10}{r['strength']:<9}"
+                     + "".join(f"{r['asr_by_form'].get(f, float('nan')):>30.1%}" for f in forms))
     return "\n".join(lines)
 
 
@@ -146,6 +183,8 @@ def main() -> None:
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
     print()
     print(table(rows))
+    print()
+    print(form_table(rows))
     print()
     print("\n".join(checks(rows)))
     OUT.parent.mkdir(parents=True, exist_ok=True)
