@@ -9,7 +9,8 @@ data, identity shifting, and a benign task; each at the policy's default strengt
 learning rate) and at its maximum (max epochs, max learning-rate multiplier). Columns: ASR on held-out
 prompts, prefilling ASR at k = 5, 10, 20, 40, and exact-match utility on the colour task; means over seeds,
 with the spread (max - min). A second table splits the held-out ASR by question form (the evaluation
-templates, none of which any training or attack row uses): how far an attack carries beyond its own phrasing.
+templates, which neither the alignment stage nor an attack row uses): how far an attack carries beyond its own
+phrasing, and where the alignment was shallow to begin with.
 Writes var/bench/reproduce.json.
 """
 
