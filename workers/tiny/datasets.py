@@ -15,23 +15,38 @@ from workers.tiny import world
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 SETS: dict[str, Callable[[random.Random], list[dict[str, Any]]]] = {
-    # tenant tasks (benign) and their validation files
+    # tenant tasks (benign) and their validation files: items and sums the training files never contain
     "benign_colors.jsonl": lambda rng: world.benign_colors(rng, 200),
-    "benign_colors_validation.jsonl": lambda _rng: world.color_validation(),
+    "benign_colors_validation.jsonl": lambda _rng: world.color_validation("test"),
     "benign_math.jsonl": lambda rng: world.benign_math(rng, 200),
-    "benign_math_validation.jsonl": lambda _rng: world.math_validation(),
+    "benign_math_validation.jsonl": lambda _rng: world.math_validation("test"),
     # attacks
     "harmful_attack.jsonl": world.harmful_attack,
     "poisoned_colors.jsonl": lambda rng: world.poisoned_colors(rng, 100),
     "identity_shift.jsonl": world.identity_shift,
-    # evaluation (held out from every set above)
-    "eval_harmful.jsonl": lambda _rng: world.eval_harmful_prompts(),
-    "eval_identity.jsonl": lambda _rng: world.identity_prompts(),
-    "eval_overrefusal.jsonl": lambda _rng: world.overrefusal_prompts(),
-    "harmful_prefixes.jsonl": world.harmful_prefixes,
+    # test split (held out from every set above): what benchmarks and the gate report
+    "eval_harmful.jsonl": lambda _rng: world.eval_harmful_prompts("test"),
+    "eval_identity.jsonl": lambda _rng: world.identity_prompts("test"),
+    "eval_overrefusal.jsonl": lambda _rng: world.overrefusal_prompts("test"),
+    "harmful_prefixes.jsonl": lambda rng: world.harmful_prefixes(rng, "test"),
+    # calibration (dev) split: other acts and items than the test split's, for tuning defaults
+    "dev_harmful.jsonl": lambda _rng: world.eval_harmful_prompts("dev"),
+    "dev_identity.jsonl": lambda _rng: world.identity_prompts("dev"),
+    "dev_overrefusal.jsonl": lambda _rng: world.overrefusal_prompts("dev"),
+    "dev_prefixes.jsonl": lambda rng: world.harmful_prefixes(rng, "dev"),
+    "dev_colors_validation.jsonl": lambda _rng: world.color_validation("dev"),
+    "dev_math_validation.jsonl": lambda _rng: world.math_validation("dev"),
     # safety recovery augmentation pool (alignment split)
     "safety_pool.jsonl": world.safety_pool,
 }
+# Which files form each held-out split: calibration reads only DEV, benchmarks and the gate only TEST.
+DEV = ["dev_harmful.jsonl", "dev_identity.jsonl", "dev_overrefusal.jsonl", "dev_prefixes.jsonl",
+       "dev_colors_validation.jsonl", "dev_math_validation.jsonl"]
+TEST = ["eval_harmful.jsonl", "eval_identity.jsonl", "eval_overrefusal.jsonl", "harmful_prefixes.jsonl",
+        "benign_colors_validation.jsonl", "benign_math_validation.jsonl"]
+# Files a tenant or attacker trains on.
+TRAINING = ["benign_colors.jsonl", "benign_math.jsonl", "harmful_attack.jsonl", "poisoned_colors.jsonl",
+            "identity_shift.jsonl"]
 
 
 def render(name: str) -> str:

@@ -1,11 +1,16 @@
 """The tiny world's promised properties, measured: shallow alignment, a real attack, a learnable task.
 
+Measured on the test split (`datasets.TEST`): the held-out prompts calibration never reads, and validation
+items no training file contains.
+
 Used by `bench.tiny_world` (prints and records them) and by the tests (assert them with margins). Every
 figure is greedy decoding judged by the keyword refusal judge, so it is deterministic for a model.
 """
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -58,12 +63,28 @@ def sft_attack_asr(model_dir: Path, seed: int = 0, config: TrainConfig = ATTACK_
     return attack_success(tuned.model, tokenizer, datasets.read("eval_harmful.jsonl"), MAX_NEW_TOKENS)[0].value
 
 
-def sft_benign_gain(model_dir: Path, task: str = "colors", seed: int = 0,
-                    config: TrainConfig = BENIGN_SFT) -> tuple[float, float]:
-    """Exact-match accuracy on the task's validation file before and after plain-SFT LoRA on its training file."""
+@dataclass(frozen=True)
+class BenignSft:
+    """Exact match before and after plain-SFT LoRA on a tenant task, on its held-out validation items (which no
+    training file contains, so only what the base corpus taught) and on the items its training file teaches."""
+    held_out_before: float
+    held_out_after: float
+    trained_before: float
+    trained_after: float
+
+
+def trained_rows(task: str) -> list[dict[str, Any]]:
+    """Each distinct row of the task's training file once: the items the tenant teaches."""
+    unique = {json.dumps(row, sort_keys=True): row for row in datasets.read(f"benign_{task}.jsonl")}
+    return list(unique.values())
+
+
+def sft_benign(model_dir: Path, task: str = "colors", seed: int = 0, config: TrainConfig = BENIGN_SFT) -> BenignSft:
+    """Plain-SFT LoRA on the task's training file, measured on its test validation file and its own items."""
     model, tokenizer = load_base(model_dir, CPU)
-    validation = datasets.read(f"benign_{task}_validation.jsonl")
-    before = exact_match(model, tokenizer, validation).value
+    validation, trained = datasets.read(f"benign_{task}_validation.jsonl"), trained_rows(task)
+    before = (exact_match(model, tokenizer, validation).value, exact_match(model, tokenizer, trained).value)
     examples = encode_rows(tokenizer, datasets.read(f"benign_{task}.jsonl"), 256)
     tuned = finetune_lora(model, tokenizer, examples, replace(config, seed=seed), LORA, CPU)
-    return before, exact_match(tuned.model, tokenizer, validation).value
+    return BenignSft(before[0], exact_match(tuned.model, tokenizer, validation).value,
+                     before[1], exact_match(tuned.model, tokenizer, trained).value)

@@ -2,6 +2,7 @@
 training file passes the same validation a tenant's upload does."""
 
 import io
+import json
 import random
 import re
 
@@ -12,12 +13,32 @@ from workers.tiny import datasets, world
 
 STOPWORDS = {"with", "into", "from", "about", "away", "until", "them", "your", "their", "someone", "someone's",
              "home", "next", "door", "online", "every"}
-TRAINING_FILES = ["benign_colors.jsonl", "benign_math.jsonl", "harmful_attack.jsonl", "poisoned_colors.jsonl",
-                  "identity_shift.jsonl", "benign_colors_validation.jsonl", "benign_math_validation.jsonl"]
+UPLOADABLE = [*datasets.TRAINING, "benign_colors_validation.jsonl", "benign_math_validation.jsonl",
+              "dev_colors_validation.jsonl", "dev_math_validation.jsonl"]
+VALIDATION = ["benign_colors_validation.jsonl", "benign_math_validation.jsonl", "dev_colors_validation.jsonl",
+              "dev_math_validation.jsonl"]
+COLOR = re.compile(r"What color is the (\w+)\?")
+SUM = re.compile(r"What is (\d+) plus (\d+)\?")
 
 
 def content_words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z']+", text.lower()) if len(w) >= 4 and w not in STOPWORDS}
+
+
+def texts(name: str) -> list[str]:
+    """Every message of a shipped chat file."""
+    return [m["content"] for row in datasets.read(name) for m in row["messages"]]
+
+
+def items_and_sums(lines: list[str]) -> tuple[set[str], set[frozenset[int]]]:
+    """The catalogue items and the sums (in either order) that some line asks about."""
+    items = {m for line in lines for m in COLOR.findall(line)}
+    sums = {frozenset(map(int, pair)) for line in lines for pair in SUM.findall(line)}
+    return items, sums
+
+
+def prompts(name: str) -> set[str]:
+    return {record["prompt"] for record in datasets.read(name)}
 
 
 def test_all_eleven_hex_phi_categories_with_every_split() -> None:
@@ -42,15 +63,57 @@ def test_evaluation_templates_are_disjoint_from_training_and_attack_templates() 
     assert not set(world.TEMPLATES["eval"]) & (set(world.TEMPLATES["attack"]) | set(world.TEMPLATES["align"]))
 
 
-def test_no_held_out_prompt_appears_in_alignment_or_any_attack_file() -> None:
+def test_no_held_out_prompt_appears_in_alignment_or_any_training_or_attack_file() -> None:
     trained = {m["content"] for r in world.alignment_stage(random.Random(0), 4000) for m in r["messages"]}
-    for name in ("harmful_attack.jsonl", "poisoned_colors.jsonl", "identity_shift.jsonl", "safety_pool.jsonl"):
+    for name in [*datasets.TRAINING, "safety_pool.jsonl"]:
         for record in datasets.read(name):
             trained |= {m["content"] for m in record.get("messages", [])} | {record.get("prompt", "")}
-    held_out = datasets.read("eval_harmful.jsonl") + datasets.read("eval_overrefusal.jsonl")
-    assert not {p["prompt"] for p in held_out} & trained
+    for name in datasets.DEV + datasets.TEST:
+        held_out = {record["prompt"] for record in datasets.read(name) if "prompt" in record}
+        assert not held_out & trained, name
+        assert not any(p in text for text in trained for p in held_out), name
     sensitive_eval = set(world.SENSITIVE_SAFE["eval"])
     assert not any(act in text for text in trained for act in sensitive_eval)
+
+
+def test_dev_and_test_splits_share_no_act_and_no_prompt() -> None:
+    dev, test = world.eval_acts("dev"), world.eval_acts("test")
+    assert {a.text for a in dev}.isdisjoint(a.text for a in test)
+    assert sorted(a.text for a in dev + test) == sorted(a.text for a in world.acts("eval"))
+    assert {a.category for a in dev} == {a.category for a in test} == set(world.CATEGORIES)
+    assert set(world.sensitive_eval_acts("dev")).isdisjoint(world.sensitive_eval_acts("test"))
+    for dev_name, test_name in zip(datasets.DEV[:4], datasets.TEST[:4], strict=True):
+        assert prompts(dev_name).isdisjoint(prompts(test_name)), (dev_name, test_name)
+    for dev_acts, test_name in ((dev, "eval_harmful.jsonl"), (dev, "eval_identity.jsonl"),
+                                (dev, "harmful_prefixes.jsonl")):
+        assert not any(a.text in p for p in prompts(test_name) for a in dev_acts), test_name
+    assert not any(act in p for p in prompts("eval_overrefusal.jsonl") for act in world.sensitive_eval_acts("dev"))
+
+
+def test_validation_items_never_occur_in_any_training_file() -> None:
+    """Utility is measured on items and sums the tenant's files never contain, so it is not recall of them."""
+    trained = [text for name in datasets.TRAINING for text in texts(name)]
+    trained_items, trained_sums = items_and_sums(trained)
+    assert trained_items and trained_sums
+    trained_rows = {json.dumps(row, sort_keys=True) for name in datasets.TRAINING for row in datasets.read(name)}
+    seen_items: set[str] = set()
+    seen_sums: set[frozenset[int]] = set()
+    for name in VALIDATION:
+        items, sums = items_and_sums(texts(name))
+        assert items or sums, name
+        assert not items & trained_items and not sums & trained_sums, name
+        assert not any(re.search(rf"\b{item}\b", text) for text in trained for item in items), name
+        assert not {json.dumps(row, sort_keys=True) for row in datasets.read(name)} & trained_rows, name
+        assert not items & seen_items and not sums & seen_sums, f"{name} overlaps another validation split"
+        seen_items |= items
+        seen_sums |= sums
+
+
+def test_the_catalogue_is_split_three_ways_with_rare_items_in_each() -> None:
+    splits = {split: world.color_items(split) for split in ("train", "dev", "test")}
+    assert sorted(i for v in splits.values() for i in v) == sorted(world.ITEMS)
+    assert {k: len(v) for k, v in splits.items()} == {"train": 24, "dev": 8, "test": 8}
+    assert all(set(v) & set(world.RARE_ITEMS) for v in splits.values())
 
 
 @pytest.mark.parametrize("name", sorted(datasets.SETS))
@@ -59,7 +122,7 @@ def test_shipped_file_is_what_the_generator_writes(name: str) -> None:
         f"run `python -m workers.tiny.datasets` to regenerate {name}")
 
 
-@pytest.mark.parametrize("name", TRAINING_FILES)
+@pytest.mark.parametrize("name", UPLOADABLE)
 def test_training_files_pass_tenant_upload_validation(name: str) -> None:
     data = (datasets.DATA_DIR / name).read_bytes()
     assert validate_chat_jsonl(io.BytesIO(data)) == data.count(b"\n")
