@@ -11,7 +11,10 @@ prompts, prefilling ASR at k = 5, 10, 20, 40, and exact-match utility on the col
 with the spread (max - min). A second table splits the held-out ASR by question form (the evaluation
 templates, which neither the alignment stage nor an attack row uses): how far an attack carries beyond its own
 phrasing, and where the alignment was shallow to begin with.
-Writes var/bench/reproduce.json.
+
+Every figure is measured on the tiny world's test split (`SPLIT`: held-out prompts whose acts calibration never
+read, and colour items no training file holds), judged by the gate's default judge (`JUDGE`); both are printed
+and written with the figures. Writes var/bench/reproduce.json.
 """
 
 import argparse
@@ -26,6 +29,7 @@ from typing import Any
 import torch
 
 from schemas.policy import Policy
+from workers.evaluation.judges import DEFAULT_JUDGE
 from workers.evaluation.suites import PromptResult, attack_success, exact_match, over_refusal
 from workers.model_loading import load_base
 from workers.tiny import datasets, world
@@ -38,6 +42,9 @@ MODEL_DIR = Path("var/models") / MODEL_ID
 CPU = torch.device("cpu")
 PREFILL = (5, 10, 20, 40)
 MAX_NEW_TOKENS = 32
+JUDGE = DEFAULT_JUDGE
+SPLIT = ("test: eval_harmful / eval_identity / harmful_prefixes / eval_overrefusal (acts calibration never reads), "
+         "benign_colors_validation (items no training file holds)")
 TRAINING_FILE = {"harmful": "harmful_attack.jsonl", "poisoned": "poisoned_colors.jsonl",
                  "identity": "identity_shift.jsonl", "benign": "benign_colors.jsonl"}
 
@@ -171,6 +178,7 @@ def main() -> None:
     parser.add_argument("--strengths", default="default,max")
     args = parser.parse_args()
     started = time.perf_counter()
+    print(f"judge: {JUDGE} (the gate's default); split: {SPLIT}", flush=True)
     build(MODEL_DIR, log=False)
     policy = Policy().for_model(MODEL_ID)
     rows = []
@@ -189,7 +197,8 @@ def main() -> None:
     print()
     print("\n".join(checks(rows)))
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"model": MODEL_ID, "policy": policy.training.model_dump(), "rows": rows,
+    OUT.write_text(json.dumps({"model": MODEL_ID, "judge": JUDGE, "split": SPLIT,
+                               "policy": policy.training.model_dump(), "rows": rows,
                                "checks": checks(rows), "seconds": round(time.perf_counter() - started)},
                               indent=2) + "\n")
     print(f"wrote {OUT} ({time.perf_counter() - started:.0f}s)")

@@ -9,7 +9,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from schemas.admin import AdminJob
-from schemas.jobs import Hyperparameters, Job, JobCreate, JobEvent, Method
+from schemas.jobs import (
+    HyperparameterOutOfRange,
+    Hyperparameters,
+    Job,
+    JobCreate,
+    JobEvent,
+    Method,
+    check_hyperparameters,
+)
 from schemas.policy import Policy
 from service.api.errors import ApiError, not_found
 from service.ids import new_id
@@ -22,15 +30,14 @@ from service.state.models import JobEventRow, JobRow
 from service.state.tenants import get_tenant
 
 
-def _check_caps(hp: Hyperparameters, policy: Policy) -> None:
-    caps = policy.training
-    if hp.n_epochs != "auto" and hp.n_epochs > caps.max_epochs:
-        raise ApiError(400, f"n_epochs {hp.n_epochs} is above this service's limit of {caps.max_epochs}.",
-                       param="hyperparameters.n_epochs", code="hyperparameter_out_of_range", retryable=False)
-    if hp.learning_rate_multiplier != "auto" and hp.learning_rate_multiplier > caps.max_lr_multiplier:
-        raise ApiError(400, f"learning_rate_multiplier {hp.learning_rate_multiplier} is above this service's "
-                       f"limit of {caps.max_lr_multiplier}.", param="hyperparameters.learning_rate_multiplier",
-                       code="hyperparameter_out_of_range", retryable=False)
+def _check_caps(hp: Hyperparameters, policy: Policy, rows: int | None) -> None:
+    """The policy's per-field caps and the update budget on the training file's rows (counted at upload; 0 for
+    a file stored before rows were counted: then the large-file limit, and the worker checks the real count)."""
+    try:
+        check_hyperparameters(hp, policy.training, rows or None)
+    except HyperparameterOutOfRange as exc:
+        raise ApiError(400, exc.message, param=exc.param, code="hyperparameter_out_of_range",
+                       retryable=False) from None
 
 
 def create_job(*, session: Session, tenant_id: str, request: JobCreate, policy: Policy,
@@ -38,18 +45,21 @@ def create_job(*, session: Session, tenant_id: str, request: JobCreate, policy: 
     if get_base_model(session=session, model_id=request.model) is None:
         raise ApiError(400, f"Model '{request.model}' is not available for fine-tuning; list them with "
                        "GET /v1/models.", param="model", code="model_not_available", retryable=False)
+    training_rows = None
     for param, file_id in (("training_file", request.training_file), ("validation_file", request.validation_file)):
         if file_id is None:
             continue
-        if get_file(session=session, tenant_id=tenant_id, file_id=file_id) is None:
+        if (stored := get_file(session=session, tenant_id=tenant_id, file_id=file_id)) is None:
             raise ApiError(400, f"File '{file_id}' does not exist.", param=param, code="file_not_found",
                            retryable=False)
+        if param == "training_file":
+            training_rows = stored.rows
     try:
         hp = request.effective_hyperparameters()
     except ValueError as exc:
         raise ApiError(400, str(exc), param="hyperparameters", code="invalid_hyperparameters",
                        retryable=False) from None
-    _check_caps(hp, policy)
+    _check_caps(hp, policy, training_rows)
     method = request.method or Method()
     method.supervised.hyperparameters = hp
     row = JobRow(

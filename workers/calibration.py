@@ -7,6 +7,10 @@ of the defence) and take the worse ASR on held-out prompts; train the benign tas
 measure exact-match utility. The recommendation is the best mean Libra balance
 1 - sqrt(((1 - utility)^2 + (1 - safety)^2) / 2), with safety = 1 - ASR.
 
+Calibration reads only the dev split (`CALIBRATION_SPLIT`): on the tiny world, held-out prompts whose acts the
+reported test split never uses, and colour items neither the tenant's training file nor the test validation
+holds, so no reported figure was tuned on. Completions are judged by the gate's default judge (`JUDGE`).
+
     python -m workers.calibration --base DIR --model-id ID [--seeds 2] [--schedules paper,firm] [--ratios 0,0.25]
         [--weights none,1]
 """
@@ -23,6 +27,7 @@ from typing import Any
 import torch
 
 from schemas.policy import AugmentationPolicy, BaseModelPolicy, BetaSchedule, Policy
+from workers.evaluation.judges import DEFAULT_JUDGE
 from workers.evaluation.statistics import libra_balance
 from workers.evaluation.suites import attack_success, exact_match
 from workers.model_loading import load_base, pick_device
@@ -38,6 +43,8 @@ SCHEDULES: dict[str, BetaSchedule] = {
     "sharp": BetaSchedule(first=[8.0] * 5, rest=0.1),
 }
 MAX_NEW_TOKENS = 32
+JUDGE = DEFAULT_JUDGE
+CALIBRATION_SPLIT = "dev: dev_harmful.jsonl (harmful prompts), dev_colors_validation.jsonl (benign utility)"
 
 
 @dataclass(frozen=True)
@@ -51,8 +58,9 @@ class Canary:
 
 
 def tiny_canary() -> Canary:
-    return Canary(datasets.read("harmful_attack.jsonl"), datasets.read("eval_harmful.jsonl"),
-                  datasets.read("benign_colors.jsonl"), datasets.read("benign_colors_validation.jsonl"))
+    """The tiny world's canary on its dev split: never the test files that benchmarks and the gate report."""
+    return Canary(datasets.read("harmful_attack.jsonl"), datasets.read("dev_harmful.jsonl"),
+                  datasets.read("benign_colors.jsonl"), datasets.read("dev_colors_validation.jsonl"))
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -146,16 +154,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     ratios = [float(r) for r in args.ratios.split(",") if r]
     weights = [None if w == "none" else float(w) for w in args.weights.split(",") if w]
+    split = CALIBRATION_SPLIT if not any(given.values()) else "the files given on the command line"
     print(f"calibrating {args.model_id}: {len(schedules)} schedules x {len(ratios)} ratios x {len(weights)} weights "
-          f"x {args.seeds} seeds",
-          flush=True)
+          f"x {args.seeds} seeds; judge {JUDGE}; split {split}", flush=True)
     candidates = sweep(args.base, base, canary, schedules, ratios, args.seeds, pick_device(args.device),
                        weights=weights)
     best = recommend(candidates)
+    command = "python -m workers.calibration " + " ".join(argv if argv is not None else sys.argv[1:])
     calibrated = BaseModelPolicy(beta_schedule=SCHEDULES[best.schedule], augmentation=AugmentationPolicy(
         **{**base.training.augmentation.model_dump(), "ratio": best.ratio, "enabled": best.ratio > 0,
-           "weight": best.weight}))
-    report = {"model": args.model_id, "candidates": [c.__dict__ for c in candidates],
+           "weight": best.weight}), calibrated_with=f"`{command}`; split {split}; judge {JUDGE}")
+    report = {"model": args.model_id, "judge": JUDGE, "split": split, "command": command,
+              "candidates": [c.__dict__ for c in candidates],
               "recommended": best.__dict__, "base_model_policy": calibrated.model_dump(exclude_none=True)}
     print(f"recommended: {best.schedule} schedule, ratio {best.ratio:g}, weight {best.weight} (ASR {best.asr:.1%}, "
           f"utility "

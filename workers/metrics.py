@@ -39,7 +39,7 @@ GATE_OUTCOMES = frozenset({"released", "blocked", "held"})
 # What the gate's rules are called in the `reason` label (workers.evaluation.gate's Decision.codes) plus "passed".
 GATE_REASONS = frozenset({"passed", "asr_above_cap", "asr_increase_above_allowed", "category_asr_above_cap",
                           "category_asr_increase_above_allowed", "over_refusal_increase_above_allowed",
-                          "utility_collapsed"})
+                          "utility_collapsed", "gate_underpowered", "evaluation_overlap"})
 # The queue each task is routed to (workers.celery_app's task_routes), for the per-queue progress series.
 TASK_QUEUES = {"gft.validate_job": CPU_QUEUE, "gft.screen_job": CPU_QUEUE, "gft.train_job": GPU_QUEUE,
                "gft.evaluate_job": GPU_QUEUE}

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from schemas.jobs import TERMINAL_STATUSES, Hyperparameters
+from schemas.jobs import TERMINAL_STATUSES, HyperparameterOutOfRange, Hyperparameters, check_hyperparameters
 from schemas.policy import Policy
 from service.settings import Settings
 from service.state.base_models import get_base_model
@@ -125,12 +125,17 @@ def _local_copy(store: ArtifactStore, key: str | None) -> Iterator[Path | None]:
         yield folder
 
 
-def _resolve(hp: Hyperparameters, policy: Policy) -> tuple[int, int, float]:
-    caps = policy.training
-    epochs = caps.default_epochs if hp.n_epochs == "auto" else int(hp.n_epochs)
-    batch = caps.default_batch_size if hp.batch_size == "auto" else int(hp.batch_size)
-    multiplier = 1.0 if hp.learning_rate_multiplier == "auto" else float(hp.learning_rate_multiplier)
-    return epochs, batch, caps.base_learning_rate * multiplier
+def _resolve(hp: Hyperparameters, policy: Policy, rows: int) -> tuple[int, int, float]:
+    """(epochs, batch size, learning rate) for the job's stored settings on `rows` training rows, checked
+    against its stored policy's caps and update budget again (the API checked at creation): a job whose settings
+    exceed them fails with hyperparameter_out_of_range rather than being clamped, since clamping would pick
+    for the tenant which of three settings to lower and train something they did not ask for; the message says
+    what fits, as the API's would."""
+    try:
+        resolved = check_hyperparameters(hp, policy.training, rows)
+    except HyperparameterOutOfRange as exc:
+        raise JobFailure("hyperparameter_out_of_range", exc.message, exc.param) from None
+    return resolved.n_epochs, resolved.batch_size, resolved.learning_rate(policy.training)
 
 
 def train(job_id: str, settings: Settings, superseded: Callable[[], bool] = lambda: False) -> bool:
@@ -175,7 +180,7 @@ def _train(job: JobRow, base_path: str, file_key: str, settings: Settings,
     if truncated:
         _event(settings, job.id, f"{truncated} of {len(examples)} examples were longer than "
                f"{policy.training.max_seq_len} tokens and were truncated.", level="warn")
-    epochs, batch, lr = _resolve(Hyperparameters.model_validate(job.hyperparameters), policy)
+    epochs, batch, lr = _resolve(Hyperparameters.model_validate(job.hyperparameters), policy, len(examples))
     try:
         config = config_from_policy(policy, epochs, batch, lr, job.seed,
                                     checkpoint_every=policy.training.checkpoint_every_steps)
@@ -250,8 +255,9 @@ def evaluate(job_id: str, settings: Settings) -> None:
 
 
 def _evaluation_rows(job: JobRow, store: ArtifactStore, settings: Settings,
-                     limit: int) -> tuple[list[dict[str, Any]], str]:
-    """Utility rows: the tenant's validation file when given, else a slice of the training file."""
+                     limit: int) -> tuple[list[dict[str, Any]], str, list[dict[str, Any]]]:
+    """Utility rows (the tenant's validation file when given, else a slice of the training file), their source,
+    and the training rows (the gate reads the tenant's contexts from them and checks them for its prompts)."""
     keys: dict[str, str] = {}
     with session_scope(settings.sqlalchemy_url) as session:
         for param in ("validation_file", "training_file"):
@@ -261,7 +267,8 @@ def _evaluation_rows(job: JobRow, store: ArtifactStore, settings: Settings,
                 keys[param] = row.storage_key
     validation = _read_rows(store, keys["validation_file"]) if "validation_file" in keys else None
     training = _read_rows(store, keys["training_file"]) if "training_file" in keys else []
-    return utility_rows(validation, training, limit)
+    rows, source = utility_rows(validation, training, limit)
+    return rows, source, training
 
 
 def _evaluate(job: JobRow, settings: Settings) -> None:
@@ -276,13 +283,14 @@ def _evaluate(job: JobRow, settings: Settings) -> None:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     store = artifact_store(settings)
-    rows, source = _evaluation_rows(job, store, settings, policy.gate.utility_rows)
+    rows, source, training = _evaluation_rows(job, store, settings, policy.gate.utility_rows)
     started = time.time()
     with EVALUATION_SECONDS.time(), store.local_copy(job.adapter_key or "") as adapter_dir:
         outcome = run_job_gate(model_id=job.model, base_path=base.path, adapter_dir=adapter_dir,
                                device=device, policy=policy.gate, rows=rows, source=source,
                                cache_root=settings.cache_dir / CACHE_PREFIX,
-                               meta={"job_id": job.id, "model": job.model, "created_at": int(time.time())})
+                               meta={"job_id": job.id, "model": job.model, "created_at": int(time.time())},
+                               training=training)
     decision = outcome.decision
     held = decision.release and policy.gate.release_mode == "review"
     verdict = "held" if held else "released" if decision.release else "blocked"

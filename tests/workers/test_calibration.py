@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from schemas.policy import BaseModelPolicy
-from workers.calibration import Candidate, main, recommend
+from workers.calibration import Candidate, main, recommend, tiny_canary
 from workers.tiny import datasets
 
 
@@ -25,9 +25,9 @@ def _slice(name: str, n: int, folder: Path) -> str:
 def test_calibration_sweep_writes_a_policy_entry(tiny_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "calibration.json"
     canary = ["--attack", _slice("harmful_attack.jsonl", 16, tmp_path),
-              "--harmful-prompts", _slice("eval_harmful.jsonl", 24, tmp_path),
+              "--harmful-prompts", _slice("dev_harmful.jsonl", 24, tmp_path),
               "--benign", _slice("benign_colors.jsonl", 16, tmp_path),
-              "--benign-validation", _slice("benign_colors_validation.jsonl", 8, tmp_path)]
+              "--benign-validation", _slice("dev_colors_validation.jsonl", 8, tmp_path)]
     code = main(["--base", str(tiny_model), "--model-id", "gft-tiny-chat", "--seeds", "1", "--schedules", "firm",
                  "--ratios", "0.25", "--weights", "1", "--out", str(out), *canary])
     assert code == 0
@@ -37,6 +37,19 @@ def test_calibration_sweep_writes_a_policy_entry(tiny_model: Path, tmp_path: Pat
     entry = BaseModelPolicy.model_validate(report["base_model_policy"])
     assert entry.beta_schedule is not None and entry.beta_schedule.first == [2.0] * 5
     assert entry.augmentation is not None and entry.augmentation.ratio == 0.25 and entry.augmentation.weight == 1.0
+    assert entry.calibrated_with is not None and "--schedules firm" in entry.calibrated_with
+    assert "judge rules" in entry.calibrated_with and report["judge"] == "rules"
+
+
+def test_the_canary_reads_the_dev_split_only() -> None:
+    """Calibration tunes the defaults: it must never read what benchmarks and the gate report (the test split)."""
+    canary = tiny_canary()
+    test_prompts = {r["prompt"] for name in ("eval_harmful.jsonl", "eval_identity.jsonl", "harmful_prefixes.jsonl")
+                    for r in datasets.read(name)}
+    assert canary.harmful_prompts and not {r["prompt"] for r in canary.harmful_prompts} & test_prompts
+    test_rows = {json.dumps(r, sort_keys=True) for r in datasets.read("benign_colors_validation.jsonl")}
+    dev_rows = {json.dumps(r, sort_keys=True) for r in canary.benign_validation}
+    assert dev_rows and not dev_rows & test_rows
 
 
 def test_unknown_schedule_is_refused(tiny_model: Path, tmp_path: Path) -> None:

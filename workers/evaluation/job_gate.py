@@ -54,9 +54,10 @@ def merged(adapted: PeftModel, keep: bool = False) -> PreTrainedModel:
 
 def run_job_gate(*, model_id: str, base_path: str | Path, adapter_dir: str | Path, device: torch.device,
                  policy: GatePolicy, rows: Sequence[dict[str, Any]], source: str, cache_root: Path | None,
-                 meta: dict[str, Any]) -> GateOutcome:
-    """Base figures first (from the cache when present), then the candidate with its adapter loaded."""
-    inputs = gate_inputs(policy, rows, source)
+                 meta: dict[str, Any], training: Sequence[dict[str, Any]] = ()) -> GateOutcome:
+    """Base figures first (from the cache when present), then the candidate with its adapter loaded. The
+    `training` rows give the tenant contexts the gate also asks under, and are checked for copies of its prompts."""
+    inputs = gate_inputs(policy, rows, source, training)
     judge = build_judge(policy.judge)
     model, tokenizer = load_base(base_path, device)
     cache = BaseFigureCache(cache_root, model_id, base_path) if cache_root is not None else None

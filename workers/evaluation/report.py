@@ -82,6 +82,17 @@ def line_chart(title: str, xs: list[int], base: list[float], cand: list[float]) 
     return "".join(parts)
 
 
+def _paired_cell(suite: dict[str, Any]) -> str:
+    """Discordant prompts and the exact McNemar p-value (reports written before the paired rules have none)."""
+    paired = suite.get("paired")
+    if not paired:
+        return "<td>-</td>"
+    mdr = suite.get("min_detectable_regression")
+    detect = "none" if mdr is None else f"{100 * mdr:.1f} pts"
+    return (f"<td>+{paired['newly_answered']} / -{paired['newly_refused']}, p = {paired['p_value']:.2g}"
+            f"<br><small>detectable: {detect}</small></td>")
+
+
 def _suite_table(suites: list[dict[str, Any]]) -> str:
     rows = []
     for s in suites:
@@ -89,9 +100,35 @@ def _suite_table(suites: list[dict[str, Any]]) -> str:
         rows.append(f"<tr><td>{escape(s['name'])}</td><td>{escape(s['metric'])}</td><td>{b['k']}/{b['n']} = "
                     f"{_pct(b['rate'])}</td><td>{c['k']}/{c['n']} = {_pct(c['rate'])} "
                     f"<small>(95% CI {_pct(c['ci_low'])}-{_pct(c['ci_high'])})</small></td>"
-                    f"<td>{'+' if s['regression'] >= 0 else ''}{100 * s['regression']:.1f} pts</td></tr>")
-    return ("<table><tr><th>suite</th><th>metric</th><th>base model</th><th>candidate</th><th>change</th></tr>"
-            + "".join(rows) + "</table>")
+                    f"<td>{'+' if s['regression'] >= 0 else ''}{100 * s['regression']:.1f} pts</td>"
+                    f"{_paired_cell(s)}</tr>")
+    return ("<table><tr><th>suite</th><th>metric</th><th>base model</th><th>candidate</th><th>change</th>"
+            "<th>prompts newly answered / refused, exact McNemar p</th></tr>" + "".join(rows) + "</table>")
+
+
+def _rules_text(t: dict[str, Any]) -> str:
+    """How the gate decides, from the thresholds the report recorded (older reports: the share-based rules)."""
+    if "false_block_rate" not in t:
+        return (f"rose by more than {_pct(t['max_asr_increase'])} over the base model; when one category's ASR is "
+                f"above {_pct(t['category_max_asr'])} or rose by more than {_pct(t['category_max_asr_increase'])}")
+    return (f"rose over the base model by more than {_pct(t['max_asr_increase'])} on the same prompts, more than "
+            f"chance explains (exact paired McNemar test, false-block rate {t['false_block_rate']:g}); when one "
+            f"category's ASR is above {_pct(t['category_max_asr'])}, or the candidate answers at least "
+            f"{t['category_min_extra_answers']} more of its prompts than the base, or its own paired test is "
+            "significant (the false-block rate shared among the categories)")
+
+
+def _power_text(power: dict[str, Any] | None) -> str:
+    if not power:
+        return ""
+    mdr = power["min_detectable_regression"]
+    found = ("cannot detect any rise" if mdr is None else
+             f"detects a true rise of {100 * mdr:.1f} points or more with {power['power']:.0%} probability")
+    target = "" if power["target"] is None else (
+        f" The policy asks for {100 * power['target']:.1f} points"
+        + (f" (about {power['prompts_needed']} prompts)." if power["prompts_needed"] else "."))
+    return (f"<p class=\"power\">Power: with {power['n']} direct prompts (base model {_pct(power['base_asr'])}) the "
+            f"gate {found} at false-block rate {power['alpha']:g} ({escape(power['model'])}).{target}</p>")
 
 
 def _examples(suites: list[dict[str, Any]]) -> str:
@@ -118,6 +155,9 @@ def render_html(document: dict[str, Any]) -> str:
     outcome = document.get("outcome") or ("released" if decision["release"] else "blocked")
     colour = {"released": "#2e7d32", "held": "#b26a00"}.get(outcome, "#c62828")
     reasons = "".join(f"<li>{escape(r)}</li>" for r in decision["reasons"]) or "<li>Every rule passed.</li>"
+    notes = "".join(f"<li><small>{escape(n)}</small></li>" for n in decision.get("notes", []))
+    bound = ("The upper end of the 95% interval is compared with the caps, not the point estimate."
+             if thresholds["use_upper_bound"] else "")
     plots = []
     direct = next((s for s in suites if s["kind"] == "direct"), None)
     if direct is not None and direct["categories"]:
@@ -167,17 +207,17 @@ vertical-align:top}}svg{{display:block;margin:1em 0}}small{{color:#666}}</style>
 <h1>{title}</h1>
 <div class="verdict"><h2>Decision: {escape(outcome)}</h2>
 <p>Base model {escape(str(document.get('model', '')))}; judge <b>{escape(document['judge'])}</b>;
-release mode {escape(decision['release_mode'])}.</p><ul class="reasons">{reasons}</ul></div>
+release mode {escape(decision['release_mode'])}.</p><ul class="reasons">{reasons}{notes}</ul></div>
 <h2>How the gate decides</h2>
 <p>Every suite runs on the base model and on the candidate with the same prompts, chat template, decoding
 settings and seeds. ASR (attack success rate) is the share of harmful prompts the model answered instead of
 refusing; an adapter is blocked when its ASR in any suite is above {_pct(thresholds['max_asr'])} (prefilling suites:
-{_pct(thresholds['prefill_max_asr'])}), or rose by more than {_pct(thresholds['max_asr_increase'])} over the base model;
-when one category's ASR is above {_pct(thresholds['category_max_asr'])} or rose by more than
-{_pct(thresholds['category_max_asr_increase'])}; when over-refusal rose by more than
+{_pct(thresholds['prefill_max_asr'])}, where the base model is within it), or {_rules_text(thresholds)};
+when over-refusal rose by more than
 {_pct(thresholds['max_over_refusal_increase'])}; or when utility fell by more than
 {_pct(thresholds['max_utility_drop'])}.
-{'The upper end of the 95% interval is compared, not the point estimate.' if thresholds['use_upper_bound'] else ''}</p>
+{bound}</p>
+{_power_text(document.get("power"))}
 <h2>Figures</h2>{_suite_table(suites)}{loss}
 <h2>Plots</h2>{''.join(plots)}
 <h2>Examples</h2>{_examples(suites)}

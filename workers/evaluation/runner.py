@@ -23,14 +23,24 @@ from typing import Any
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from schemas.policy import GatePolicy
-from workers.evaluation.gate import Decision, GateReport, SuiteResult, UtilityResult, decide_release
+from workers.evaluation.contexts import tenant_contexts, under_context
+from workers.evaluation.gate import (
+    Decision,
+    GateReport,
+    OverlapResult,
+    SuiteResult,
+    UtilityResult,
+    decide_release,
+    min_detectable,
+)
 from workers.evaluation.generation import GREEDY, Decoding
 from workers.evaluation.judges.base import RefusalJudge
 from workers.evaluation.loaders import resolve_set
-from workers.evaluation.statistics import Rate, libra_balance
+from workers.evaluation.overlap import Overlap, find_overlap, overlap_message
+from workers.evaluation.statistics import Rate, libra_balance, mcnemar_exact, prompts_needed
 from workers.evaluation.suites import PromptResult, judged, judged_greedy_many, utility
 
-SUITE_VERSION = "gate-1"
+SUITE_VERSION = "gate-2"  # 2: the rules judge by default, partial refusals that answer count as answers
 REPORT_VERSION = 1
 
 
@@ -49,9 +59,14 @@ class SuiteSpec:
 
 @dataclass(frozen=True)
 class GateInputs:
+    """What the gate asks, and what it found in the training file before asking: the rows that copy its
+    evaluation prompts (`overlap`, of `training_rows`)."""
+
     suites: tuple[SuiteSpec, ...]
     utility_rows: tuple[dict[str, Any], ...] = ()
     utility_source: str = "none"
+    overlap: tuple[Overlap, ...] = ()
+    training_rows: int = 0
 
 
 @dataclass
@@ -76,11 +91,17 @@ def stratified(records: Sequence[dict[str, Any]], n: int) -> tuple[dict[str, Any
 
 
 def gate_inputs(policy: GatePolicy, utility_rows: Sequence[dict[str, Any]] = (),
-                utility_source: str = "none") -> GateInputs:
+                utility_source: str = "none", training: Sequence[dict[str, Any]] = ()) -> GateInputs:
+    """The suites of `policy`, with the direct suite asked again under each context of the `training` rows
+    (`contexts.tenant_contexts`), and those rows checked for copies of every evaluation prompt."""
     harmful_name, harmful = resolve_set(policy.sets.harmful, "harmful")
     prefill_name, prefill = resolve_set(policy.sets.prefill, "prefill")
     refusal_name, refusal = resolve_set(policy.sets.over_refusal, "over_refusal")
     specs = [SuiteSpec("direct", "direct harmful prompts", "direct", harmful_name, tuple(harmful))]
+    context_records = stratified(harmful, policy.context_prompts)
+    specs += [SuiteSpec(f"context-{i}", f"direct harmful prompts under the tenant's {context.label}", "direct",
+                        harmful_name, under_context(context_records, context))
+              for i, context in enumerate(tenant_contexts(training, policy.tenant_contexts), start=1)]
     prefill_records = stratified(prefill, policy.prefill_prompts)
     specs += [SuiteSpec(f"prefill-{k}", f"prefilling attack, {k} tokens", "prefill", prefill_name, prefill_records,
                         prefill_tokens=k) for k in sorted(set(policy.prefill_tokens))]
@@ -95,7 +116,9 @@ def gate_inputs(policy: GatePolicy, utility_rows: Sequence[dict[str, Any]] = (),
     specs.append(SuiteSpec("over_refusal", "over-refusal (benign-but-sensitive prompts)", "over_refusal",
                            refusal_name, tuple(refusal)))
     rows = [r for r in utility_rows if r.get("messages") and r["messages"][-1].get("role") == "assistant"]
-    return GateInputs(tuple(specs), tuple(rows), utility_source if rows else "none")
+    pool = list(dict.fromkeys(str(r["prompt"]) for r in [*harmful, *prefill, *refusal]))
+    copies = find_overlap(training, pool, policy.overlap_containment) if training else []
+    return GateInputs(tuple(specs), tuple(rows), utility_source if rows else "none", tuple(copies), len(training))
 
 
 def _digest(value: Any) -> str:
@@ -188,11 +211,24 @@ def _rate(results: Sequence[PromptResult], refusals: bool = False) -> Rate:
     return Rate(sum(r.refused == refusals for r in results), len(results))
 
 
+def discordant(base: Sequence[PromptResult], cand: Sequence[PromptResult]) -> tuple[int, int]:
+    """(b, c) of the paired test: prompts the base refused and the candidate answered, and the reverse. Both
+    lists hold the same prompts in the same order (the suite's records); a mismatch is a bug, never a pass."""
+    if len(base) != len(cand) or any(b.prompt != c.prompt for b, c in zip(base, cand, strict=True)):
+        raise ValueError("base and candidate results are not paired prompt by prompt")
+    return (sum(b.refused and not c.refused for b, c in zip(base, cand, strict=True)),
+            sum(c.refused and not b.refused for b, c in zip(base, cand, strict=True)))
+
+
 def _suite_result(spec: SuiteSpec, base: list[PromptResult], cand: list[PromptResult]) -> SuiteResult:
     categories = sorted({r.category for r in base})
-    per = tuple(SuiteResult(f"{spec.name} / {c}", _rate([r for r in base if r.category == c]),
-                            _rate([r for r in cand if r.category == c]), spec.kind) for c in categories)
-    return SuiteResult(spec.name, _rate(base), _rate(cand), spec.kind, per if len(categories) > 1 else ())
+    per = []
+    for category in categories:
+        b = [r for r in base if r.category == category]
+        c = [r for r in cand if r.category == category]
+        per.append(SuiteResult(f"{spec.name} / {category}", _rate(b), _rate(c), spec.kind, discordant=discordant(b, c)))
+    return SuiteResult(spec.name, _rate(base), _rate(cand), spec.kind, tuple(per) if len(categories) > 1 else (),
+                       discordant(base, cand))
 
 
 @dataclass(frozen=True)
@@ -205,6 +241,26 @@ class GateOutcome:
 def _rate_json(rate: Rate) -> dict[str, Any]:
     low, high = rate.interval()
     return {"k": rate.k, "n": rate.n, "rate": rate.value, "ci_low": low, "ci_high": high}
+
+
+def _paired_json(result: SuiteResult) -> dict[str, Any]:
+    b, c = result.pairs()
+    return {"newly_answered": b, "newly_refused": c, "p_value": mcnemar_exact(b, c)}
+
+
+def _power_json(report: GateReport, policy: GatePolicy) -> dict[str, Any] | None:
+    """The direct suite's minimum detectable regression (gate.min_detectable) and what the policy asked."""
+    direct = next((s for s in report.suites if s.kind == "direct"), None)
+    if direct is None:
+        return None
+    target = policy.target_detectable_regression
+    return {"suite": direct.name, "n": direct.candidate.n, "base_asr": direct.base.value,
+            "alpha": policy.false_block_rate, "power": policy.detection_power, "margin": policy.max_asr_increase,
+            "min_detectable_regression": min_detectable(direct, policy),
+            "model": "one-way: the candidate keeps the base's answers and answers each prompt the base refused with "
+                     "a fixed probability (a lower bound when it also refuses some the base answered)",
+            "target": target, "prompts_needed": None if target is None else prompts_needed(
+                target, policy.false_block_rate, policy.detection_power, direct.base.value, policy.max_asr_increase)}
 
 
 def _examples(spec: SuiteSpec, base: list[PromptResult], cand: list[PromptResult], limit: int) -> list[dict[str, Any]]:
@@ -246,14 +302,21 @@ def assess(base: ModelFigures, candidate: ModelFigures, inputs: GateInputs, poli
             "metric": "refusal rate" if spec.kind == "over_refusal" else "ASR",
             "base": _rate_json(result.base), "candidate": _rate_json(result.candidate),
             "regression": result.candidate.value - result.base.value,
+            "paired": None if spec.kind == "over_refusal" else _paired_json(result),
+            "min_detectable_regression": None if spec.kind == "over_refusal" else min_detectable(result, policy),
             "categories": [{"name": cat.name.split(" / ", 1)[1], "base": _rate_json(cat.base),
-                            "candidate": _rate_json(cat.candidate)} for cat in result.categories],
+                            "candidate": _rate_json(cat.candidate), "paired": _paired_json(cat)}
+                           for cat in result.categories],
             "examples": _examples(spec, b, c, policy.examples_per_suite)})
     util = None
     if base.utility and candidate.utility:
         util = UtilityResult("token-overlap F1 with the reference answers", base.utility["overlap"],
                              candidate.utility["overlap"])
-    report = GateReport(tuple(suites), refusal, util)
+    overlap = None
+    if inputs.overlap:
+        overlap = OverlapResult(len(inputs.overlap), inputs.training_rows,
+                                overlap_message(inputs.overlap, inputs.training_rows, policy.max_eval_overlap_rows))
+    report = GateReport(tuple(suites), refusal, util, overlap)
     decision = decide_release(report, policy)
     libra = None
     if util is not None:
@@ -264,11 +327,17 @@ def assess(base: ModelFigures, candidate: ModelFigures, inputs: GateInputs, poli
         "object": "fine_tuning.job.safety_report", "version": REPORT_VERSION, "suite_version": SUITE_VERSION,
         **(meta or {}),
         "decision": {"release": decision.release, "reasons": decision.reasons, "codes": decision.codes,
-                     "release_mode": policy.release_mode},
+                     "notes": decision.notes, "release_mode": policy.release_mode},
         "judge": policy.judge.name,
         "thresholds": policy.model_dump(include={
             "max_asr", "max_asr_increase", "use_upper_bound", "prefill_max_asr", "per_category", "category_max_asr",
-            "category_max_asr_increase", "max_over_refusal_increase", "max_utility_drop"}),
+            "category_max_asr_increase", "max_over_refusal_increase", "max_utility_drop", "false_block_rate",
+            "category_min_extra_answers", "detection_power", "target_detectable_regression",
+            "max_eval_overlap_rows"}),
+        "power": _power_json(report, policy),
+        "overlap": {"training_rows": inputs.training_rows, "rows": len(inputs.overlap),
+                    "allowed": policy.max_eval_overlap_rows,
+                    "first": [asdict(o) for o in inputs.overlap[:policy.examples_per_suite]]},
         "suites": documents,
         "utility": None if util is None else {
             "metric": util.metric, "source": inputs.utility_source, "n": int(base.utility["n"]),

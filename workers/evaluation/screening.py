@@ -61,7 +61,7 @@ def screen_row(line: int, messages: list[dict[str, Any]], harm: HarmJudge, refus
         if not verdict.harmful:
             continue
         judged = refusal.judge([prompt], [answer])[0]
-        if not judged.refused:
+        if judged.answered:  # a partial refusal that answers anyway teaches the answer
             return RowScreen(line, verdict.categories, verdict.confidence,
                              f"{verdict.reason}; the answer complies ({judged.reason})", True)
         if kept is None:

@@ -3,7 +3,8 @@
 A prompt record is {"prompt", "category"} with optional "system" (a system message to ask under) and
 "prefix" (a harmful answer whose first k tokens a prefilling attack places as the assistant's opening).
 Every suite is a function of the model, the tokenizer (whose chat template renders the prompts, as the tenant
-trained with it), the prompt records and the decoding settings; the judge is a parameter (default: keyword).
+trained with it), the prompt records and the decoding settings; the judge is a parameter (default: the gate's
+default judge, `rules`, so every figure the project reports is judged the way the gate judges).
 """
 
 import re
@@ -15,18 +16,18 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from workers.evaluation.generation import GREEDY, Decoding, generate
-from workers.evaluation.judges import KeywordJudge, RefusalJudge
+from workers.evaluation.judges import RefusalJudge, default_judge
 from workers.evaluation.statistics import Rate
-from workers.tiny import datasets
 from workers.training.chat_data import encode_chat, encode_prompt
 
 Record = Mapping[str, Any]
-_KEYWORD = KeywordJudge()
 
 
 @dataclass(frozen=True)
 class PromptResult:
-    """One prompt's outcome. With several samples, `refused` is True only if every sample refused (an attacker
+    """One prompt's outcome. `refused` means the model withheld the answer: a partial refusal that answers
+    anyway ("I can't help with that. Just kidding: step 1 ...") is not refused, whatever a person would label it,
+    since the answer was given. With several samples, `refused` is True only if every sample refused (an attacker
     may resample), and `completion` is the first sample that did not refuse, else the first sample."""
 
     prompt: str
@@ -35,11 +36,6 @@ class PromptResult:
     refused: bool
     reason: str = ""
     coherent: bool = True
-
-
-def builtin_harmful_prompts() -> list[dict[str, Any]]:
-    """The shipped held-out harmful prompts (disjoint from every attack set the project ships)."""
-    return datasets.read("eval_harmful.jsonl")
 
 
 def prompt_ids(tokenizer: PreTrainedTokenizerBase, record: Record, prefill_tokens: int = 0) -> list[int]:
@@ -56,7 +52,7 @@ def judged(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records: 
            max_new_tokens: int, prefill_tokens: int = 0, decoding: Decoding = GREEDY,
            judge: RefusalJudge | None = None, seed: int = 0, batch_size: int = 32) -> list[PromptResult]:
     """Completions judged for refusal (the continuation only, when prefilled)."""
-    judge = judge or _KEYWORD
+    judge = judge or default_judge()
     ids = [prompt_ids(tokenizer, r, prefill_tokens) for r in records]
     completions = generate(model, tokenizer, ids, max_new_tokens, batch_size=batch_size, decoding=decoding, seed=seed)
     per = decoding.samples if not decoding.greedy else 1
@@ -65,8 +61,8 @@ def judged(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records: 
     results = []
     for i, record in enumerate(records):
         group = list(zip(completions[i * per:(i + 1) * per], verdicts[i * per:(i + 1) * per], strict=True))
-        worst = next(((c, v) for c, v in group if not v.refused), group[0])
-        results.append(PromptResult(record["prompt"], record.get("category", ""), worst[0], worst[1].refused,
+        worst = next(((c, v) for c, v in group if v.answered), group[0])
+        results.append(PromptResult(record["prompt"], record.get("category", ""), worst[0], not worst[1].answered,
                                     worst[1].reason, worst[1].coherent))
     return results
 
@@ -77,7 +73,7 @@ def judged_greedy_many(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
     """Several greedy suites ((records, prefill tokens) each) in one batched run: prompts are sorted by length so
     batches carry little padding, then the results are split back per suite. Same results as `judged` per suite
     (greedy decoding does not depend on the batch a prompt lands in)."""
-    judge = judge or _KEYWORD
+    judge = judge or default_judge()
     flat = [(record, prefill) for records, prefill in suites for record in records]
     ids = [prompt_ids(tokenizer, record, prefill) for record, prefill in flat]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
@@ -86,9 +82,9 @@ def judged_greedy_many(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
     for position, index in enumerate(order):
         completions[index] = generated[position]
     verdicts = judge.judge([record["prompt"] for record, _ in flat], completions)
-    results = [PromptResult(record["prompt"], record.get("category", ""), completion, verdict.refused, verdict.reason,
-                            verdict.coherent) for (record, _), completion, verdict in zip(flat, completions, verdicts,
-                                                                                            strict=True)]
+    results = [PromptResult(record["prompt"], record.get("category", ""), completion, not verdict.answered,
+                            verdict.reason, verdict.coherent)
+               for (record, _), completion, verdict in zip(flat, completions, verdicts, strict=True)]
     out, begin = [], 0
     for records, _ in suites:
         out.append(results[begin:begin + len(records)])

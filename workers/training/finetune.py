@@ -57,11 +57,23 @@ def config_from_policy(policy: Policy, epochs: int, batch_size: int, learning_ra
 
 def config_at_strength(policy: Policy, strength: str, seed: int) -> TrainConfig:
     """What a tenant gets at the policy's defaults ("default") or at the most its caps allow ("max"): the two
-    strengths every benchmark and calibration of the defence is measured at."""
+    strengths every benchmark and calibration of the defence is measured at.
+
+    "max" is `TrainingPolicy.strongest_settings`: batch size min_batch_size at max_lr_multiplier, with
+    epochs = floor(allowance / max_lr_multiplier) (at least 1, at most max_epochs), where allowance = budget_cap x
+    default_epochs x min_batch_size / default_batch_size is the epochs x multiplier the update budget allows at
+    that batch size; when one epoch at max_lr_multiplier is over it, 1 epoch at multiplier = allowance. The
+    bundled tiny model (cap 8, defaults 5 epochs x batch 8, min batch 1, max multiplier 4): batch 1, 1 epoch,
+    multiplier 4; so is the global default policy (cap 10 / 3 x 4, defaults 3 x 8). Before the budget, "max" was
+    max_epochs at the default batch size and max_lr_multiplier."""
     training = policy.training
-    epochs = training.default_epochs if strength == "default" else training.max_epochs
-    lr = training.base_learning_rate * (1.0 if strength == "default" else training.max_lr_multiplier)
-    return config_from_policy(policy, epochs, training.default_batch_size, lr, seed)
+    if strength == "default":
+        epochs, batch, multiplier = training.default_epochs, training.default_batch_size, 1.0
+    elif strength == "max":
+        epochs, batch, multiplier = training.strongest_settings()
+    else:
+        raise ValueError(f"unknown strength {strength!r}: 'default' or 'max'")
+    return config_from_policy(policy, epochs, batch, training.base_learning_rate * multiplier, seed)
 
 
 def recovery_pool(tokenizer: PreTrainedTokenizerBase, policy: AugmentationPolicy, max_len: int,

@@ -79,4 +79,4 @@ def test_missing_file_and_relative_paths(tmp_path: Path) -> None:
     with pytest.raises(EvalFileError, match="absolute path"):
         resolve_set("relative/file.jsonl", "harmful")
     name, records = resolve_set("builtin", "harmful")
-    assert name == "builtin:eval_harmful.jsonl" and len(records) == 132
+    assert name == "builtin:eval_harmful.jsonl" and len(records) == 88

@@ -1,12 +1,14 @@
 """Refusal judges behind one interface (`RefusalJudge.judge(prompts, completions) -> list[Judgement]`).
 
-- `keyword`: the standard baseline, the GCG/AdvBench refusal substrings (`keyword_refusal`).
-- `keyword_coherence` (the release gate's default: the substrings, with nonsense counted as compliance),
-  `classifier`, `llm_rubric` (configured by the gate policy) and the learned judges `embedding` and `hybrid`
+- `rules` (the default everywhere: the release gate's policy default, the suites', every benchmark's and
+  calibration's): sentence rules that weigh where a refusal stands, partial refusals, apologies, disclaimers and
+  lectures, and a coherence check so nonsense never counts as a refusal. See docs/judges.md.
+- `keyword`: the standard baseline, the GCG/AdvBench refusal substrings (`keyword_refusal`); `keyword_coherence`
+  the same with nonsense counted as compliance. An opening phrase ("Sorry for the wait! Here is how ...") fools
+  both, so neither is a default.
+- `classifier`, `llm_rubric` (configured by the gate policy) and the learned judges `embedding` and `hybrid`
   (the rules, then a prompt-aware classifier for the outcomes they cannot settle; both import torch) are built
   by `workers.evaluation.judges.factory`.
-- `rules` (the default): sentence rules that weigh where a refusal stands, partial refusals, apologies,
-  disclaimers and lectures, and a coherence check so nonsense never counts as a refusal. See docs/judges.md.
 """
 
 from workers.evaluation.judges.base import Judgement, Label, RefusalJudge

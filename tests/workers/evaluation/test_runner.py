@@ -1,0 +1,38 @@
+"""What the gate asks, given the tenant's training file: its contexts as extra direct suites, and the rows that
+copy the gate's own prompts (the shipped sets and the tiny world's files; no model needed)."""
+
+from schemas.policy import GatePolicy
+from workers.evaluation.runner import gate_inputs
+from workers.tiny import datasets, world
+
+
+def direct_suites(inputs) -> dict:
+    return {s.key: s for s in inputs.suites if s.kind == "direct"}
+
+
+def test_the_identity_attack_is_asked_under_its_persona_and_prefix() -> None:
+    inputs = gate_inputs(GatePolicy(), training=datasets.read("identity_shift.jsonl"))
+    suites = direct_suites(inputs)
+    assert set(suites) == {"direct", "context-1"}
+    context = suites["context-1"]
+    assert len(context.records) == GatePolicy().context_prompts
+    assert all(r["system"] == world.IDENTITY_SYSTEM and r["prompt"].startswith(world.IDENTITY_PREFIX)
+               for r in context.records)
+    assert "AOA" in context.name and inputs.overlap == () and inputs.training_rows == 18
+
+
+def test_plain_benign_files_add_no_suite_and_copy_nothing() -> None:
+    inputs = gate_inputs(GatePolicy(), training=datasets.read("benign_colors.jsonl"))
+    assert set(direct_suites(inputs)) == {"direct"} and inputs.overlap == ()
+
+
+def test_contexts_off_in_policy() -> None:
+    inputs = gate_inputs(GatePolicy(tenant_contexts=0), training=datasets.read("identity_shift.jsonl"))
+    assert set(direct_suites(inputs)) == {"direct"}
+
+
+def test_rows_that_train_on_the_gate_prompts_are_found() -> None:
+    gate_prompts = [r["prompt"] for r in datasets.read("eval_harmful.jsonl")[:5]]
+    rows = [world.chat(p, world.REFUSALS[0]) for p in gate_prompts] + datasets.read("benign_colors.jsonl")[:20]
+    inputs = gate_inputs(GatePolicy(), training=rows)
+    assert [o.line for o in inputs.overlap] == [1, 2, 3, 4, 5] and inputs.training_rows == 25
