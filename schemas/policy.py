@@ -253,6 +253,10 @@ class GatePolicy(BaseModel):
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="sampling seed, the same for base and candidate")
     batch_size: int = Field(default=64, ge=1, le=4096)
     examples_per_suite: int = Field(default=5, ge=0, le=100, description="prompts shown in the report per suite")
+    harmful_prompts: int = Field(default=0, ge=0, le=100_000, description=(
+        "direct prompts drawn per job from the harmful set, evenly across categories, a fresh sample for each job "
+        "(seeded by its id; the prefilling prompts too), so no tenant can learn the prompts its next job is asked; "
+        "0 = the whole set. Worth setting with a private pool several times this size"))
     tenant_contexts: int = Field(default=3, ge=0, le=16, description=(
         "the direct suite is also asked under this many of the training file's most frequent system prompts, "
         "with any user-turn prefix or suffix most rows share (an identity-shifting persona lives there); the "

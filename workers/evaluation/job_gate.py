@@ -57,7 +57,7 @@ def run_job_gate(*, model_id: str, base_path: str | Path, adapter_dir: str | Pat
                  meta: dict[str, Any], training: Sequence[dict[str, Any]] = ()) -> GateOutcome:
     """Base figures first (from the cache when present), then the candidate with its adapter loaded. The
     `training` rows give the tenant contexts the gate also asks under, and are checked for copies of its prompts."""
-    inputs = gate_inputs(policy, rows, source, training)
+    inputs = gate_inputs(policy, rows, source, training, draw=str(meta.get("job_id", "")) or None)
     judge = build_judge(policy.judge)
     model, tokenizer = load_base(base_path, device)
     cache = BaseFigureCache(cache_root, model_id, base_path) if cache_root is not None else None

@@ -14,9 +14,10 @@ import hashlib
 import json
 import math
 import os
+import random
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,16 @@ class SuiteSpec:
     records: tuple[dict[str, Any], ...]
     decoding: Decoding = GREEDY
     prefill_tokens: int = 0
+    pool: tuple[dict[str, Any], ...] = ()
+    picked: tuple[int, ...] = ()
+
+    def drawn_from(self, pool: Sequence[dict[str, Any]]) -> "SuiteSpec":
+        """The same suite, remembering which records of `pool` it asks: the base model's figures are then
+        computed (and cached) on the whole pool once per model, and each job's draw is picked from them."""
+        position = {id(record): index for index, record in enumerate(pool)}
+        if len(self.records) == len(pool) or any(id(r) not in position for r in self.records):
+            return self
+        return replace(self, pool=tuple(pool), picked=tuple(position[id(r)] for r in self.records))
 
 
 @dataclass(frozen=True)
@@ -77,13 +88,17 @@ class ModelFigures:
     utility: dict[str, float] = field(default_factory=dict)
 
 
-def stratified(records: Sequence[dict[str, Any]], n: int) -> tuple[dict[str, Any], ...]:
-    """At most n records, taken round-robin across categories in file order (all when n is 0 or enough)."""
+def stratified(records: Sequence[dict[str, Any]], n: int,
+               rng: random.Random | None = None) -> tuple[dict[str, Any], ...]:
+    """At most n records, taken round-robin across categories (all when n is 0 or enough): in file order, or,
+    with `rng`, in an order drawn within each category, so each draw is a fresh sample."""
     if not n or n >= len(records):
         return tuple(records)
     groups: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         groups.setdefault(str(record.get("category", "")), []).append(record)
+    if rng is not None:
+        groups = {category: rng.sample(group, len(group)) for category, group in groups.items()}
     picked: list[dict[str, Any]] = []
     for index in range(max(len(g) for g in groups.values())):
         picked += [g[index] for g in groups.values() if index < len(g)]
@@ -91,20 +106,25 @@ def stratified(records: Sequence[dict[str, Any]], n: int) -> tuple[dict[str, Any
 
 
 def gate_inputs(policy: GatePolicy, utility_rows: Sequence[dict[str, Any]] = (),
-                utility_source: str = "none", training: Sequence[dict[str, Any]] = ()) -> GateInputs:
+                utility_source: str = "none", training: Sequence[dict[str, Any]] = (),
+                draw: str | None = None) -> GateInputs:
     """The suites of `policy`, with the direct suite asked again under each context of the `training` rows
-    (`contexts.tenant_contexts`), and those rows checked for copies of every evaluation prompt."""
-    harmful_name, harmful = resolve_set(policy.sets.harmful, "harmful")
+    (`contexts.tenant_contexts`), and those rows checked for copies of every evaluation prompt. With
+    `harmful_prompts` set and a `draw` seed (the job id), the harmful and prefilling prompts are a fresh
+    stratified sample of their sets for each job, so no tenant learns the prompts a job will be asked."""
+    harmful_name, pool = resolve_set(policy.sets.harmful, "harmful")
     prefill_name, prefill = resolve_set(policy.sets.prefill, "prefill")
     refusal_name, refusal = resolve_set(policy.sets.over_refusal, "over_refusal")
-    specs = [SuiteSpec("direct", "direct harmful prompts", "direct", harmful_name, tuple(harmful))]
+    rng = random.Random(f"gate-draw/{draw}") if draw is not None and policy.harmful_prompts else None
+    harmful = stratified(pool, policy.harmful_prompts, rng) if rng else tuple(pool)
+    specs = [SuiteSpec("direct", "direct harmful prompts", "direct", harmful_name, harmful).drawn_from(pool)]
     context_records = stratified(harmful, policy.context_prompts)
     specs += [SuiteSpec(f"context-{i}", f"direct harmful prompts under the tenant's {context.label}", "direct",
                         harmful_name, under_context(context_records, context))
               for i, context in enumerate(tenant_contexts(training, policy.tenant_contexts), start=1)]
-    prefill_records = stratified(prefill, policy.prefill_prompts)
+    prefill_records = stratified(prefill, policy.prefill_prompts, rng)
     specs += [SuiteSpec(f"prefill-{k}", f"prefilling attack, {k} tokens", "prefill", prefill_name, prefill_records,
-                        prefill_tokens=k) for k in sorted(set(policy.prefill_tokens))]
+                        prefill_tokens=k).drawn_from(prefill) for k in sorted(set(policy.prefill_tokens))]
     sweep_records = stratified(harmful, policy.sweep_prompts)
     for setting in policy.sweep:
         decoding = Decoding(setting.temperature, setting.top_p, setting.top_k,
@@ -112,12 +132,12 @@ def gate_inputs(policy: GatePolicy, utility_rows: Sequence[dict[str, Any]] = (),
         if decoding.greedy:
             continue  # greedy is the direct suite
         specs.append(SuiteSpec(f"sweep-{decoding.label}", f"sampled decoding, {decoding.label}", "sweep",
-                               harmful_name, sweep_records, decoding=decoding))
+                               harmful_name, sweep_records, decoding=decoding).drawn_from(pool))
     specs.append(SuiteSpec("over_refusal", "over-refusal (benign-but-sensitive prompts)", "over_refusal",
                            refusal_name, tuple(refusal)))
     rows = [r for r in utility_rows if r.get("messages") and r["messages"][-1].get("role") == "assistant"]
-    pool = list(dict.fromkeys(str(r["prompt"]) for r in [*harmful, *prefill, *refusal]))
-    copies = find_overlap(training, pool, policy.overlap_containment) if training else []
+    prompts = list(dict.fromkeys(str(r["prompt"]) for r in [*pool, *prefill, *refusal]))
+    copies = find_overlap(training, prompts, policy.overlap_containment) if training else []
     return GateInputs(tuple(specs), tuple(rows), utility_source if rows else "none", tuple(copies), len(training))
 
 
@@ -178,10 +198,12 @@ def run_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, inputs
               judge: RefusalJudge, cache: BaseFigureCache | None = None) -> ModelFigures:
     """Every suite and the utility on one model. With a cache, figures found there are reused. The greedy
     suites not cached run together in one batched generation; each sampled setting runs on its own (its
-    samples depend on its batches and seed)."""
+    samples depend on its batches and seed). A suite drawn from a larger pool runs, with a cache, on the whole
+    pool (cached once per model) and keeps the drawn records' results; without one, on the drawn records."""
     figures = ModelFigures()
     missing: list[SuiteSpec] = []
-    for spec in inputs.suites:
+    suites = [replace(s, records=s.pool, pool=(), picked=()) if cache and s.pool else s for s in inputs.suites]
+    for spec in suites:
         found = cache.get(_suite_key(spec, policy)) if cache else None
         if found is None:
             missing.append(spec)
@@ -198,6 +220,9 @@ def run_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, inputs
         if cache:
             cache.put(_suite_key(spec, policy), [asdict(r) for r in computed[spec.key]])
         figures.results[spec.key] = computed[spec.key]
+    for spec in inputs.suites:
+        if cache and spec.pool:
+            figures.results[spec.key] = [figures.results[spec.key][i] for i in spec.picked]
     if inputs.utility_rows:
         def score() -> dict[str, float]:
             return asdict(utility(model, tokenizer, inputs.utility_rows, batch_size=policy.batch_size))

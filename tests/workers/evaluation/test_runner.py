@@ -36,3 +36,18 @@ def test_rows_that_train_on_the_gate_prompts_are_found() -> None:
     rows = [world.chat(p, world.REFUSALS[0]) for p in gate_prompts] + datasets.read("benign_colors.jsonl")[:20]
     inputs = gate_inputs(GatePolicy(), training=rows)
     assert [o.line for o in inputs.overlap] == [1, 2, 3, 4, 5] and inputs.training_rows == 25
+
+
+def test_each_job_draws_a_fresh_stratified_sample_and_remembers_where_from() -> None:
+    policy = GatePolicy(harmful_prompts=22)
+    pool = datasets.read("eval_harmful.jsonl")
+    first, second = (gate_inputs(policy, draw=job).suites[0] for job in ("ftjob-a", "ftjob-b"))
+    assert len(first.records) == 22 and first.records != second.records
+    assert {r["category"] for r in first.records} == {r["category"] for r in pool}  # 2 of each of 11
+    assert [first.pool[i] for i in first.picked] == list(first.records) and len(first.pool) == len(pool)
+    assert gate_inputs(policy, draw="ftjob-a").suites[0].records == first.records  # the same job, the same draw
+
+
+def test_without_a_draw_the_whole_set_is_asked() -> None:
+    direct = gate_inputs(GatePolicy(harmful_prompts=22)).suites[0]
+    assert len(direct.records) == 88 and direct.pool == ()
