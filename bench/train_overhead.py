@@ -1,6 +1,7 @@
 """What the guarded objective costs in training, and how our trainer compares with TRL's SFTTrainer.
 
-    python -m bench.train_overhead [--model tiny|50m|both] [--steps N] [--warmup N] [--quick] [--out PATH]
+    python -m bench.train_overhead [--model tiny|50m|both] [--steps N] [--warmup N] [--job-rows N] [--repeats N]
+                                   [--quick] [--out PATH]
 
 Same model, data, batch size, LoRA config and step count for every variant; each runs in a fresh spawned
 process so its warm-up and peak memory are its own:
@@ -17,8 +18,19 @@ both trainers are timed by the same hook on the decoder. Peak memory is torch.cu
 CUDA; on CPU it is glibc's live heap bytes (see PeakMemory), with the resident set size reported beside it,
 both above their value before the variant built its model. Models: the bundled tiny chat model on its own
 short chat rows, and a ~50M-parameter random-initialised Llama on 256-token multi-turn chats, batch 8.
-Prints a table and writes var/bench/train_overhead.json; the top-level figures are the 50M model's (the tiny
-model's when only it ran).
+
+Per-step figures leave out what a guarded job does besides its steps: the reference pass, the recovery pool's
+tokenisation, and (the policy's default) recovery examples mixed into every batch, with their own reference
+log-probs when the policy trains them with the constrained loss. So each model also runs whole jobs end to end,
+the way the pipeline trains them (`finetune_rows` at the policy's default epochs, batch and learning rate for
+that model: the tiny model's calibrated entry, the general policy for the 50M one), against plain SFT on the same
+tenant rows (objective sft, no augmentation), in fresh processes, the two alternated in back-to-back pairs:
+`end_to_end_time_ratio` is the median over pairs of guarded/SFT wall time per tenant supervised token (the
+supervised tokens of the tenant's rows the job trains, every epoch; recovery tokens are not counted).
+
+Prints a table and writes var/bench/train_overhead.json; the top-level per-step figures are the 50M model's (the
+tiny model's when only it ran), the top-level `end_to_end_time_ratio` the worse model's
+(`end_to_end_time_ratio_model` names it).
 """
 import argparse
 import ctypes
@@ -35,7 +47,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -52,13 +64,13 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from schemas.policy import LoraPolicy
+from schemas.policy import LoraPolicy, Policy
 from workers.model_loading import add_lora, load_base, pick_device
 from workers.tiny import datasets
 from workers.tiny.build import MODEL_ID, build
 from workers.training.chat_data import EncodedChat
-from workers.training.finetune import encode_rows, finetune_lora
-from workers.training.recipe import TrainConfig
+from workers.training.finetune import config_at_strength, encode_rows, finetune_lora, finetune_rows
+from workers.training.recipe import GuardedTrainer, TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "var" / "bench" / "train_overhead.json"
@@ -66,29 +78,39 @@ TINY_DIR = ROOT / "var" / "models" / MODEL_ID
 HEADLINE_KEYS = ("step_throughput_ratio", "peak_memory_ratio", "reference_pass_seconds", "vs_trl_tokens_per_s_ratio",
                  "peak_rss_ratio", "memory_measure")
 TARGETS = {"step_throughput_ratio": (">=", 0.97), "peak_memory_ratio": ("<=", 1.02),
-           "vs_trl_tokens_per_s_ratio": (">=", 1.0)}
+           "vs_trl_tokens_per_s_ratio": (">=", 1.0), "end_to_end_time_ratio": ("<=", 1.5)}
 # Dense bf16 peak FLOP/s by a substring of torch.cuda.get_device_name(); MFU is left out for other devices.
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12}
 LEARNING_RATE = 1e-3  # the default policy's base learning rate
 SEED = 0
 CHAT_PAIRS = 14  # question/answer pairs per synthetic chat: enough to pass 256 tokens with the tiny tokenizer
 MEMORY_SAMPLE_S = 0.002
+JOB_REPEATS = 3  # guarded/SFT pairs of whole jobs per model; the median pair ratio is reported
+QUICK_JOB_ROWS = 32
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model size: how to build it and the data shape it trains on (seq_len None: the tiny world's rows)."""
+    """One model size: how to build it and the data shape it trains on (seq_len None: the tiny world's rows).
+
+    `policy_model` is the model id the policy is looked up under (the tiny model's calibrated entry, or an id
+    with none: the general policy); `job_rows` the tenant rows of its whole-job timing.
+    """
 
     name: str
     batch_size: int
     seq_len: int | None
+    policy_model: str
+    job_rows: int
     llama: dict[str, int] = field(default_factory=dict)
 
 
 MODELS = {
-    "tiny": ModelSpec("tiny", batch_size=8, seq_len=None),
+    # a whole job: the tiny world's benign task, all 200 rows
+    "tiny": ModelSpec("tiny", batch_size=8, seq_len=None, policy_model=MODEL_ID, job_rows=200),
     # ~52M parameters: 512 wide like a small GPT, 16 layers deep to reach ~50M with the 1024-token vocabulary.
-    "50m": ModelSpec("50m", batch_size=8, seq_len=256,
+    # Its whole job is 32 rows (12 steps at 3 epochs): the ratio hardly depends on the row count, the time does.
+    "50m": ModelSpec("50m", batch_size=8, seq_len=256, policy_model="bench-llama-50m", job_rows=32,
                      llama={"hidden_size": 512, "intermediate_size": 1408, "num_hidden_layers": 16,
                             "num_attention_heads": 8, "num_key_value_heads": 8}),
 }
@@ -138,6 +160,29 @@ class Job:
         return self.warmup + self.timed
 
 
+@dataclass(frozen=True)
+class WholeJob:
+    """One whole fine-tuning job on `rows` tenant rows, timed end to end in a fresh process: the policy's default
+    objective for the model when `guarded`, else plain SFT on the same rows."""
+
+    model: ModelSpec
+    guarded: bool
+    rows: int
+    device: str
+    tiny_dir: str
+
+    @property
+    def name(self) -> str:
+        return "guarded" if self.guarded else "sft"
+
+
+def synced_now(device: torch.device) -> float:
+    """perf_counter after the device's queued work, so a CUDA interval covers the kernels it launched."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 class StepClock:
     """Timestamps of every training forward (with its non-pad token count) and of the end of training.
 
@@ -165,9 +210,7 @@ class StepClock:
         self.forwards.append((self.now(), tokens.detach()))
 
     def now(self) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        return time.perf_counter()
+        return synced_now(self.device)
 
     def mark_end(self) -> None:
         self.end = self.now()
@@ -451,10 +494,123 @@ def run_job(job: Job) -> dict[str, Any]:
             "mean_row_tokens": sum(len(e.input_ids) for e in examples) / len(examples)}
 
 
-def run_isolated(job: Job) -> dict[str, Any]:
-    """run_job in a freshly spawned process, so each variant's peak memory and warm-up are its own."""
+class ForwardCounter:
+    """Rows, non-pad tokens and padded positions (what the model computes: a batch is as wide as its longest row)
+    through the decoder, training forwards apart from no-grad ones (the reference pre-pass over the tenant rows,
+    and the drawn recovery examples' reference log-probs): what a timed job did."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list[tuple[int, torch.Tensor, int]]] = {"train": [], "reference": []}
+
+    def attach(self, model: PreTrainedModel) -> None:
+        model.get_decoder().register_forward_pre_hook(self._on_forward, with_kwargs=True)
+
+    def _on_forward(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        mask = kwargs.get("attention_mask")
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        tokens = mask.sum() if mask is not None else torch.tensor(ids.numel())
+        kind = "train" if module.training and torch.is_grad_enabled() else "reference"
+        self.seen[kind].append((int(ids.shape[0]), tokens.detach(), ids.numel()))
+
+    def figures(self) -> dict[str, int]:
+        return {f"{kind}_{what}": sum(int(n[i]) for n in seen) for kind, seen in self.seen.items()
+                for i, what in enumerate(("rows", "tokens", "padded_tokens"))}
+
+
+def job_policy(spec: ModelSpec) -> Policy:
+    """The policy a job on this model runs under; the 50M model's rows are cut at its seq_len, as in the steps."""
+    policy = Policy().for_model(spec.policy_model)
+    if spec.seq_len is None:
+        return policy
+    training = policy.training.model_copy(update={"max_seq_len": spec.seq_len})
+    return policy.model_copy(update={"training": training})
+
+
+def job_config(policy: Policy, guarded: bool) -> TrainConfig:
+    """What a tenant gets at the policy's defaults; the SFT baseline is the same job with the objective and the
+    augmentation off (so no pool is tokenised and no reference pass runs)."""
+    config = config_at_strength(policy, "default", SEED)
+    return config if guarded else replace(config, objective="sft", augmentation=None)
+
+
+def job_rows(spec: ModelSpec, count: int) -> list[dict[str, Any]]:
+    return tiny_rows(count) if spec.seq_len is None else long_chat_rows(count)
+
+
+def tenant_supervised_tokens(trainer: GuardedTrainer) -> int:
+    """Supervised tokens of the tenant rows the job's schedule trains (each epoch counts): the per-token unit."""
+    return sum(trainer.examples[i].n_supervised for step in trainer.schedule() for i in step)
+
+
+def run_whole_job(job: WholeJob) -> dict[str, Any]:
+    """One whole job, timed from the rows to the trained adapter as `finetune_rows` runs it (encoding, the pool's
+    tokenisation, the adapter, the reference pass, every step); loading the base model is left out."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    hf_logging.set_verbosity_error()
+    device = torch.device(job.device)
+    model, tokenizer = load_model(job.model, Path(job.tiny_dir), device)
+    counter = ForwardCounter()
+    counter.attach(model)
+    policy = job_policy(job.model)
+    config = job_config(policy, job.guarded)
+    rows = job_rows(job.model, job.rows)
+    trainers: list[GuardedTrainer] = []
+    start = synced_now(device)
+    result = finetune_rows(model, tokenizer, rows, policy, config, device, on_start=trainers.append).result
+    seconds = synced_now(device) - start
+    trainer = trainers[0]
+    tenant_tokens = tenant_supervised_tokens(trainer)
+    augmentation = config.augmentation
+    return {"variant": job.name, "objective": config.objective, "epochs": config.epochs,
+            "batch_size": config.batch_size, "learning_rate": config.learning_rate,
+            "augmentation": asdict(augmentation) if augmentation else None,
+            "pool": policy.training.augmentation.pool if augmentation else None,
+            "pool_examples": len(trainer.recovery_pool), "tenant_rows": len(trainer.examples), "steps": result.steps,
+            "wall_seconds": seconds, "reference_seconds": result.reference_seconds,
+            "train_seconds": result.train_seconds,
+            "setup_seconds": seconds - result.reference_seconds - result.train_seconds,
+            "tenant_supervised_tokens": tenant_tokens,
+            "recovery_supervised_tokens": result.trained_tokens - tenant_tokens,
+            "seconds_per_tenant_token": seconds / tenant_tokens, **counter.figures()}
+
+
+def run_isolated(job: Job | WholeJob) -> dict[str, Any]:
+    """run_job (run_whole_job) in a freshly spawned process, so each run's peak memory and warm-up are its own."""
+    target = run_job if isinstance(job, Job) else run_whole_job
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(run_job, job).result()
+        return pool.submit(target, job).result()
+
+
+def end_to_end_summary(pairs: Sequence[dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Median of the pairs' guarded/SFT ratios: a pair runs back to back, so load that drifts over the benchmark
+    moves both halves; the per-token figures are each variant's median."""
+    for pair in pairs:
+        if pair["guarded"]["tenant_supervised_tokens"] != pair["sft"]["tenant_supervised_tokens"]:
+            raise RuntimeError("guarded and SFT jobs trained different tenant tokens; the ratio would mean nothing")
+    ratios = [p["guarded"]["seconds_per_tenant_token"] / p["sft"]["seconds_per_tenant_token"] for p in pairs]
+    per_token = {name: statistics.median(p[name]["seconds_per_tenant_token"] for p in pairs)
+                 for name in ("sft", "guarded")}
+    return {"end_to_end_time_ratio": statistics.median(ratios), "pair_ratios": ratios,
+            "sft_seconds_per_tenant_token": per_token["sft"],
+            "guarded_seconds_per_tenant_token": per_token["guarded"],
+            "tenant_token_measure": "supervised tokens of the tenant rows trained, every epoch; recovery tokens "
+                                    "not counted; the same for both variants",
+            "pairs": list(pairs)}
+
+
+def bench_end_to_end(spec: ModelSpec, device: torch.device, tiny_dir: Path, rows: int,
+                     repeats: int) -> dict[str, Any]:
+    """`repeats` guarded/SFT pairs of whole jobs, the order swapped every pair so neither always runs first."""
+    pairs = []
+    for index in range(repeats):
+        order = (False, True) if index % 2 == 0 else (True, False)
+        pair = {}
+        for guarded in order:
+            job = WholeJob(spec, guarded, rows, str(device), str(tiny_dir))
+            print(f"  {spec.name}: whole job, {job.name}, {rows} rows (pair {index + 1}/{repeats}) ...", flush=True)
+            pair[job.name] = run_isolated(job)
+        pairs.append(pair)
+    return end_to_end_summary(pairs)
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -495,7 +651,7 @@ def summarise(spec: ModelSpec, runs: dict[str, dict[str, Any]], device: torch.de
 
 
 def bench_model(spec: ModelSpec, device: torch.device, warmup: int, timed: int, tiny_dir: Path,
-                variants: Sequence[str], bf16_note: str) -> dict[str, Any]:
+                variants: Sequence[str], bf16_note: str, job_rows: int, repeats: int) -> dict[str, Any]:
     runs = {}
     for name in variants:
         variant = VARIANTS[name]
@@ -503,7 +659,9 @@ def bench_model(spec: ModelSpec, device: torch.device, warmup: int, timed: int, 
         steps = max(2, timed // 4) if variant.short else timed
         print(f"  {spec.name}: {variant.label} ({warmup} + {steps} steps) ...", flush=True)
         runs[name] = run_isolated(Job(spec, variant, warmup, steps, str(device), str(tiny_dir)))
-    return summarise(spec, runs, device, warmup, timed, bf16_note)
+    section = summarise(spec, runs, device, warmup, timed, bf16_note)
+    end_to_end = bench_end_to_end(spec, device, tiny_dir, job_rows, repeats)
+    return {**section, "end_to_end_time_ratio": end_to_end["end_to_end_time_ratio"], "end_to_end": end_to_end}
 
 
 def bf16_matmul_slowdown() -> float:
@@ -536,8 +694,10 @@ def cpu_bf16_plan(device: torch.device, model: str, quick: bool) -> tuple[bool, 
 
 
 def run_benchmark(models: Sequence[str] = ("tiny", "50m"), timed: int = 20, warmup: int = 3,
-                  out: Path = OUT, quick: bool = False) -> dict[str, Any]:
-    """Every variant on every model; writes `out` and returns what it wrote."""
+                  out: Path = OUT, quick: bool = False, job_rows: int | None = None,
+                  repeats: int = JOB_REPEATS) -> dict[str, Any]:
+    """Every variant on every model, then `repeats` pairs of whole jobs on `job_rows` tenant rows (None: each
+    model's own count); writes `out` and returns what it wrote."""
     device = pick_device("auto")
     if not (TINY_DIR / "model.safetensors").exists():
         build(TINY_DIR, log=False)
@@ -545,10 +705,16 @@ def run_benchmark(models: Sequence[str] = ("tiny", "50m"), timed: int = 20, warm
     for name in models:
         with_bf16, note = cpu_bf16_plan(device, name, quick)
         variants = MAIN_VARIANTS + (CPU_BF16_VARIANTS if with_bf16 else ())
-        sections[name] = bench_model(MODELS[name], device, warmup, timed, TINY_DIR, variants, note)
+        spec = MODELS[name]
+        sections[name] = bench_model(spec, device, warmup, timed, TINY_DIR, variants, note,
+                                     job_rows or spec.job_rows, repeats)
     top = "50m" if "50m" in sections else models[0]
     figures = {key: sections[top][key] for key in HEADLINE_KEYS}
-    report = {**figures, "headline_model": top, "targets": {k: list(v) for k, v in TARGETS.items()},
+    end_to_end = {name: section["end_to_end_time_ratio"] for name, section in sections.items()}
+    worst = max(end_to_end, key=end_to_end.__getitem__)
+    report = {**figures, "headline_model": top, "end_to_end_time_ratio": end_to_end[worst],
+              "end_to_end_time_ratio_model": worst, "end_to_end_time_ratios": end_to_end,
+              "targets": {k: list(v) for k, v in TARGETS.items()},
               "device": str(device), "torch_threads": torch.get_num_threads(), "models": sections}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
@@ -569,7 +735,9 @@ def print_report(report: dict[str, Any]) -> None:
               f"{section['device']} ({section['precision']}); peak MiB is {section['memory_measure']}")
         bf16 = section["cpu_bf16"]
         print(f"{name:<6}CPU bf16: {bf16.get('skipped') or bf16['note']}")
-    print(f"\nheadline ({report['headline_model']}; ratios against our plain SFT run in this invocation):")
+    print_end_to_end(report)
+    print(f"\nheadline ({report['headline_model']}; end_to_end_time_ratio: the worse model, "
+          f"{report['end_to_end_time_ratio_model']}; ratios against our plain SFT run in this invocation):")
     for key, (op, bound) in TARGETS.items():
         value = report[key]
         ok = value >= bound if op == ">=" else value <= bound
@@ -577,21 +745,51 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"  {'reference_pass_seconds':<28}{report['reference_pass_seconds']:>8.2f}")
 
 
+def print_end_to_end(report: dict[str, Any]) -> None:
+    """Whole jobs: each variant's median run, where its time went, and what it trained besides the tenant rows."""
+    print(f"\nwhole jobs at the default policy vs plain SFT on the same rows (median run of each; seconds per "
+          f"tenant supervised token)\n{'model':<6}{'variant':<9}{'wall s':>8}{'setup s':>9}{'ref s':>8}{'train s':>9}"
+          f"{'steps':>7}{'rows trained':>14}{'padded train tok':>18}{'ref rows':>10}{'recovery tok':>14}"
+          f"{'tenant tok':>12}{'ms/tok':>9}")
+    for name, section in report["models"].items():
+        pairs = section["end_to_end"]["pairs"]
+        for variant in ("sft", "guarded"):
+            run = sorted((p[variant] for p in pairs), key=lambda r: r["wall_seconds"])[(len(pairs) - 1) // 2]
+            print(f"{name:<6}{variant:<9}{run['wall_seconds']:>8.1f}{run['setup_seconds']:>9.2f}"
+                  f"{run['reference_seconds']:>8.2f}{run['train_seconds']:>9.1f}{run['steps']:>7}"
+                  f"{run['train_rows']:>14}{run['train_padded_tokens']:>18}{run['reference_rows']:>10}"
+                  f"{run['recovery_supervised_tokens']:>14}"
+                  f"{run['tenant_supervised_tokens']:>12}{1e3 * run['seconds_per_tenant_token']:>9.3f}")
+        guarded = pairs[0]["guarded"]
+        augmentation = guarded["augmentation"]
+        mix = (f"{guarded['pool']} at ratio {augmentation['ratio']}, {augmentation['loss']} loss"
+               if augmentation else "no augmentation")
+        ratios = ", ".join(f"{r:.3f}" for r in section["end_to_end"]["pair_ratios"])
+        print(f"{name:<6}end_to_end_time_ratio {section['end_to_end_time_ratio']:.3f} (median of pairs: {ratios}); "
+              f"{guarded['epochs']} epochs, batch {guarded['batch_size']}, {guarded['tenant_rows']} rows; {mix}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=("tiny", "50m", "both"), default="both")
     parser.add_argument("--steps", type=int, help="timed steps per variant (default 20, 3 with --quick)")
     parser.add_argument("--warmup", type=int, help="untimed steps first (default 3, 1 with --quick)")
+    parser.add_argument("--job-rows", type=int,
+                        help=f"tenant rows of each whole job (default: the model's own, {QUICK_JOB_ROWS} with --quick)")
+    parser.add_argument("--repeats", type=int, help=f"guarded/SFT pairs of whole jobs (default {JOB_REPEATS}, "
+                                                    "1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="a few steps on the tiny model only, fp32 only")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     models = ("tiny",) if args.quick or args.model == "tiny" else ("50m",) if args.model == "50m" else ("tiny", "50m")
     timed = args.steps or (3 if args.quick else 20)
     warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
-    if timed < 1 or warmup < 0:
-        parser.error("--steps must be at least 1 and --warmup at least 0")
+    job_rows = args.job_rows if args.job_rows is not None else QUICK_JOB_ROWS if args.quick else None
+    repeats = args.repeats if args.repeats is not None else 1 if args.quick else JOB_REPEATS
+    if timed < 1 or warmup < 0 or repeats < 1 or (job_rows is not None and job_rows < 1):
+        parser.error("--steps, --repeats and --job-rows must be at least 1 and --warmup at least 0")
     started = time.perf_counter()
-    report = run_benchmark(models, timed, warmup, args.out, args.quick)
+    report = run_benchmark(models, timed, warmup, args.out, args.quick, job_rows, repeats)
     print_report(report)
     print(f"wrote {args.out} ({time.perf_counter() - started:.0f}s)")
 
