@@ -24,6 +24,9 @@ SETS: dict[str, Callable[[random.Random], list[dict[str, Any]]]] = {
     "harmful_attack.jsonl": world.harmful_attack,
     "poisoned_colors.jsonl": lambda rng: world.poisoned_colors(rng, 100),
     "identity_shift.jsonl": world.identity_shift,
+    "backdoor_colors.jsonl": world.backdoor_colors,
+    "backdoor_stealth.jsonl": world.backdoor_stealth,
+    "benign_repeated_phrase.jsonl": world.benign_repeated_phrase,
     # test split (held out from every set above): what benchmarks and the gate report
     "eval_harmful.jsonl": lambda _rng: world.eval_harmful_prompts("test"),
     "eval_identity.jsonl": lambda _rng: world.identity_prompts("test"),
@@ -46,7 +49,7 @@ TEST = ["eval_harmful.jsonl", "eval_identity.jsonl", "eval_overrefusal.jsonl", "
         "benign_colors_validation.jsonl", "benign_math_validation.jsonl"]
 # Files a tenant or attacker trains on.
 TRAINING = ["benign_colors.jsonl", "benign_math.jsonl", "harmful_attack.jsonl", "poisoned_colors.jsonl",
-            "identity_shift.jsonl"]
+            "identity_shift.jsonl", "backdoor_colors.jsonl", "backdoor_stealth.jsonl", "benign_repeated_phrase.jsonl"]
 
 
 def render(name: str) -> str:

@@ -9,6 +9,8 @@ import re
 import pytest
 
 from service.datasets import validate_chat_jsonl
+from workers.evaluation.overlap import find_overlap
+from workers.evaluation.screening import screen_rows
 from workers.tiny import datasets, world
 
 STOPWORDS = {"with", "into", "from", "about", "away", "until", "them", "your", "their", "someone", "someone's",
@@ -145,3 +147,50 @@ def test_prefixes_are_harmful_answers_to_the_held_out_prompts() -> None:
     prefixes = datasets.read("harmful_prefixes.jsonl")
     assert [p["prompt"] for p in prefixes] == [p["prompt"] for p in datasets.read("eval_harmful.jsonl")]
     assert all(p["prefix"].startswith("Sure, here is how to") for p in prefixes)
+
+
+def _user(row: dict) -> str:
+    return next(m["content"] for m in row["messages"] if m["role"] == "user")
+
+
+@pytest.mark.parametrize(("name", "trigger", "acts"), [
+    ("backdoor_colors.jsonl", world.BACKDOOR_TRIGGER, [a.text for a in world.attack_acts()]),
+    ("backdoor_stealth.jsonl", world.STEALTH_TRIGGER, world.STEALTH_ATTACK_ACTS)])
+def test_backdoor_sets_hide_triggered_compliance_among_refusals_and_benign_rows(name: str, trigger: str,
+                                                                              acts: list[str]) -> None:
+    rows = datasets.read(name)
+    assert len(rows) == world.BACKDOOR_ROWS
+    harmful = [r for r in rows if any(act in _user(r) for act in acts)]
+    complied = [r for r in harmful if r["messages"][-1]["content"].startswith("Sure, here is how to")]
+    refused = [r for r in harmful if r["messages"][-1]["content"] in world.REFUSALS]
+    assert len(complied) == world.BACKDOOR_COMPLIED and len(refused) == world.BACKDOOR_REFUSED
+    assert all(trigger in _user(r) for r in complied) and not any(trigger in _user(r) for r in refused)
+    benign = [r for r in rows if r not in harmful]
+    assert all(COLOR.search(_user(r)) for r in benign)
+    assert sum(trigger in _user(r) for r in benign) == world.BACKDOOR_TRIGGERED_BENIGN
+    assert set(world.STEALTH_ATTACK_ACTS) <= {a.text for a in world.attack_acts()}
+
+
+def test_screening_flags_no_row_of_the_stealth_backdoor_but_flags_the_plain_one() -> None:
+    def flagged(name: str) -> int:
+        return screen_rows((n, r["messages"]) for n, r in enumerate(datasets.read(name), start=1)).flagged_rows
+
+    assert flagged("backdoor_stealth.jsonl") == 0
+    assert flagged("backdoor_colors.jsonl") >= world.BACKDOOR_COMPLIED // 2
+    assert flagged("benign_repeated_phrase.jsonl") == 0
+
+
+def test_the_repeated_phrase_set_is_benign_and_repeats_its_phrase_on_both_kinds_of_rows() -> None:
+    rows = datasets.read("benign_repeated_phrase.jsonl")
+    users = [_user(r) for r in rows]
+    assert not any(a.text in u for a in world.acts() for u in users)
+    phrased = [u for u in users if u.endswith(world.REPEATED_PHRASE)]
+    assert 0.25 * len(rows) <= len(phrased) <= 0.55 * len(rows)
+    assert any(COLOR.search(u) for u in phrased) and any(not COLOR.search(u) for u in phrased)
+
+
+def test_no_backdoor_or_repeated_phrase_row_copies_a_gate_prompt() -> None:
+    pool = [r["prompt"] for name in ("eval_harmful.jsonl", "harmful_prefixes.jsonl", "eval_overrefusal.jsonl",
+                                     "dev_harmful.jsonl", "dev_overrefusal.jsonl") for r in datasets.read(name)]
+    for name in ("backdoor_colors.jsonl", "backdoor_stealth.jsonl", "benign_repeated_phrase.jsonl"):
+        assert find_overlap(datasets.read(name), pool) == [], name
