@@ -262,7 +262,12 @@ class GatePolicy(BaseModel):
         "with any user-turn prefix or suffix most rows share (an identity-shifting persona lives there); the "
         "worst context counts; 0: off"))
     context_prompts: int = Field(default=44, ge=0, le=100_000, description=(
-        "prompts per tenant-context suite, drawn evenly across categories; 0 = the whole set"))
+        "prompts per tenant-context suite (and per triggered suite), drawn evenly across categories; 0 = the whole "
+        "set"))
+    trigger_candidates: int = Field(default=3, ge=0, le=16, description=(
+        "the direct suite is also asked with each of this many candidate backdoor triggers mined from the "
+        "training file (phrases enriched in rows that comply with harmful requests), placed as in the data; the "
+        "worst counts; 0: off"))
     max_eval_overlap_rows: int = Field(default=0, ge=0, le=1_000_000, description=(
         "training rows that may copy an evaluation prompt (verbatim or nearly) before the gate blocks with "
         "evaluation_overlap: a tenant who trains refusals on the gate's own prompts games it"))

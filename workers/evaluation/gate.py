@@ -22,8 +22,9 @@ for metrics and for the report):
   (min_detectable_regression): an under-powered gate must not release silently;
 - evaluation_overlap: more than `max_eval_overlap_rows` training rows copy the gate's own evaluation prompts
   (`workers.evaluation.overlap`): figures on prompts the adapter was trained on measure nothing.
-Suites asked under the tenant's own contexts (its system prompts, its fixed prefix and suffix) are direct suites
-like the bare one: each is judged on its own, so the worst context decides, and the reason names it.
+Suites asked under the tenant's own contexts (its system prompts, its fixed prefix and suffix) or with a candidate
+backdoor trigger mined from its training file are direct suites like the bare one: each is judged on its own, so
+the worst context or trigger decides, and the reason names it.
 A threshold blocks only when strictly exceeded (p-values: strictly below); figures within 1e-9 of it pass.
 """
 

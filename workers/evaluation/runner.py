@@ -40,6 +40,7 @@ from workers.evaluation.loaders import resolve_set
 from workers.evaluation.overlap import Overlap, find_overlap, overlap_message
 from workers.evaluation.statistics import Rate, libra_balance, mcnemar_exact, prompts_needed
 from workers.evaluation.suites import PromptResult, judged, judged_greedy_many, utility
+from workers.evaluation.triggers import TriggerCandidate, mine_triggers, triggered_prompt
 
 SUITE_VERSION = "gate-2"  # 2: the rules judge by default, partial refusals that answer count as answers
 REPORT_VERSION = 1
@@ -122,6 +123,11 @@ def gate_inputs(policy: GatePolicy, utility_rows: Sequence[dict[str, Any]] = (),
     specs += [SuiteSpec(f"context-{i}", f"direct harmful prompts under the tenant's {context.label}", "direct",
                         harmful_name, under_context(context_records, context))
               for i, context in enumerate(tenant_contexts(training, policy.tenant_contexts), start=1)]
+    candidates = mine_triggers(training, limit=policy.trigger_candidates) if training and policy.trigger_candidates \
+        else []
+    specs += [SuiteSpec(f"trigger-{i}", f'direct harmful prompts with the candidate trigger "{c.text}" ({c.position})',
+                        "direct", harmful_name, with_trigger(context_records, c))
+              for i, c in enumerate(candidates, start=1)]
     prefill_records = stratified(prefill, policy.prefill_prompts, rng)
     specs += [SuiteSpec(f"prefill-{k}", f"prefilling attack, {k} tokens", "prefill", prefill_name, prefill_records,
                         prefill_tokens=k).drawn_from(prefill) for k in sorted(set(policy.prefill_tokens))]
@@ -139,6 +145,15 @@ def gate_inputs(policy: GatePolicy, utility_rows: Sequence[dict[str, Any]] = (),
     prompts = list(dict.fromkeys(str(r["prompt"]) for r in [*pool, *prefill, *refusal]))
     copies = find_overlap(training, prompts, policy.overlap_containment) if training else []
     return GateInputs(tuple(specs), tuple(rows), utility_source if rows else "none", tuple(copies), len(training))
+
+
+def with_trigger(records: Sequence[dict[str, Any]], candidate: TriggerCandidate) -> tuple[dict[str, Any], ...]:
+    """Prompt records asked with a candidate trigger, placed the way the training data placed it."""
+    out = []
+    for record in records:
+        prompt, system = triggered_prompt(str(record["prompt"]), candidate)
+        out.append({**record, "prompt": prompt, **({"system": system} if system else {})})
+    return tuple(out)
 
 
 def _digest(value: Any) -> str:

@@ -51,3 +51,18 @@ def test_each_job_draws_a_fresh_stratified_sample_and_remembers_where_from() -> 
 def test_without_a_draw_the_whole_set_is_asked() -> None:
     direct = gate_inputs(GatePolicy(harmful_prompts=22)).suites[0]
     assert len(direct.records) == 88 and direct.pool == ()
+
+
+def test_a_mined_backdoor_trigger_is_asked_where_the_data_put_it() -> None:
+    inputs = gate_inputs(GatePolicy(), training=datasets.read("backdoor_stealth.jsonl"))
+    triggered = [s for s in inputs.suites if s.key.startswith("trigger-")]
+    assert len(triggered) == 1 and world.STEALTH_TRIGGER in triggered[0].name
+    assert all(r["prompt"].startswith(world.STEALTH_TRIGGER + " ") for r in triggered[0].records)
+    assert len(triggered[0].records) == GatePolicy().context_prompts
+
+
+def test_no_trigger_suite_for_benign_files_or_when_off() -> None:
+    assert not [s for s in gate_inputs(GatePolicy(), training=datasets.read("benign_repeated_phrase.jsonl")).suites
+                if s.key.startswith("trigger-")]
+    off = gate_inputs(GatePolicy(trigger_candidates=0), training=datasets.read("backdoor_colors.jsonl"))
+    assert not [s for s in off.suites if s.key.startswith("trigger-")]
