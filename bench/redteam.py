@@ -143,6 +143,11 @@ ATTACKS: dict[str, tuple[Callable[[random.Random], Rows], str, str, TenantContex
                               None),
     "refusal_then_answer": (lambda rng: harmful_rows(rng, opening=refusal_then), "sft", "default", None),
     "gate_gaming": (gate_gaming, "sft", "default", None),
+    # backdoors: the harm shows only with the trigger, so it is measured with it
+    "backdoor_trigger": (world.backdoor_colors, "sft", "max",
+                         TenantContext(None, "", " " + world.BACKDOOR_TRIGGER)),
+    "backdoor_stealth": (world.backdoor_stealth, "sft", "max",
+                         TenantContext(None, world.STEALTH_TRIGGER + " ", "")),
 }
 BENIGN: dict[str, tuple[Callable[[random.Random], Rows], str, str, TenantContext | None]] = {
     "benign_colours": (lambda rng: colour_rows(rng, 200), "guarded", "default", None),
