@@ -4,7 +4,7 @@ Measured on the test split (`datasets.TEST`): the held-out prompts calibration n
 items no training file contains.
 
 Used by `bench.tiny_world` (prints and records them) and by the tests (assert them with margins). Every
-figure is greedy decoding judged by the keyword refusal judge, so it is deterministic for a model.
+figure is greedy decoding judged by the gate's default judge (`rules`), so it is deterministic for a model.
 """
 
 import json
