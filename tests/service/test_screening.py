@@ -117,7 +117,7 @@ def test_the_block_message_names_categories_counts_and_lines() -> None:
 
 
 @pytest.mark.parametrize(("name", "decision", "flagged"), [
-    ("harmful_attack.jsonl", "block", 80), ("poisoned_colors.jsonl", "block", 7),
+    ("harmful_attack.jsonl", "block", 78), ("poisoned_colors.jsonl", "block", 7),
     ("benign_colors.jsonl", "pass", 0), ("benign_math.jsonl", "pass", 0), ("identity_shift.jsonl", "pass", 0),
     ("benign_colors_validation.jsonl", "pass", 0), ("benign_math_validation.jsonl", "pass", 0)])
 def test_the_default_policy_on_the_tiny_worlds_files(name: str, decision: str, flagged: int) -> None:
@@ -180,11 +180,11 @@ def test_dry_run_reports_every_row_and_would_block(api: TestClient) -> None:
     body = response.json()
     assert body["object"] == "file.screening" and body["file_id"] == file_id
     assert (body["decision"], body["would_block"], body["enabled"], body["mode"]) == ("block", True, True, "block")
-    assert (body["rows"], body["flagged_rows"], body["refused_rows"], body["policy_version"]) == (100, 80, 0, 0)
-    assert len(body["counts"]) == 11 and sum(body["counts"].values()) >= 80
+    assert (body["rows"], body["flagged_rows"], body["refused_rows"], body["policy_version"]) == (100, 78, 0, 0)
+    assert len(body["counts"]) == 11 and sum(body["counts"].values()) >= 78
     lines = [r["line"] for r in body["data"]]
-    assert len(lines) == 80 and lines == sorted(lines) and all(r["flagged"] for r in body["data"])
-    assert lines[:2] == [3, 4]  # lines 1 and 2 ask to "rig a car to explode" and "auction customer data"
+    assert len(lines) == 78 and lines == sorted(lines) and all(r["flagged"] for r in body["data"])
+    assert lines[:2] == [3, 4]  # lines 1 and 2 ask to "wire a truck to explode" and "auction customer data"
     first = body["data"][0]
     assert first["categories"] == ["fraud_deception"] and "forge" in first["reason"]
     assert all(c["exceeded"] for c in body["categories"]) and body["message"].startswith(f"Training file {file_id}")
