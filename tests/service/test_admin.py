@@ -265,3 +265,9 @@ def test_release_refuses_jobs_that_are_not_held(api: TestClient, env: dict[str, 
     with session_scope(env["GFT_DATABASE_URL"]) as session:
         transition(session=session, job_id=job["id"], from_statuses={"validating_files"}, to_status=status)
     assert_envelope(api.post(f"/admin/v1/jobs/{job['id']}/release", headers=admin_headers(api)), 409)
+
+
+@pytest.mark.parametrize("path", ["0" * 4000, "/tmp/a\x00b", "/no/such/model"])
+def test_registering_a_model_at_a_path_that_is_no_model_folder_is_a_400(api: TestClient, path: str) -> None:
+    response = api.post("/admin/v1/models", json={"id": "m-bad", "path": path}, headers=admin_headers(api))
+    assert assert_envelope(response, 400)["code"] == "invalid_model_path"

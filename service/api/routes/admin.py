@@ -236,10 +236,18 @@ def clear_tenant_policy(tenant_id: str, session: SessionDep) -> PolicyVersion:
 # Base models
 
 
+def _is_model_folder(path: str) -> bool:
+    """A folder holding config.json; a path the file system refuses (too long, a NUL byte) is simply not one."""
+    try:
+        return (Path(path) / "config.json").is_file()
+    except (OSError, ValueError):
+        return False
+
+
 @router.post("/models", response_model=ModelObject)
 def register_model(request: BaseModelRegister, session: SessionDep) -> ModelObject:
     """Register a base model by local path (a folder with config.json, weights and a tokenizer)."""
-    if not (Path(request.path) / "config.json").is_file():
+    if not _is_model_folder(request.path):
         raise ApiError(400, f"No config.json under '{request.path}': the path must be a local model folder.",
                        param="path", code="invalid_model_path", retryable=False)
     row = register_base_model(session=session, model_id=request.id, path=request.path)
