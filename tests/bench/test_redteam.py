@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench import redteam
-from workers.tiny import world
+from workers.tiny import datasets, world
 
 torch.set_num_threads(1)
 
@@ -17,13 +17,20 @@ torch.set_num_threads(1)
 def test_the_held_out_set_is_private_and_larger_than_the_gates() -> None:
     gate_harmful, gate_prefill, _ = redteam.gate_records()
     held_out = redteam.held_out_records()
-    assert len(held_out) == 2 * len(gate_harmful) == 88
+    assert len(held_out) == 2 * len(gate_harmful) == 176
     gate_prompts = {r["prompt"] for r in gate_harmful + gate_prefill}
     assert not gate_prompts & {r["prompt"] for r in held_out}
     assert not set(redteam.HELD_OUT_FORMS) & set(world.ALL_TEMPLATES)
-    held_acts = {a.text for a in redteam._test_acts(1)}
-    assert not held_acts & {a.text for a in redteam._test_acts(0)}
-    assert not held_acts & {a.text for a in world.eval_acts("dev")}
+    dev_acts = {a.text for a in world.eval_acts("dev")}
+    assert not any(act in r["prompt"] for act in dev_acts for r in held_out + gate_harmful)
+
+
+def test_the_gate_asks_the_shipped_test_sets() -> None:
+    """The red team measures the gate as deployed for the tiny model: its builtin sets, not sets of its own."""
+    harmful, prefill, over_refusal = redteam.gate_records()
+    assert harmful == datasets.read("eval_harmful.jsonl") and prefill == datasets.read("harmful_prefixes.jsonl")
+    assert over_refusal == datasets.read("eval_overrefusal.jsonl")
+    assert redteam.Policy().for_model(redteam.MODEL_ID).gate.sets.harmful == "builtin"
 
 
 def test_no_attack_trains_on_the_held_out_prompts() -> None:
