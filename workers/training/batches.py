@@ -68,3 +68,18 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.
     batches = [grouped[i:i + batch_size] for i in range(0, len(grouped), batch_size)]
     rng.shuffle(batches)
     return batches
+
+
+def micro_batches(recovery: Sequence[bool], micro: int | None) -> list[range]:
+    """One step's rows as micro-batches of at most `micro` rows (None: unbounded), tenant rows and recovery
+    examples apart. The rows arrive tenant first, then recovery; recovery examples (harmful prompt, answer prefix,
+    refusal) are often several times longer than a tenant's rows, and one padded batch of both would pay for the
+    longest on every row. Losses are per-row sums over a whole-step divisor, so the split leaves the gradient as is."""
+    groups: list[range] = []
+    start = 0
+    for end in range(1, len(recovery) + 1):
+        if end == len(recovery) or recovery[end] != recovery[start]:
+            size = micro or end - start
+            groups += [range(b, min(b + size, end)) for b in range(start, end, size)]
+            start = end
+    return groups

@@ -24,7 +24,7 @@ from peft.utils import load_peft_weights, set_peft_model_state_dict
 from torch import nn
 
 from workers.training.augmentation import AugmentationConfig, EncodedTriplet, draw
-from workers.training.batches import Batch, collate, length_grouped_batches
+from workers.training.batches import Batch, collate, length_grouped_batches, micro_batches
 from workers.training.chat_data import EncodedChat
 from workers.training.loss import (
     beta_for_positions,
@@ -187,20 +187,23 @@ class GuardedTrainer:
         supervised = sum(e.n_supervised for e in rows)
         weight = self.config.augmentation.weight if self.config.augmentation is not None else None
         divisors = loss_divisors(rows, weight)
-        micro = self.config.micro_batch_size or len(rows)
         optimizer.zero_grad(set_to_none=True)
-        total, stats, n_tokens = 0.0, {}, 0
-        for begin in range(0, len(rows), micro):
-            chunk_refs = refs[begin:begin + micro] if refs is not None else None
-            batch = collate(rows[begin:begin + micro], chunk_refs, self.pad_id).to(self.device)
-            divisor = torch.tensor(divisors[begin:begin + micro], device=self.device)[:, None]
-            loss, stats = self._loss(batch, divisor)
+        total, n_tokens = 0.0, 0
+        weighted: dict[str, float] = {}
+        for chunk in micro_batches([bool(e.meta.get("recovery")) for e in rows], self.config.micro_batch_size):
+            chunk_refs = refs[chunk.start:chunk.stop] if refs is not None else None
+            batch = collate(rows[chunk.start:chunk.stop], chunk_refs, self.pad_id).to(self.device)
+            divisor = torch.tensor(divisors[chunk.start:chunk.stop], device=self.device)[:, None]
+            loss, chunk_stats = self._loss(batch, divisor)
             loss.backward()
             total += float(loss.detach())
             n_tokens += batch.n_tokens
+            share = sum(e.n_supervised for e in rows[chunk.start:chunk.stop])
+            for key, value in chunk_stats.items():
+                weighted[key] = weighted.get(key, 0.0) + value * share
         torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
         optimizer.step()
-        return total, stats, n_tokens, supervised
+        return total, {k: v / max(supervised, 1) for k, v in weighted.items()}, n_tokens, supervised
 
     def _save_checkpoint(self, step: int, tokens: int, optimizer: torch.optim.Optimizer, scheduler: Any,
                          metrics: dict[str, float]) -> None:
