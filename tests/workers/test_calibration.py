@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
-from schemas.policy import BaseModelPolicy
-from workers.calibration import Candidate, main, recommend, tiny_canary
+from schemas.policy import BaseModelPolicy, Policy
+from workers.calibration import Candidate, capped, main, recommend, tiny_canary
 from workers.tiny import datasets
 
 
@@ -13,6 +13,26 @@ def test_recommend_takes_the_best_balance_and_keeps_the_first_on_ties() -> None:
     b = Candidate("firm", 0.25, None, asr=0.1, utility=0.8, balance=0.8, seeds=1)
     c = Candidate("strong", 0.5, 1.0, asr=0.1, utility=0.8, balance=0.8, seeds=1)
     assert recommend([a, b, c]) is b
+
+
+def test_with_caps_swept_the_largest_cap_that_holds_wins() -> None:
+    """The cap is a promise to tenants: the strongest training the defence was shown to hold against."""
+    low = Candidate("strong", 0.5, 3.0, asr=0.02, utility=1.0, balance=0.98, seeds=1, lr_multiplier=1.0)
+    mid = Candidate("strong", 0.5, 3.0, asr=0.06, utility=0.9, balance=0.9, seeds=1, lr_multiplier=2.0)
+    mid_sharp = Candidate("sharp", 0.5, 3.0, asr=0.05, utility=1.0, balance=0.95, seeds=1, lr_multiplier=2.0)
+    high = Candidate("strong", 0.5, 3.0, asr=0.2, utility=1.0, balance=0.8, seeds=1, lr_multiplier=4.0)
+    assert recommend([low, mid, mid_sharp, high], hold_below=0.07) is mid_sharp
+    assert recommend([low, mid, mid_sharp, high], hold_below=0.03) is low
+    assert recommend([mid, high], hold_below=0.01) is mid  # none holds: the best balance
+
+
+def test_a_capped_policy_keeps_the_strongest_jobs_shape_and_moves_its_rate() -> None:
+    base = Policy().for_model("gft-tiny-chat")
+    assert base.training.strongest_settings() == (1, 1, 4.0)
+    for multiplier in (1.0, 2.0, 3.0):
+        training = capped(base, multiplier).training
+        assert training.strongest_settings() == (1, 1, multiplier)
+        assert training.budget_cap == base.training.budget_cap * multiplier / 4.0
 
 
 def _slice(name: str, n: int, folder: Path) -> str:
