@@ -13,6 +13,10 @@ from typing import Annotated
 import typer
 
 from service.api import serving
+from service.client.admin import admin_app
+from service.client.files import files_app
+from service.client.jobs import jobs_app
+from service.client.models import list_models
 from service.embedded import ensure_broker
 from service.settings import get_settings
 from service.state.base_models import get_base_model, register_base_model
@@ -24,6 +28,11 @@ models_app = typer.Typer(help="Base models.", no_args_is_help=True)
 db_app = typer.Typer(help="Database.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
+# The client side: commands that talk to a running API over HTTP (service/client/).
+app.add_typer(files_app, name="files")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(admin_app, name="admin")
+models_app.command("list")(list_models)
 
 TINY_MODEL_ID = "gft-tiny-chat"
 
