@@ -6,12 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.job_status import JobStatus
 from schemas.policy import TrainingPolicy
 from schemas.screening import ScreeningSummary
-
-# "held": trained and evaluated, waiting for an admin's review (gate release_mode "review").
-JobStatus = Literal["validating_files", "queued", "running", "held", "succeeded", "failed", "cancelled", "paused"]
-TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 
 
 class Hyperparameters(BaseModel):

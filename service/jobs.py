@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from schemas.admin import AdminJob
+from schemas.job_status import TERMINAL_STATUSES, JobStatus
 from schemas.jobs import (
     HyperparameterOutOfRange,
     Hyperparameters,
@@ -23,9 +24,10 @@ from service.api.errors import ApiError, not_found
 from service.ids import new_id
 from service.policies import effective_policy
 from service.quotas import check_job_quotas
+from service.state import lifecycle
 from service.state.base_models import get_base_model
 from service.state.files import get_file
-from service.state.jobs import add_event, add_idempotency_key, add_job, get_idempotency_key, get_job, transition
+from service.state.jobs import add_event, add_idempotency_key, add_job, get_idempotency_key, get_job
 from service.state.models import JobEventRow, JobRow
 from service.state.tenants import get_tenant
 
@@ -66,7 +68,7 @@ def create_job(*, session: Session, tenant_id: str, request: JobCreate, policy: 
         id=new_id("ftjob"), tenant_id=tenant_id, model=request.model, training_file=request.training_file,
         validation_file=request.validation_file, hyperparameters=hp.model_dump(), method=method.model_dump(),
         suffix=request.suffix, seed=request.seed if request.seed is not None else secrets.randbelow(2**31),
-        metadata_=request.metadata, status="validating_files", policy=policy.model_dump(),
+        metadata_=request.metadata, status=JobStatus.VALIDATING_FILES, policy=policy.model_dump(),
         policy_version=policy_version, result_files=[],
     )
     add_job(session=session, row=row)
@@ -171,18 +173,26 @@ def to_event_object(row: JobEventRow) -> JobEvent:
                     message=row.message, type=row.type, data=row.data)  # type: ignore[arg-type]
 
 
-PAUSABLE = frozenset({"queued", "running"})
+def cancel_job(*, session: Session, tenant_id: str, job_id: str) -> JobRow:
+    """Any unfinished job -> cancelled; its worker step stops at its next check. A finished job is a 409 (one
+    that finishes while this runs is returned as it finished). The route's session commits."""
+    row = get_job_or_404(get_job(session=session, job_id=job_id, tenant_id=tenant_id), job_id)
+    if row.status in TERMINAL_STATUSES:
+        raise ApiError(409, f"Job {job_id} has already {row.status}; it cannot be cancelled.",
+                       code="job_already_finished", retryable=False)
+    if lifecycle.cancel(session=session, job_id=job_id):
+        add_event(session=session, job_id=job_id, message="Job cancelled by the tenant.")
+    session.refresh(row)
+    return row
 
 
 def pause_job(*, session: Session, tenant_id: str, job_id: str) -> JobRow:
     """queued|running -> paused. Supersedes every message out for the job (the attempt is bumped), and the
     training loop stops at its next step; checkpoints are kept, so resume continues from the latest one."""
     row = get_job_or_404(get_job(session=session, job_id=job_id, tenant_id=tenant_id), job_id)
-    if row.status == "paused":
+    if row.status == JobStatus.PAUSED:
         return row
-    if row.status not in PAUSABLE or not transition(
-            session=session, job_id=job_id, from_statuses=set(PAUSABLE), to_status="paused",
-            dispatch_attempt=JobRow.dispatch_attempt + 1, dispatched_at=None, heartbeat_at=None):
+    if row.status not in lifecycle.PAUSE.sources or not lifecycle.pause(session=session, job_id=job_id):
         raise ApiError(409, f"Job {job_id} is {row.status}; only queued or running jobs can be paused.",
                        code="job_not_pausable", retryable=False)
     add_event(session=session, job_id=job_id, message="Job paused by the tenant; resume continues from the "
@@ -196,13 +206,12 @@ def resume_job(*, session: Session, tenant_id: str, job_id: str) -> JobRow:
     """paused -> queued, waiting for a fair-share slot. The caller sends `service.dispatch.enqueue_reconcile`
     after this returns so it is admitted at once (else the next reconciler run admits it)."""
     row = get_job_or_404(get_job(session=session, job_id=job_id, tenant_id=tenant_id), job_id)
-    if row.status != "paused":
-        if row.status in PAUSABLE:
+    if row.status not in lifecycle.RESUME.sources:
+        if row.status in lifecycle.PAUSE.sources:
             return row
         raise ApiError(409, f"Job {job_id} is {row.status}; only paused jobs can be resumed.",
                        code="job_not_paused", retryable=False)
-    if transition(session=session, job_id=job_id, from_statuses={"paused"}, to_status="queued", step="train",
-                  dispatch_attempt=JobRow.dispatch_attempt + 1, dispatched_at=None, heartbeat_at=None):
+    if lifecycle.resume(session=session, job_id=job_id):
         add_event(session=session, job_id=job_id, message="Job resumed by the tenant.")
     session.commit()
     session.refresh(row)

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from functools import lru_cache
-from typing import Any, get_args
+from typing import Any
 
 import redis
 from prometheus_client import (
@@ -34,7 +34,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from schemas.jobs import TERMINAL_STATUSES, JobStatus
+from schemas.job_status import UNFINISHED_STATUSES, JobStatus
 from service.dispatch import CPU_QUEUE, GPU_QUEUE
 from service.settings import Settings, get_settings
 from service.state.db import session_scope
@@ -42,8 +42,8 @@ from service.state.models import JobRow, TenantRow
 
 log = logging.getLogger(__name__)
 
-JOB_STATES: tuple[str, ...] = get_args(JobStatus)
-LIVE_STATES: tuple[str, ...] = tuple(s for s in JOB_STATES if s not in TERMINAL_STATUSES)
+JOB_STATES: tuple[JobStatus, ...] = tuple(JobStatus)
+LIVE_STATES: tuple[JobStatus, ...] = tuple(s for s in JOB_STATES if s in UNFINISHED_STATUSES)
 QUEUES: tuple[str, ...] = (CPU_QUEUE, GPU_QUEUE)
 # kombu's Redis transport keeps a message with priority p > 0 in the list "<queue>\x06\x16<p>".
 _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
@@ -119,7 +119,7 @@ def job_families(session: Session, now: float) -> list[Metric]:
         created.add_metric([tenant_id], count)
     code = JobRow.error["code"].as_string()
     for error_code, count in session.execute(
-            select(code, func.count()).where(JobRow.status == "failed").group_by(code)):
+            select(code, func.count()).where(JobRow.status == JobStatus.FAILED).group_by(code)):
         failed.add_metric([error_code or "unknown"], count)
     return [jobs, oldest, created, failed]
 

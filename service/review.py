@@ -6,8 +6,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from schemas.job_status import JobStatus
 from service.api.errors import ApiError, not_found
-from service.state.jobs import HELD_STATUS, add_event, fine_tuned_model_name, get_job, transition
+from service.state import lifecycle
+from service.state.jobs import add_event, fine_tuned_model_name, get_job
 from service.state.models import JobRow
 from service.storage import ArtifactStore
 
@@ -18,7 +20,7 @@ def _held_job(session: Session, job_id: str) -> JobRow:
     row = get_job(session=session, job_id=job_id)
     if row is None:
         raise not_found("fine-tuning job", job_id, param="job_id")
-    if row.status != HELD_STATUS:
+    if row.status != JobStatus.HELD:
         raise ApiError(409, f"Job {job_id} is {row.status}, not held for review; only held jobs can be released "
                        "or rejected.", code="job_not_held", retryable=False)
     return row
@@ -42,8 +44,8 @@ def release_held_job(*, session: Session, job_id: str, reason: str | None) -> Jo
         raise ApiError(409, f"Job {job_id} has no trained adapter to release.", code="no_adapter", retryable=False)
     name = fine_tuned_model_name(row)
     note = "Released by an admin after review" + (f": {reason}" if reason else ".")
-    if not transition(session=session, job_id=job_id, from_statuses={HELD_STATUS}, to_status="succeeded",
-                      fine_tuned_model=name, safety=_decided(row, "released", note)):
+    if not lifecycle.release_held(session=session, job_id=job_id, fine_tuned_model=name,
+                                  safety=_decided(row, "released", note)):
         raise _lost_race(job_id)
     add_event(session=session, job_id=job_id, message=f"Released {name}: {note}")
     session.refresh(row)
@@ -54,8 +56,7 @@ def reject_held_job(*, session: Session, job_id: str, reason: str) -> JobRow:
     row = _held_job(session, job_id)
     message = f"Rejected in safety review: {reason}"
     error = {"code": "safety_review_rejected", "message": message, "param": None}
-    if not transition(session=session, job_id=job_id, from_statuses={HELD_STATUS}, to_status="failed", error=error,
-                      safety=_decided(row, "blocked", message)):
+    if not lifecycle.reject(session=session, job_id=job_id, error=error, safety=_decided(row, "blocked", message)):
         raise _lost_race(job_id)
     add_event(session=session, job_id=job_id, level="error", message=message)
     session.refresh(row)
@@ -67,8 +68,8 @@ def _blocked_job(session: Session, job_id: str) -> JobRow:
     if row is None:
         raise not_found("fine-tuning job", job_id, param="job_id")
     code = (row.error or {}).get("code")
-    if row.status != "failed" or code != GATE_BLOCK_CODE:
-        state = row.status + (f" with error.code {code}" if row.status == "failed" and code else "")
+    if row.status != JobStatus.FAILED or code != GATE_BLOCK_CODE:
+        state = row.status + (f" with error.code {code}" if row.status == JobStatus.FAILED and code else "")
         raise ApiError(409, f"Job {job_id} is {state}; only a job the safety gate blocked (failed with error.code "
                        f"{GATE_BLOCK_CODE}) can be overridden.", code="job_not_overridable", retryable=False)
     return row
@@ -85,9 +86,8 @@ def override_blocked_job(*, session: Session, store: ArtifactStore, job_id: str,
         raise ApiError(409, f"Job {job_id} has no stored adapter to publish.", code="no_adapter", retryable=False)
     name = fine_tuned_model_name(row)
     note = f"Overridden by an admin: {reason}"
-    if not transition(session=session, job_id=job_id, from_statuses={"failed"}, to_status="succeeded",
-                      fine_tuned_model=name, error=None, result_files=[],
-                      safety=_decided(row, "overridden", note)):
+    if not lifecycle.override(session=session, job_id=job_id, fine_tuned_model=name,
+                              safety=_decided(row, "overridden", note)):
         raise ApiError(409, f"Job {job_id} changed state while it was being overridden; it is no longer blocked.",
                        code="job_not_overridable", retryable=False)
     add_event(session=session, job_id=job_id, level="warn",

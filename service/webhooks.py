@@ -25,6 +25,7 @@ from sqlalchemy import and_, case, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from schemas.job_status import JobStatus
 from service.ids import new_id
 from service.settings import Settings
 from service.state.db import session_scope
@@ -32,8 +33,8 @@ from service.state.models import JobRow, TenantRow, WebhookDeliveryRow, now_s
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPES = {"succeeded": "fine_tuning.job.succeeded", "failed": "fine_tuning.job.failed",
-               "cancelled": "fine_tuning.job.cancelled"}
+EVENT_TYPES = {JobStatus.SUCCEEDED: "fine_tuning.job.succeeded", JobStatus.FAILED: "fine_tuning.job.failed",
+               JobStatus.CANCELLED: "fine_tuning.job.cancelled"}
 MAX_ATTEMPTS = 8
 BACKOFF_BASE_S = 5.0  # attempt n waits BACKOFF_BASE_S * 2**(n-1) (5 s, 10 s, ... about 10 min before the last)
 BACKOFF_CAP_S = 3600.0

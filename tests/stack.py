@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 
-from schemas.jobs import TERMINAL_STATUSES, JobCreate
+from schemas.job_status import TERMINAL_STATUSES
+from schemas.jobs import JobCreate
 from service.cli import beat_command, worker_command
 from service.dispatch import enqueue_validation
 from service.files import upload_file

@@ -9,7 +9,7 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import task_postrun, task_prerun, worker_process_init
 
-from service.dispatch import CPU_QUEUE, GPU_QUEUE, RECONCILE_TASK
+from service.dispatch import CPU_QUEUE, RECONCILE_TASK, TASK_QUEUES
 from service.settings import get_settings
 from workers import metrics
 
@@ -24,15 +24,15 @@ def celery_config(broker_url: str, reconcile_every_s: float = 30.0) -> dict[str,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "task_default_queue": CPU_QUEUE,
-        "task_routes": {"gft.train_job": {"queue": GPU_QUEUE}, "gft.evaluate_job": {"queue": GPU_QUEUE},
-                        RECONCILE_TASK: {"queue": CPU_QUEUE}},
+        "task_routes": {name: {"queue": queue} for name, queue in TASK_QUEUES.items()},
         "task_ignore_result": True,
         "worker_hijack_root_logger": False,
         "broker_transport_options": {"visibility_timeout": 6 * 3600},
         # The reconciler (workers.orchestration.reconcile), run by `guardrail-ft beat`; a run that outlives its
         # period is simply followed by the next one: it is idempotent.
         "beat_schedule": {"reconcile": {"task": RECONCILE_TASK, "schedule": reconcile_every_s,
-                                        "options": {"queue": CPU_QUEUE, "expires": reconcile_every_s}}},
+                                        "options": {"queue": TASK_QUEUES[RECONCILE_TASK],
+                                                    "expires": reconcile_every_s}}},
     }
 
 

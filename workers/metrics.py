@@ -31,7 +31,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from service.dispatch import CPU_QUEUE, GPU_QUEUE
+from schemas.job_status import JobStatus
+from service.dispatch import STEP_TASKS
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,8 @@ GATE_OUTCOMES = frozenset({"released", "blocked", "held"})
 GATE_REASONS = frozenset({"passed", "asr_above_cap", "asr_increase_above_allowed", "category_asr_above_cap",
                           "category_asr_increase_above_allowed", "over_refusal_increase_above_allowed",
                           "utility_collapsed", "gate_underpowered", "evaluation_overlap"})
-# The queue each task is routed to (workers.celery_app's task_routes), for the per-queue progress series.
-TASK_QUEUES = {"gft.validate_job": CPU_QUEUE, "gft.screen_job": CPU_QUEUE, "gft.train_job": GPU_QUEUE,
-               "gft.evaluate_job": GPU_QUEUE}
+# The pipeline's tasks and the queue each is routed to (service.dispatch), for the per-queue progress series.
+TASK_QUEUES: dict[str, str] = dict(STEP_TASKS.values())
 _LONG = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0)
 
 disable_created_metrics()  # no `_created` series: they double what each counter costs
@@ -79,7 +79,7 @@ for _task, _queue in TASK_QUEUES.items():
     TASKS_STARTED.labels(_queue, _task)
     TASKS_IN_PROGRESS.labels(_queue, _task)
 # Series that exist from the start, at zero, so dashboards and alerts see them before the first event.
-for _state in ("validating_files", "queued"):
+for _state in (JobStatus.VALIDATING_FILES, JobStatus.QUEUED):
     STATE_SECONDS.labels(_state)
 GATE_DECISIONS.labels("released", "passed")
 for _reason in ("asr_above_cap", "asr_increase_above_allowed"):

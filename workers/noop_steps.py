@@ -4,9 +4,11 @@ in production: a job it releases was neither trained nor evaluated, and says so 
 
 import time
 
+from schemas.job_status import JobStatus
 from service.settings import Settings
+from service.state import lifecycle
 from service.state.db import session_scope
-from service.state.jobs import add_event, fine_tuned_model_name, get_job, transition
+from service.state.jobs import add_event, fine_tuned_model_name, get_job, record_adapter
 from workers.metrics import record_state_exit
 
 NOOP_ADAPTER_KEY = "noop"
@@ -16,21 +18,19 @@ def train(job_id: str, settings: Settings) -> bool:
     """queued -> running -> (noop_train_seconds) -> adapter recorded. True when evaluation should follow."""
     with session_scope(settings.sqlalchemy_url) as session:
         job = get_job(session=session, job_id=job_id)
-        if job is None or job.status not in {"queued", "running"}:
+        if job is None or job.status not in {JobStatus.QUEUED, JobStatus.RUNNING}:
             return False
-        if job.status == "queued":
-            if transition(session=session, job_id=job_id, from_statuses={"queued"}, to_status="running"):
-                record_state_exit("queued", time.time() - job.updated_at)
+        if job.status == JobStatus.QUEUED:
+            if lifecycle.start(session=session, job_id=job_id):
+                record_state_exit(JobStatus.QUEUED, time.time() - job.updated_at)
             add_event(session=session, job_id=job_id, message="Fine-tuning job started (no-op trainer).")
         if job.adapter_key is not None:
             return True
         if not settings.noop_train_seconds:
-            return transition(session=session, job_id=job_id, from_statuses={"running"}, to_status="running",
-                              adapter_key=NOOP_ADAPTER_KEY, trained_tokens=0)
+            return record_adapter(session=session, job_id=job_id, adapter_key=NOOP_ADAPTER_KEY, trained_tokens=0)
     time.sleep(settings.noop_train_seconds)
     with session_scope(settings.sqlalchemy_url) as session:
-        if not transition(session=session, job_id=job_id, from_statuses={"running"}, to_status="running",
-                          adapter_key=NOOP_ADAPTER_KEY, trained_tokens=0):
+        if not record_adapter(session=session, job_id=job_id, adapter_key=NOOP_ADAPTER_KEY, trained_tokens=0):
             return False  # cancelled or paused meanwhile
     return True
 
@@ -39,10 +39,9 @@ def evaluate(job_id: str, settings: Settings) -> None:
     """running -> succeeded, once: the compare-and-set on the status is the only way to release."""
     with session_scope(settings.sqlalchemy_url) as session:
         job = get_job(session=session, job_id=job_id)
-        if job is None or job.status != "running" or not job.adapter_key:
+        if job is None or job.status != JobStatus.RUNNING or not job.adapter_key:
             return
         name = fine_tuned_model_name(job)
         safety = {"decision": "released", "reasons": ["no-op trainer (a test setting): not trained, not evaluated"]}
-        if transition(session=session, job_id=job_id, from_statuses={"running"}, to_status="succeeded",
-                      fine_tuned_model=name, safety=safety, result_files=[]):
+        if lifecycle.release(session=session, job_id=job_id, fine_tuned_model=name, safety=safety):
             add_event(session=session, job_id=job_id, message=f"Released {name} (no-op trainer).")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from celery import Celery
 
+from schemas.job_status import Step
 from service.dispatch import queued_job_ids, send_step
 from service.settings import Settings
 from service.state.db import session_scope, statement_scope
@@ -45,7 +46,7 @@ class RunningStep:
 
 
 @contextmanager
-def running_step(settings: Settings, job_id: str, attempt: int, step: str) -> Iterator[RunningStep | None]:
+def running_step(settings: Settings, job_id: str, attempt: int, step: Step) -> Iterator[RunningStep | None]:
     """Claim the step for this message (None: stale message, drop it) and heartbeat until the block ends."""
     with statement_scope(settings.sqlalchemy_url) as session:  # one UPDATE, its own transaction
         tenant_id = claim_step(session=session, job_id=job_id, attempt=attempt, step=step)
@@ -76,7 +77,7 @@ def running_step(settings: Settings, job_id: str, attempt: int, step: str) -> It
         thread.join(timeout=5)
 
 
-def hand_over(app: Celery, settings: Settings, job_id: str, attempt: int, step: str,
+def hand_over(app: Celery, settings: Settings, job_id: str, attempt: int, step: Step,
               tenant_id: str | None = None) -> None:
     """The current step is recorded; send the next one (recorded first, so a crash in between is caught by the
     reconciler as a silent dispatch). With tenant_id (training handing over to evaluation), the training slot
@@ -88,7 +89,7 @@ def hand_over(app: Celery, settings: Settings, job_id: str, attempt: int, step: 
     if recorded:
         send_step(app, step=step, job_id=job_id, attempt=attempt)
     for admitted_id, admitted_attempt in admitted:
-        send_step(app, step="train", job_id=admitted_id, attempt=admitted_attempt)
+        send_step(app, step=Step.TRAIN, job_id=admitted_id, attempt=admitted_attempt)
 
 
 def admit(app: Celery, settings: Settings, tenant_id: str, screened_job_id: str | None = None) -> int:
@@ -97,11 +98,11 @@ def admit(app: Celery, settings: Settings, tenant_id: str, screened_job_id: str 
     that just passed screening, is first marked waiting in the same transaction."""
     with session_scope(settings.sqlalchemy_url) as session:
         if screened_job_id is not None:
-            mark_waiting(session=session, job_id=screened_job_id, from_step="screen")
+            mark_waiting(session=session, job_id=screened_job_id, from_step=Step.SCREEN)
         admitted = [(job.id, job.dispatch_attempt) for job in admit_waiting_jobs(
             session=session, tenant_id=tenant_id, limit=settings.max_active_jobs_per_tenant)]
     for job_id, attempt in admitted:
-        send_step(app, step="train", job_id=job_id, attempt=attempt)
+        send_step(app, step=Step.TRAIN, job_id=job_id, attempt=attempt)
     return len(admitted)
 
 

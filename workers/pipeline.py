@@ -16,14 +16,16 @@ from typing import Any
 
 import torch
 
-from schemas.jobs import TERMINAL_STATUSES, HyperparameterOutOfRange, Hyperparameters, check_hyperparameters
+from schemas.job_status import LIVE_STATUSES, JobStatus
+from schemas.jobs import HyperparameterOutOfRange, Hyperparameters, check_hyperparameters
 from schemas.policy import Policy
 from service.settings import Settings
+from service.state import lifecycle
 from service.state.base_models import get_base_model
 from service.state.checkpoints import add_checkpoint, latest_checkpoint
 from service.state.db import session_scope
 from service.state.files import get_file
-from service.state.jobs import HELD_STATUS, add_event, fine_tuned_model_name, get_job, transition
+from service.state.jobs import add_event, fine_tuned_model_name, get_job
 from service.state.models import JobRow
 from service.storage import ArtifactStore, artifact_store
 from workers.evaluation.job_gate import (
@@ -59,9 +61,8 @@ def _event(settings: Settings, job_id: str, message: str, level: str = "info",
 
 def _fail(settings: Settings, job_id: str, failure: JobFailure) -> None:
     with session_scope(settings.sqlalchemy_url) as session:
-        live = {"validating_files", "queued", "running"}
         error = {"code": failure.code, "message": failure.message, "param": failure.param}
-        if transition(session=session, job_id=job_id, from_statuses=live, to_status="failed", error=error):
+        if lifecycle.fail(session=session, job_id=job_id, error=error):
             add_event(session=session, job_id=job_id, level="error", message=failure.message)
 
 
@@ -91,8 +92,8 @@ def validate(job_id: str, settings: Settings) -> bool:
     """validating_files -> queued when the files and the base model are usable."""
     with session_scope(settings.sqlalchemy_url) as session:
         job = get_job(session=session, job_id=job_id)
-        if job is None or job.status != "validating_files":
-            return job is not None and job.status == "queued"
+        if job is None or job.status != JobStatus.VALIDATING_FILES:
+            return job is not None and job.status == JobStatus.QUEUED
         failure = None
         if get_base_model(session=session, model_id=job.model) is None:
             failure = JobFailure("model_not_available", f"Model '{job.model}' is no longer available.", "model")
@@ -101,8 +102,8 @@ def validate(job_id: str, settings: Settings) -> bool:
             if file_id and get_file(session=session, tenant_id=job.tenant_id, file_id=file_id) is None:
                 failure = JobFailure("file_not_found", f"File '{file_id}' was deleted before training.", param)
         if failure is None:
-            if transition(session=session, job_id=job_id, from_statuses={"validating_files"}, to_status="queued"):
-                record_state_exit("validating_files", time.time() - job.created_at)
+            if lifecycle.queue(session=session, job_id=job_id):
+                record_state_exit(JobStatus.VALIDATING_FILES, time.time() - job.created_at)
             add_event(session=session, job_id=job_id, message="Validated training file; job queued.")
             return True
     _fail(settings, job_id, failure)
@@ -145,11 +146,11 @@ def train(job_id: str, settings: Settings, superseded: Callable[[], bool] = lamb
     workers.orchestration), so the loop stops like it does on cancel or pause, checkpoints kept."""
     with session_scope(settings.sqlalchemy_url) as session:
         job = get_job(session=session, job_id=job_id)
-        if job is None or job.status in TERMINAL_STATUSES | {"paused", HELD_STATUS}:
+        if job is None or job.status not in LIVE_STATUSES:
             return False
-        if job.status == "queued":
-            if transition(session=session, job_id=job_id, from_statuses={"queued"}, to_status="running"):
-                record_state_exit("queued", time.time() - job.updated_at)
+        if job.status == JobStatus.QUEUED:
+            if lifecycle.start(session=session, job_id=job_id):
+                record_state_exit(JobStatus.QUEUED, time.time() - job.updated_at)
             add_event(session=session, job_id=job_id, message="Fine-tuning job started.")
         base = get_base_model(session=session, model_id=job.model)
         training = get_file(session=session, tenant_id=job.tenant_id, file_id=job.training_file)
@@ -212,7 +213,7 @@ def _train(job: JobRow, base_path: str, file_key: str, settings: Settings,
 
     def should_stop() -> bool:  # asked before every step
         observer.on_step()
-        return superseded() or (_snapshot(settings, job.id) or job).status != "running"
+        return superseded() or (_snapshot(settings, job.id) or job).status != JobStatus.RUNNING
 
     scratch = Path(tempfile.mkdtemp(prefix=f"gft-{job.id}-"))
     try:
@@ -237,7 +238,7 @@ def _train(job: JobRow, base_path: str, file_key: str, settings: Settings,
         shutil.rmtree(staging, ignore_errors=True)
     with session_scope(settings.sqlalchemy_url) as session:
         row = get_job(session=session, job_id=job.id)
-        if row is None or row.status != "running":
+        if row is None or row.status != JobStatus.RUNNING:
             return False
         row.adapter_key, row.trained_tokens = key, result.trained_tokens
         add_event(session=session, job_id=job.id, message=f"Training finished: {result.steps} steps, "
@@ -248,7 +249,7 @@ def _train(job: JobRow, base_path: str, file_key: str, settings: Settings,
 def evaluate(job_id: str, settings: Settings) -> None:
     """Runs the safety suites on base and candidate, then releases or blocks the adapter."""
     job = _snapshot(settings, job_id)
-    if job is None or job.status != "running" or not job.adapter_key:
+    if job is None or job.status != JobStatus.RUNNING or not job.adapter_key:
         return
     with _guarded(settings, job_id, "evaluation"):
         _evaluate(job, settings)
@@ -308,21 +309,18 @@ def _evaluate(job: JobRow, settings: Settings) -> None:
                  **{f"asr.{s['key']}": s["candidate"]["rate"] for s in document["suites"]}})
     with session_scope(settings.sqlalchemy_url) as session:
         if held:
-            if transition(session=session, job_id=job.id, from_statuses={"running"}, to_status=HELD_STATUS,
-                          safety=safety):
+            if lifecycle.hold(session=session, job_id=job.id, safety=safety):
                 add_event(session=session, job_id=job.id, message="Passed the safety gate; held for an admin's "
                           "review before release (policy release_mode: review).")
                 record_gate_decision("held", decision.codes, top.worst_asr)
         elif decision.release:
             name = fine_tuned_model_name(job)
-            if transition(session=session, job_id=job.id, from_statuses={"running"}, to_status="succeeded",
-                          fine_tuned_model=name, safety=safety, result_files=[]):
+            if lifecycle.release(session=session, job_id=job.id, fine_tuned_model=name, safety=safety):
                 add_event(session=session, job_id=job.id, message=f"Released {name}: passed the safety gate.")
                 record_gate_decision("released", decision.codes, top.worst_asr)
         else:
             message = block_message(decision, job.id, top)
             error = {"code": "safety_regression", "message": message, "param": None}
-            if transition(session=session, job_id=job.id, from_statuses={"running"}, to_status="failed",
-                          error=error, safety=safety):
+            if lifecycle.block(session=session, job_id=job.id, error=error, safety=safety):
                 add_event(session=session, job_id=job.id, level="error", message=message)
                 record_gate_decision("blocked", decision.codes, top.worst_asr)

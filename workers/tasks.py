@@ -13,35 +13,36 @@ A message for a job that moved on, or from an attempt the reconciler replaced, d
 
 from typing import Any
 
-from service.dispatch import RECONCILE_TASK, SCREEN_FILE_TASK
+from schemas.job_status import Step
+from service.dispatch import EVALUATE_TASK, RECONCILE_TASK, SCREEN_FILE_TASK, SCREEN_TASK, TRAIN_TASK, VALIDATE_TASK
 from service.settings import get_settings
 from service.webhooks import deliver_pending
 from workers import noop_steps, orchestration, pipeline, screening
 from workers.celery_app import app
 
 
-@app.task(name="gft.validate_job")
+@app.task(name=VALIDATE_TASK)
 def validate_job(job_id: str, attempt: int = 0) -> None:
     settings = get_settings()
-    with orchestration.running_step(settings, job_id, attempt, "validate") as claim:
+    with orchestration.running_step(settings, job_id, attempt, Step.VALIDATE) as claim:
         if claim is None or not pipeline.validate(job_id, settings):
             return
-        orchestration.hand_over(app, settings, job_id, attempt, "screen")
+        orchestration.hand_over(app, settings, job_id, attempt, Step.SCREEN)
 
 
-@app.task(name="gft.screen_job")
+@app.task(name=SCREEN_TASK)
 def screen_job(job_id: str, attempt: int = 0) -> None:
     settings = get_settings()
-    with orchestration.running_step(settings, job_id, attempt, "screen") as claim:
+    with orchestration.running_step(settings, job_id, attempt, Step.SCREEN) as claim:
         if claim is None or not screening.screen(job_id, settings):
             return  # stale, or blocked: a job in its screen step holds no training slot
     orchestration.admit(app, settings, claim.tenant_id, screened_job_id=job_id)
 
 
-@app.task(name="gft.train_job")
+@app.task(name=TRAIN_TASK)
 def train_job(job_id: str, attempt: int = 0) -> None:
     settings = get_settings()
-    with orchestration.running_step(settings, job_id, attempt, "train") as claim:
+    with orchestration.running_step(settings, job_id, attempt, Step.TRAIN) as claim:
         if claim is None:
             return
         if screening.screen(job_id, settings):  # a no-op once screened
@@ -50,15 +51,15 @@ def train_job(job_id: str, attempt: int = 0) -> None:
             else:
                 trained = pipeline.train(job_id, settings, superseded=claim.superseded.is_set)
             if trained:
-                orchestration.hand_over(app, settings, job_id, attempt, "evaluate", claim.tenant_id)
+                orchestration.hand_over(app, settings, job_id, attempt, Step.EVALUATE, claim.tenant_id)
                 return
     orchestration.admit(app, settings, claim.tenant_id)  # stopped, failed or blocked: its slot is free
 
 
-@app.task(name="gft.evaluate_job")
+@app.task(name=EVALUATE_TASK)
 def evaluate_job(job_id: str, attempt: int = 0) -> None:
     settings = get_settings()
-    with orchestration.running_step(settings, job_id, attempt, "evaluate") as claim:
+    with orchestration.running_step(settings, job_id, attempt, Step.EVALUATE) as claim:
         if claim is None:
             return
         if settings.trainer == "noop":

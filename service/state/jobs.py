@@ -1,16 +1,15 @@
 """Jobs and their events: the source of truth both the API and the workers read and write."""
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.orm import Session, defer
 
-from schemas.jobs import TERMINAL_STATUSES
+from schemas.job_status import LIVE_STATUSES, SCREEN_PHASE, TERMINAL_STATUSES, JobStatus, Step
 from service.state.db import fetch_page
 from service.state.models import IdempotencyKeyRow, JobEventRow, JobRow, TenantRow, now_s
-
-HELD_STATUS = "held"  # trained and evaluated; waits for an admin to release or reject it
 
 
 def add_job(*, session: Session, row: JobRow) -> JobRow:
@@ -43,7 +42,7 @@ def list_jobs(*, session: Session, tenant_id: str, after: str | None, limit: int
     return fetch_page(session, query, JobRow.seq, anchor.seq if anchor else None, limit)
 
 
-def list_all_jobs(*, session: Session, after: str | None, limit: int, status: str | None = None,
+def list_all_jobs(*, session: Session, after: str | None, limit: int, status: JobStatus | None = None,
                   tenant_id: str | None = None) -> tuple[list[JobRow], bool]:
     """Across tenants (the admin API), newest first, optionally filtered by status and tenant."""
     query = select(JobRow)
@@ -87,15 +86,25 @@ def add_idempotency_key(*, session: Session, tenant_id: str, key: str, request_h
     return row
 
 
-def transition(*, session: Session, job_id: str, from_statuses: set[str], to_status: str,
+def transition(*, session: Session, job_id: str, from_statuses: Iterable[str], to_status: str,
                **fields: Any) -> bool:
-    """Compare-and-set the status; False when the job was no longer in one of from_statuses."""
+    """Compare-and-set the status; False when the job was no longer in one of from_statuses. The raw primitive,
+    which checks nothing: the service and the workers change a job's status only through the named moves of
+    service.state.lifecycle, which hold the table of allowed transitions (tests use it to set a job up)."""
     values: dict[str, Any] = {"status": to_status, "updated_at": now_s(), **fields}
     if to_status in TERMINAL_STATUSES:
         values.setdefault("finished_at", now_s())
     result = session.execute(
-        update(JobRow).where(JobRow.id == job_id, JobRow.status.in_(from_statuses)).values(**values)
+        update(JobRow).where(JobRow.id == job_id, JobRow.status.in_(list(from_statuses))).values(**values)
     )
+    return bool(result.rowcount)
+
+
+def record_adapter(*, session: Session, job_id: str, adapter_key: str, trained_tokens: int) -> bool:
+    """Store the trained adapter on a job still running (its status stays: evaluation is due next); False when
+    the job was paused or cancelled meanwhile."""
+    result = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == JobStatus.RUNNING)
+                             .values(adapter_key=adapter_key, trained_tokens=trained_tokens, updated_at=now_s()))
     return bool(result.rowcount)
 
 
@@ -113,39 +122,35 @@ def list_events(*, session: Session, job_id: str, after_seq: int | None, limit: 
     return fetch_page(session, query, JobEventRow.seq, after_seq, limit)
 
 
-# Orchestration: which step a job is at, whether its current dispatch is alive, and who may run it.
-
-LIVE_STATUSES = frozenset({"validating_files", "queued", "running"})  # a worker step is due or under way
-# A queued job at one of these steps is validated but not yet screened: its screen step is due, and it neither
-# waits for nor holds a training slot.
-SCREEN_PHASE = ("validate", "screen")
+# Orchestration: which step a job is at (schemas.job_status.Step), whether its current dispatch is alive, and
+# who may run it.
 
 
-def next_step(job: JobRow) -> str | None:
+def next_step(job: JobRow) -> Step | None:
     """The step a live job needs next, derived from what the database records (never from the broker)."""
-    if job.status == "validating_files":
-        return "validate"
-    if job.status == "queued":
-        return "screen" if job.step in SCREEN_PHASE else "train"
-    if job.status == "running":
-        return "evaluate" if job.adapter_key else "train"
+    if job.status == JobStatus.VALIDATING_FILES:
+        return Step.VALIDATE
+    if job.status == JobStatus.QUEUED:
+        return Step.SCREEN if job.step in SCREEN_PHASE else Step.TRAIN
+    if job.status == JobStatus.RUNNING:
+        return Step.EVALUATE if job.adapter_key else Step.TRAIN
     return None
 
 
 _IN_SCREEN_PHASE = func.coalesce(JobRow.step, "").in_(SCREEN_PHASE)
+_QUEUED, _RUNNING = JobRow.status == JobStatus.QUEUED, JobRow.status == JobStatus.RUNNING
 # The statuses in which each step is due: the SQL form of next_step, so a claim is one statement.
 _STEP_DUE = {
-    "validate": JobRow.status == "validating_files",
-    "screen": (JobRow.status == "queued") & _IN_SCREEN_PHASE,
-    "train": ((JobRow.status == "queued") & ~_IN_SCREEN_PHASE)
-    | ((JobRow.status == "running") & JobRow.adapter_key.is_(None)),
-    "evaluate": (JobRow.status == "running") & JobRow.adapter_key.is_not(None),
+    Step.VALIDATE: JobRow.status == JobStatus.VALIDATING_FILES,
+    Step.SCREEN: _QUEUED & _IN_SCREEN_PHASE,
+    Step.TRAIN: (_QUEUED & ~_IN_SCREEN_PHASE) | (_RUNNING & JobRow.adapter_key.is_(None)),
+    Step.EVALUATE: _RUNNING & JobRow.adapter_key.is_not(None),
 }
 # Screened and waiting for a fair-share slot: no message is out for it.
-_WAITING = (JobRow.status == "queued") & JobRow.dispatched_at.is_(None) & ~_IN_SCREEN_PHASE
+_WAITING = _QUEUED & JobRow.dispatched_at.is_(None) & ~_IN_SCREEN_PHASE
 
 
-def claim_step(*, session: Session, job_id: str, attempt: int, step: str) -> str | None:
+def claim_step(*, session: Session, job_id: str, attempt: int, step: Step) -> str | None:
     """Record that `step` started, unless the message is stale: the job finished, was paused, has passed that
     step, or was re-dispatched since (a newer attempt). Returns the job's tenant id; None means: drop the
     message. One UPDATE ... RETURNING, which also holds the row's lock until the transaction ends."""
@@ -165,17 +170,17 @@ def record_heartbeat(*, session: Session, job_id: str, attempt: int) -> bool:
     return bool(result.rowcount)
 
 
-def mark_dispatched(*, session: Session, job_id: str, step: str, attempt: int) -> bool:
+def mark_dispatched(*, session: Session, job_id: str, step: Step, attempt: int) -> bool:
     """Record that the next step's message is about to be sent (call before sending, in the step's transaction)."""
     result = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.dispatch_attempt == attempt)
                              .values(step=step, dispatched_at=time.time()))
     return bool(result.rowcount)
 
 
-def mark_waiting(*, session: Session, job_id: str, from_step: str, step: str = "train") -> None:
+def mark_waiting(*, session: Session, job_id: str, from_step: Step, step: Step = Step.TRAIN) -> None:
     """The job, just moved on from `from_step`, waits for a fair-share slot: no message is out for it
     (dispatched_at NULL). A no-op when an admission got there first (it sets step itself)."""
-    session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "queued", JobRow.step == from_step)
+    session.execute(update(JobRow).where(JobRow.id == job_id, _QUEUED, JobRow.step == from_step)
                     .values(step=step, dispatched_at=None))
 
 
@@ -211,12 +216,12 @@ def admit_waiting_jobs(*, session: Session, tenant_id: str, limit: int) -> list[
     cap = session.scalar(select(TenantRow.max_concurrent_jobs).where(TenantRow.id == tenant_id).with_for_update())
     if cap:
         limit = min(limit, cap)
-    admitted = ((JobRow.status == "running") & JobRow.adapter_key.is_(None)) | (
-        (JobRow.status == "queued") & JobRow.dispatched_at.is_not(None) & ~_IN_SCREEN_PHASE)
+    admitted = (_RUNNING & JobRow.adapter_key.is_(None)) | (
+        _QUEUED & JobRow.dispatched_at.is_not(None) & ~_IN_SCREEN_PHASE)
     active = select(func.count()).select_from(JobRow).where(JobRow.tenant_id == tenant_id, admitted).scalar_subquery()
     oldest = (select(JobRow.id).where(JobRow.tenant_id == tenant_id, _WAITING).order_by(JobRow.seq)
               .limit(case((active < limit, limit - active), else_=0)))
     admit = (update(JobRow).where(JobRow.tenant_id == tenant_id, _WAITING, JobRow.id.in_(oldest))
-             .values(step="train", dispatched_at=time.time()).returning(JobRow))
+             .values(step=Step.TRAIN, dispatched_at=time.time()).returning(JobRow))
     jobs = session.scalars(admit, execution_options={"synchronize_session": False}).all()
     return sorted(jobs, key=lambda job: job.seq)

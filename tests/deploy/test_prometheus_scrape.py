@@ -6,13 +6,13 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import httpx
 import pytest
 import yaml
 
-from schemas.jobs import JobStatus
+from schemas.job_status import JobStatus
 from tests.stack import api_server, free_port, stop_process_group, wait_until_up
 
 
@@ -75,7 +75,7 @@ def test_prometheus_scrapes_job_metrics_with_their_labels(api: str, prometheus: 
     assert job.is_success, job.text
     target = {"job": "gft-api", "instance": api.split("//")[1]}
 
-    states = set(get_args(JobStatus))
+    states = set(JobStatus)
     by_state = {r["metric"]["state"]: r for r in series(prometheus, 'gft_jobs{job="gft-api"}', len(states))}
     assert set(by_state) == states
     assert by_state["validating_files"]["metric"] == {"__name__": "gft_jobs", "state": "validating_files", **target}

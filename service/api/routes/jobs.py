@@ -7,13 +7,14 @@ from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
 from schemas.common import ListPage
-from schemas.jobs import TERMINAL_STATUSES, CheckpointMetrics, Job, JobCheckpoint, JobCreate, JobEvent
+from schemas.jobs import CheckpointMetrics, Job, JobCheckpoint, JobCreate, JobEvent
 from service.adapters import released_adapter
 from service.api.deps import CurrentTenant, SessionDep, SettingsDep, StoreDep
 from service.api.errors import ApiError
 from service.api.hot_reads import read_as_caller
 from service.dispatch import enqueue_reconcile, enqueue_validation
 from service.jobs import (
+    cancel_job,
     get_job_or_404,
     parse_event_id,
     pause_job,
@@ -23,7 +24,7 @@ from service.jobs import (
     to_job_object,
 )
 from service.state.checkpoints import list_checkpoints
-from service.state.jobs import HELD_STATUS, add_event, get_job, list_events, list_jobs, transition
+from service.state.jobs import get_job, list_events, list_jobs
 from service.state.models import TenantRow
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
@@ -66,15 +67,7 @@ async def retrieve(job_id: str, settings: SettingsDep, response: Response,
 @router.post("/{job_id}/cancel", response_model=Job)
 def cancel(job_id: str, tenant: CurrentTenant, session: SessionDep) -> Job:
     """Cancel a job that has not finished; the worker stops at its next step."""
-    row = get_job_or_404(get_job(session=session, job_id=job_id, tenant_id=tenant.id), job_id)
-    if row.status in TERMINAL_STATUSES:
-        raise ApiError(409, f"Job {job_id} has already {row.status}; it cannot be cancelled.",
-                       code="job_already_finished", retryable=False)
-    live = {"validating_files", "queued", "running", "paused", HELD_STATUS}
-    if transition(session=session, job_id=job_id, from_statuses=live, to_status="cancelled"):
-        add_event(session=session, job_id=job_id, message="Job cancelled by the tenant.")
-    session.refresh(row)
-    return to_job_object(row)
+    return to_job_object(cancel_job(session=session, tenant_id=tenant.id, job_id=job_id))
 
 
 @router.get("/{job_id}/events", response_model=ListPage[JobEvent])
