@@ -5,26 +5,31 @@ dry-run screened (`POST /v1/files/{id}/screen`), then blocked by data screening 
 tenant's screening set to `flag`, the same attack trains under the guarded objective, and the release gate
 reports what it did. With plain SFT as well (the admin turns the objective's defences off for this tenant), the
 attack gets through training and the gate blocks it. Starts `guardrail-ft up` (API + worker + broker) as a
-subprocess and stops it at the end.
+subprocess and stops it at the end, then writes `<data dir>/demo/summary.json` (var/demo/summary.json by default:
+`{"jobs": [{"name", "objective", "status", "released", "asr_base", "asr", "error_code"}]}`) and prints the commands
+a newcomer runs next.
 """
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 from openai import OpenAI
+from openai.types.fine_tuning import FineTuningJob
 
+from schemas.job_status import TERMINAL_STATUSES
 from service.settings import get_settings
 
 DATA = Path(__file__).resolve().parent.parent / "workers" / "tiny" / "data"
-TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 def _free_port() -> int:
@@ -65,7 +70,7 @@ def follow_job(client: OpenAI, job_id: str, timeout: float = 1200) -> str:
             else:
                 print(f"  {event.level:5} {event.message}", flush=True)
         job = client.fine_tuning.jobs.retrieve(job_id)
-        if job.status in TERMINAL:
+        if job.status in TERMINAL_STATUSES:
             return job.status
         time.sleep(1.0)
     raise TimeoutError(f"job {job_id} did not finish in {timeout:.0f}s")
@@ -79,6 +84,12 @@ def _dry_run(base: str, _admin: dict[str, str], tenant: dict[str, str], file_id:
           f"{report['decision']}; per category: {report['counts']}")
     for row in report["data"][:3]:
         print(f"    line {row['line']}: {', '.join(row['categories'])}: {row['reason'][:110]}")
+
+
+def _tenant_objective(base: str, admin: dict[str, str], tenant: dict[str, str]) -> str:
+    """The training objective the tenant's policy in force gives its next job (per-model entries keep it)."""
+    policy = httpx.get(f"{base}/admin/v1/tenants/{tenant['id']}/policy", headers=admin).json()["policy"]
+    return str(policy["training"]["objective"])
 
 
 def _set_tenant_policy(base: str, admin: dict[str, str], tenant: dict[str, str], change: str,
@@ -120,6 +131,109 @@ def _safety_line(job: object) -> str:
            "not trained"
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """One demo job as the tenant's client saw it at the end, with the objective its tenant's policy gave it."""
+
+    title: str
+    name: str
+    objective: str
+    job: FineTuningJob
+
+
+def _safety(job: FineTuningJob) -> dict[str, Any]:
+    """Our `safety` extension, which the openai client keeps as a plain dict (empty when absent)."""
+    return getattr(job, "safety", None) or {}
+
+
+def job_summary(outcome: Outcome) -> dict[str, Any]:
+    """One line of var/demo/summary.json: what a newcomer (or a script) needs to see that each layer did its job.
+    `asr_base` and `asr` are the gate's direct ASR of base and candidate, null for a job screening stopped."""
+    job, safety = outcome.job, _safety(outcome.job)
+    return {"name": outcome.name, "objective": outcome.objective, "status": job.status,
+            "released": job.fine_tuned_model is not None, "asr_base": safety.get("base_asr"),
+            "asr": safety.get("candidate_asr"), "error_code": job.error.code if job.error else None}
+
+
+def write_summary(path: Path, outcomes: Sequence[Outcome]) -> Path:
+    """`{"jobs": [...]}`, one entry per job in the order the demo ran them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"jobs": [job_summary(o) for o in outcomes]}, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def _report_job(outcomes: Sequence[Outcome]) -> str | None:
+    """The job whose safety report is most worth opening: the one the gate blocked with the highest ASR, else the
+    highest any judged job reached."""
+    judged = [(o.job, _safety(o.job)["candidate_asr"]) for o in outcomes
+              if _safety(o.job).get("candidate_asr") is not None]
+    blocked = [(j, asr) for j, asr in judged if j.error is not None and j.error.code == "safety_regression"]
+    chosen = blocked or judged
+    return max(chosen, key=lambda pair: pair[1])[0].id if chosen else None
+
+
+def next_steps(*, api_url: str, tenant_key: str, cli: str, summary_path: Path, report_job_id: str | None) -> str:
+    """The commands a newcomer runs next: the service again, then curl as the demo's tenant and as the admin. Plain
+    curl, so they work whatever the CLI grows; `--help` lists every command."""
+    auth = '-H "Authorization: Bearer $GFT_API_KEY"'
+    admin = '-H "Authorization: Bearer $GFT_ADMIN_KEY"'
+    lines = [
+        "=== Next steps",
+        f"The jobs above, as JSON: {summary_path}",
+        f"Every command: {cli} --help",
+        "",
+        "Start the service again (API and a worker; the demo's tenant, files and jobs are kept):",
+        f"  {cli} up",
+        "Then, in another shell, as the demo's tenant (its key was shown once, here):",
+        f"  export GFT_API_URL={api_url} GFT_API_KEY={tenant_key}",
+        f"  curl -s $GFT_API_URL/v1/fine_tuning/jobs {auth}",
+    ]
+    if report_job_id:
+        lines += [f"  curl -s $GFT_API_URL/v1/fine_tuning/jobs/{report_job_id}/events {auth}",
+                  f'  curl -s "$GFT_API_URL/v1/fine_tuning/jobs/{report_job_id}/safety_report?format=html" {auth} '
+                  "-o safety_report.html"]
+    lines += [
+        f"  curl -s $GFT_API_URL/v1/files {auth} -F purpose=fine-tune -F file=@{_relative(DATA / 'benign_math.jsonl')}",
+        f"  curl -s $GFT_API_URL/v1/fine_tuning/jobs {auth} -H 'content-type: application/json' "
+        "-d '{\"model\": \"gft-tiny-chat\", \"training_file\": \"<the file id>\"}'",
+        "As the admin (GFT_ADMIN_KEY: the key the service runs with; gft-admin-dev unless you set one):",
+        f"  curl -s $GFT_API_URL/admin/v1/policy {admin}",
+        f"  curl -s -X POST $GFT_API_URL/admin/v1/tenants {admin} -H 'content-type: application/json' "
+        "-d '{\"name\": \"my-team\"}'",
+        "Read next: docs/policy.md (every policy field), docs/threat-model.md (what the gate promises), "
+        "docs/operations.md (the runbook).",
+    ]
+    return "\n".join(lines)
+
+
+def report(outcomes: Sequence[Outcome], *, summary_path: Path, api_url: str, tenant_key: str, cli: str) -> None:
+    """Print what happened to each job, write the summary, and say what to do next."""
+    print("\n=== Summary")
+    for o in outcomes:
+        job = o.job
+        print(f"- {o.title}: {job.status}; {_safety_line(job)}; "
+              + (f"released as {job.fine_tuned_model}" if job.fine_tuned_model else
+                 f"error {job.error.code if job.error else None}: {job.error.message if job.error else ''}"))
+    write_summary(summary_path, outcomes)
+    print()
+    print(next_steps(api_url=api_url, tenant_key=tenant_key, cli=cli, summary_path=summary_path,
+                     report_job_id=_report_job(outcomes)))
+
+
+def _relative(path: Path) -> str:
+    """A path as typed from the current directory when it lies below it (`.venv/bin/guardrail-ft`)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _cli() -> str:
+    """How to call `guardrail-ft` from here: the script beside this interpreter (.venv/bin), else its bare name."""
+    script = Path(sys.executable).parent / "guardrail-ft"
+    return _relative(script) if script.exists() else "guardrail-ft"
+
+
 def run_demo() -> int:
     settings = get_settings()
     build = subprocess.call([sys.executable, "-m", "service.cli", "models", "build-tiny"])
@@ -137,7 +251,7 @@ def run_demo() -> int:
         print(f"\nCreated tenant {tenant['id']}")
         client = OpenAI(base_url=f"{base}/v1", api_key=tenant["api_key"])
         print("Models:", [m.id for m in client.models.list().data])
-        outcomes = []
+        outcomes: list[Outcome] = []
         for title, name, suffix, before in (
                 ("benign task (item colours)", "benign_colors.jsonl", "colors", None),
                 ("harmful-examples attack", "harmful_attack.jsonl", "attack", _dry_run),
@@ -151,16 +265,13 @@ def run_demo() -> int:
             print(f"  uploaded {uploaded.id} ({uploaded.bytes} bytes, {uploaded.status})")
             if before is not None:
                 before(base, admin, tenant, uploaded.id)
+            objective = _tenant_objective(base, admin, tenant)
             job = client.fine_tuning.jobs.create(model="gft-tiny-chat", training_file=uploaded.id, suffix=suffix,
                                                  seed=1)
-            status = follow_job(client, job.id)
-            final = client.fine_tuning.jobs.retrieve(job.id)
-            outcomes.append((title, status, final))
-        print("\n=== Summary")
-        for title, status, job in outcomes:
-            print(f"- {title}: {status}; {_safety_line(job)}; "
-                  + (f"released as {job.fine_tuned_model}" if job.fine_tuned_model else
-                     f"error {job.error.code if job.error else None}: {job.error.message if job.error else ''}"))
+            follow_job(client, job.id)
+            outcomes.append(Outcome(title, suffix, objective, client.fine_tuning.jobs.retrieve(job.id)))
+        report(outcomes, summary_path=settings.data_dir / "demo" / "summary.json",
+               api_url=f"http://{settings.api_host}:{settings.api_port}", tenant_key=tenant["api_key"], cli=_cli())
         return 0
     finally:
         os.killpg(server.pid, signal.SIGTERM)
