@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench-deps prometheus-tools clean
+.PHONY: demo test lint bench-deps prometheus-tools browser-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,16 @@ prometheus-tools:
 	    || { apt-get update -q && apt-get install -y -q --no-install-recommends prometheus; }; \
 	fi
 
-test: $(VENV)/.bench-installed prometheus-tools
+# Debian's chromium package: a test loads the HTML safety report in headless Chromium and checks that every plot is
+# drawn (tests/workers/evaluation/test_report_browser.py).
+browser-tools:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  set -e; export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends chromium \
+	    || { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }; \
+	fi
+
+test: $(VENV)/.bench-installed prometheus-tools browser-tools
 	$(BIN)/ruff check service workers schemas bench tests
 	$(BIN)/python -m pytest -q
 
