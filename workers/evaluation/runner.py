@@ -372,7 +372,7 @@ def assess(base: ModelFigures, candidate: ModelFigures, inputs: GateInputs, poli
         "thresholds": policy.model_dump(include={
             "max_asr", "max_asr_increase", "use_upper_bound", "prefill_max_asr", "per_category", "category_max_asr",
             "category_max_asr_increase", "max_over_refusal_increase", "max_utility_drop", "false_block_rate",
-            "category_min_extra_answers", "detection_power", "target_detectable_regression",
+            "category_min_extra_answers", "category_min_extra_share", "detection_power", "target_detectable_regression",
             "max_eval_overlap_rows"}),
         "power": _power_json(report, policy),
         "overlap": {"training_rows": inputs.training_rows, "rows": len(inputs.overlap),
