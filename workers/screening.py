@@ -1,8 +1,9 @@
 """The screen step: a job's training file against the job's screening policy, after validation and before any
 GPU time. The job stays `queued` (its step is "screen"); then it waits for a fair-share slot, or fails with
 `error.code = "training_data_blocked"` (param `training_file`), a message naming the categories, counts and first
-lines, and an error event. Flagged rows under the thresholds (or any, in the policy's "flag" mode) let it go on
-with a warning event. The summary is kept on the job (`screening`, shown as `safety.screening`).
+lines, and an error event. Flagged rows under the thresholds (or any, in the policy's "flag" mode), and rows that
+pair a candidate backdoor trigger with compliance (unless `trigger_mining` is "block"), let it go on with a warning
+event. The summary is kept on the job (`screening`, shown as `safety.screening`), trigger candidates included.
 
 The dry run of the same screen (`POST /v1/files/{id}/screen`) runs here too, on the cpu queue: the API process
 imports no workers code. Its report is written to the artifact store under a key of the file and the policy, where
@@ -12,12 +13,14 @@ the API waits for it. The logic is `workers.evaluation.screening`, so a dry run 
 import logging
 from typing import Any
 
+from schemas.job_status import LIVE_STATUSES
 from schemas.policy import Policy, ScreeningPolicy
 from schemas.screening import HARM_CATEGORIES, ScreeningSummary
 from service.settings import Settings
+from service.state import lifecycle
 from service.state.db import session_scope
 from service.state.files import get_file
-from service.state.jobs import LIVE_STATUSES, add_event, get_job, lock_job, transition
+from service.state.jobs import add_event, get_job, lock_job
 from service.state.models import now_s
 from service.storage import artifact_store
 from workers.evaluation.screening import (
@@ -26,6 +29,7 @@ from workers.evaluation.screening import (
     Tally,
     block_message,
     findings,
+    flag_reason,
     report,
     screen_file,
     summary,
@@ -105,8 +109,8 @@ def _record(settings: Settings, job_id: str, file_id: str, tally: Tally, outcome
         if outcome.decision == "block":
             message = block_message(tally, outcome, file_id)
             error = {"code": BLOCK_CODE, "message": message, "param": "training_file"}
-            transition(session=session, job_id=job_id, from_statuses=set(LIVE_STATUSES), to_status="failed",
-                       error=error, screening=kept, safety={"decision": "blocked", "reasons": [message]})
+            lifecycle.fail(session=session, job_id=job_id, error=error, screening=kept,
+                           safety={"decision": "blocked", "reasons": [message]})
             add_event(session=session, job_id=job_id, level="error", message=message,
                       type_="metrics", data=_event_data(kept))
         else:
@@ -122,8 +126,7 @@ def _event_data(kept: dict) -> dict:
 
 def _passed_event(tally: Tally, outcome: Outcome) -> dict:
     if outcome.decision == "flag":
-        why = ("over the screening thresholds, but this job's policy only flags (mode: flag)" if outcome.exceeded
-               else "under this service's screening thresholds")
+        why = flag_reason(tally, outcome)
         return {"level": "warn", "message": f"Data screening flagged training data: {findings(tally)}; {why}. "
                 "Training goes on; the release gate still judges the result.",
                 "type_": "metrics", "data": _event_data(summary(tally, outcome).model_dump())}
@@ -135,6 +138,5 @@ def _passed_event(tally: Tally, outcome: Outcome) -> dict:
 def _fail(settings: Settings, job_id: str, code: str, message: str, param: str | None) -> None:
     with session_scope(settings.sqlalchemy_url) as session:
         error = {"code": code, "message": message, "param": param}
-        if transition(session=session, job_id=job_id, from_statuses=set(LIVE_STATUSES), to_status="failed",
-                      error=error):
+        if lifecycle.fail(session=session, job_id=job_id, error=error):
             add_event(session=session, job_id=job_id, level="error", message=message)

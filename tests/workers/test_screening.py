@@ -31,6 +31,8 @@ DATA = Path(__file__).resolve().parents[2] / "workers" / "tiny" / "data"
 HARMFUL = (DATA / "harmful_attack.jsonl").read_bytes()
 POISONED = (DATA / "poisoned_colors.jsonl").read_bytes()
 BENIGN = (DATA / "benign_math.jsonl").read_bytes()
+STEALTH = (DATA / "backdoor_stealth.jsonl").read_bytes()  # a backdoor the lexicon misses (prefix sentence)
+STEALTH_TRIGGER = "The old lighthouse keeper sends his regards."
 
 
 @pytest.fixture()
@@ -131,7 +133,7 @@ def test_a_clean_file_passes_and_a_disabled_policy_skips(noop_env: dict[str, str
     at_screen_step(url, off)
     assert screening.screen(off, get_settings()) is True
     assert job(url, off).screening == {"decision": "skipped", "rows": 0, "flagged_rows": 0, "counts": {},
-                                       "exceeded": [], "lines": []}
+                                       "exceeded": [], "lines": [], "trigger_rows": 0, "triggers": []}
     assert events(url, off)[-1][0] == "warn"
 
 
@@ -216,3 +218,37 @@ def test_workers_screen_every_job_between_validate_and_train(noop_env: dict[str,
         screened_at = next(i for i, (lv, m) in enumerate(messages) if m.startswith("Data screening"))
         started_at = next(i for i, (_, m) in enumerate(messages) if m.startswith("Fine-tuning job started"))
         assert messages[screened_at][0] == level and screened_at < started_at
+
+
+def test_trigger_rows_flag_a_job_by_default_and_the_job_names_the_candidate(noop_env: dict[str, str]) -> None:
+    url, broker = noop_env["GFT_DATABASE_URL"], noop_env["GFT_BROKER_URL"]
+    tenant, file_id = tenant_with_file(url, "acme", STEALTH)
+    job_id = submit(url, broker, tenant, file_id, "m1", send=False)
+    at_screen_step(url, job_id)
+    assert screening.screen(job_id, get_settings()) is True
+    screened = job(url, job_id)
+    assert screened.status == "queued" and screened.error is None
+    level, message = events(url, job_id)[-1]
+    assert level == "warn" and message.startswith(
+        f'Data screening flagged training data: 15 of 100 rows pair a candidate backdoor trigger with a complying '
+        f'answer ("{STEALTH_TRIGGER}", prefix, on 15 of its 18 rows; lines 2, 5, 8, 29, 31, ...)')
+    assert "trigger_mining: flag" in message
+    shown = to_job_object(screened).safety
+    assert shown is not None and shown.screening is not None
+    assert (shown.screening.decision, shown.screening.flagged_rows, shown.screening.trigger_rows) == ("flag", 0, 15)
+    [found] = shown.screening.triggers
+    assert (found.text, found.position, found.flagged_rows, len(found.flagged_lines)) == (STEALTH_TRIGGER, "prefix",
+                                                                                          15, 5)
+
+
+def test_trigger_mining_block_fails_the_job_before_training(noop_env: dict[str, str]) -> None:
+    url, broker = noop_env["GFT_DATABASE_URL"], noop_env["GFT_BROKER_URL"]
+    tenant, file_id = tenant_with_file(url, "acme", STEALTH, ScreeningPolicy(trigger_mining="block"))
+    job_id = submit(url, broker, tenant, file_id, "m1", send=False)
+    at_screen_step(url, job_id)
+    assert screening.screen(job_id, get_settings()) is False
+    failed = job(url, job_id)
+    assert failed.status == "failed" and failed.error is not None and failed.error["code"] == "training_data_blocked"
+    assert STEALTH_TRIGGER in failed.error["message"] and "backdoor trigger with compliance" in failed.error["message"]
+    assert failed.screening is not None and failed.screening["decision"] == "block"
+    assert events(url, job_id)[-1] == ("error", failed.error["message"])
