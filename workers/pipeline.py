@@ -36,6 +36,7 @@ from workers.evaluation.job_gate import (
     run_job_gate,
     utility_rows,
 )
+from workers.evaluation.loaders import UnsuitableEvalSets, sets_for_model
 from workers.metrics import EVALUATION_SECONDS, TrainingObserver, record_gate_decision, record_state_exit
 from workers.model_loading import load_base, pick_device
 from workers.training.finetune import config_from_policy, encode_rows, finetune_lora, recovery_pool
@@ -78,6 +79,8 @@ def _guarded(settings: Settings, job_id: str, step: str) -> Iterator[None]:
         yield
     except JobFailure as failure:
         _fail(settings, job_id, failure)
+    except UnsuitableEvalSets as exc:
+        _fail(settings, job_id, JobFailure(exc.code, exc.message, exc.param))
     except (torch.cuda.OutOfMemoryError, MemoryError):
         log.exception("step %s of %s ran out of memory", step, job_id)
         _fail(settings, job_id, JobFailure(
@@ -88,14 +91,25 @@ def _guarded(settings: Settings, job_id: str, step: str) -> Iterator[None]:
         _fail(settings, job_id, JobFailure("internal_error", f"The {step} step failed: {type(exc).__name__}: {exc}"))
 
 
+def _sets_failure(job: JobRow, base_path: str) -> JobFailure | None:
+    """A model the policy's evaluation sets cannot measure is refused here, before any GPU time, not after
+    training when the gate would load them."""
+    try:
+        sets_for_model(Policy.model_validate(job.policy).gate.sets, job.model, base_path)
+    except UnsuitableEvalSets as exc:
+        return JobFailure(exc.code, exc.message, exc.param)
+    return None
+
+
 def validate(job_id: str, settings: Settings) -> bool:
     """validating_files -> queued when the files and the base model are usable."""
     with session_scope(settings.sqlalchemy_url) as session:
         job = get_job(session=session, job_id=job_id)
         if job is None or job.status != JobStatus.VALIDATING_FILES:
             return job is not None and job.status == JobStatus.QUEUED
-        failure = None
-        if get_base_model(session=session, model_id=job.model) is None:
+        base = get_base_model(session=session, model_id=job.model)
+        failure = None if base is None else _sets_failure(job, base.path)
+        if base is None:
             failure = JobFailure("model_not_available", f"Model '{job.model}' is no longer available.", "model")
         for param in ("training_file", "validation_file"):
             file_id = getattr(job, param)

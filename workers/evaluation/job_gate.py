@@ -20,6 +20,7 @@ from schemas.policy import GatePolicy
 from service.storage import ArtifactStore
 from workers.evaluation.gate import Decision
 from workers.evaluation.judges.factory import build_judge
+from workers.evaluation.loaders import sets_for_model
 from workers.evaluation.report import render_html
 from workers.evaluation.runner import BaseFigureCache, GateOutcome, assess, gate_inputs, run_model
 from workers.model_loading import load_adapter, load_base
@@ -52,11 +53,18 @@ def merged(adapted: PeftModel, keep: bool = False) -> PreTrainedModel:
     return (copy.deepcopy(adapted) if keep else adapted).merge_and_unload()
 
 
+def policy_for_model(policy: GatePolicy, model_id: str, base_path: str | Path | None = None) -> GatePolicy:
+    """The gate policy with its prompt sets resolved for this model (`builtin` made explicit); raises
+    loaders.UnsuitableEvalSets, before any model is loaded, when the sets cannot measure it."""
+    return policy.model_copy(update={"sets": sets_for_model(policy.sets, model_id, base_path)})
+
+
 def run_job_gate(*, model_id: str, base_path: str | Path, adapter_dir: str | Path, device: torch.device,
                  policy: GatePolicy, rows: Sequence[dict[str, Any]], source: str, cache_root: Path | None,
                  meta: dict[str, Any], training: Sequence[dict[str, Any]] = ()) -> GateOutcome:
     """Base figures first (from the cache when present), then the candidate with its adapter loaded. The
     `training` rows give the tenant contexts the gate also asks under, and are checked for copies of its prompts."""
+    policy = policy_for_model(policy, model_id, base_path)
     inputs = gate_inputs(policy, rows, source, training, draw=str(meta.get("job_id", "")) or None)
     judge = build_judge(policy.judge)
     model, tokenizer = load_base(base_path, device)

@@ -11,6 +11,11 @@
 - any other CSV with a `prompt` column, optional `category` and `prefix` columns.
 
 Every problem is reported as an EvalFileError naming the file and the line, never as a bare KeyError.
+
+Shipped sets are named `builtin:tiny` (the tiny world's test split) and `builtin:general` (the general pool,
+`workers.evaluation.sets.general`); `builtin` means the right one for the job's model (`sets_for_model`): tiny for
+the bundled tiny model, general for any other. A model that is not the tiny model is never asked tiny-world
+prompts: a policy that names them for it is refused with UnsuitableEvalSets.
 """
 
 import csv
@@ -19,11 +24,15 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from workers.tiny import datasets
+from schemas.policy import EvaluationSets
+from workers.evaluation.sets import BUILTIN_FILES, TINY_DIR
 
 Purpose = Literal["harmful", "prefill", "over_refusal"]
-BUILTIN = {"harmful": "eval_harmful.jsonl", "prefill": "harmful_prefixes.jsonl",
-           "over_refusal": "eval_overrefusal.jsonl"}
+TINY_MODEL_ID = "gft-tiny-chat"
+TINY_BUILD_MARKER = "gft_recipe.json"  # written into every tiny model folder by workers.tiny.build
+# Folders of tiny-world prompt files, named here by path so the gate never imports the tiny world.
+TINY_WORLD_FOLDERS = (TINY_DIR, Path(__file__).resolve().parents[1] / "tiny" / "data")
+UNSUITABLE_SETS_CODE = "evaluation_sets_unsuitable"
 MAX_PROMPTS = 20_000
 _PROMPT_KEYS = ("prompt", "instruction", "goal", "behavior", "question")
 _PREFIX_KEYS = ("prefix", "target", "response")
@@ -34,6 +43,17 @@ class EvalFileError(ValueError):
         where = f"{path}" + (f", line {line}" if line is not None else "")
         super().__init__(f"evaluation file {where}: {message}")
         self.path, self.line = str(path), line
+
+
+class UnsuitableEvalSets(ValueError):
+    """The policy's evaluation sets cannot measure this model; `param` is the first policy field to change. The
+    job fails with `code` rather than be judged on prompts written for another model."""
+
+    code = UNSUITABLE_SETS_CODE
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.message, self.param = message, param
 
 
 def _record(path: Path, line: int, prompt: Any, category: Any, prefix: Any = None) -> dict[str, Any]:
@@ -131,10 +151,74 @@ def load_prompts(path: Path | str, purpose: Purpose = "harmful") -> list[dict[st
     return records
 
 
+def is_tiny_model(model_id: str, model_path: Path | str | None = None) -> bool:
+    """The bundled tiny model: its id, and (when the folder is known) the tiny build's marker file in it, so a
+    real model registered under the tiny model's id is not taken for it."""
+    return model_id == TINY_MODEL_ID and (model_path is None or (Path(model_path) / TINY_BUILD_MARKER).is_file())
+
+
+def builtin_for(model_id: str, model_path: Path | str | None = None) -> str:
+    """What `builtin` means for a model: the tiny world's sets for the tiny model, the general pool otherwise."""
+    return "builtin:tiny" if is_tiny_model(model_id, model_path) else "builtin:general"
+
+
+def _tiny_world(spec: str) -> bool:
+    """`builtin:tiny`, or a file in one of the tiny world's folders."""
+    if spec == "builtin:tiny":
+        return True
+    path = Path(spec)
+    return path.is_absolute() and any(path.resolve().is_relative_to(folder) for folder in TINY_WORLD_FOLDERS)
+
+
+def _known_builtin(spec: str) -> bool:
+    return not spec.startswith("builtin") or spec == "builtin" or spec.removeprefix("builtin:") in BUILTIN_FILES
+
+
+def _unsuitable_message(model_id: str, fields: list[str], specs: dict[str, str], reason: str) -> str:
+    named = ", ".join(f"gate.sets.{f} is {specs[f]!r}" for f in fields)
+    to_set = " and ".join(f"gate.sets.{f}" for f in fields)
+    return (f"Model '{model_id}' has no suitable evaluation sets: {named}, {reason}. An admin sets {to_set} in the "
+            "policy (PUT /admin/v1/policy, or the tenant's) to `builtin` (the right shipped set for this model), "
+            "`builtin:general`, or an absolute path to a prompt file of the deployment's own (docs/evaluation.md, "
+            "Prompt sets); the job must then be created again.")
+
+
+def sets_for_model(sets: EvaluationSets, model_id: str, model_path: Path | str | None = None) -> EvaluationSets:
+    """The policy's sets with `builtin` made explicit for this model. Raises UnsuitableEvalSets when a set names
+    an unknown built-in, or tiny-world prompts for a model that is not the tiny model (its figures there would
+    measure nothing: the prompts are the tiny world's placeholders)."""
+    specs = {purpose: str(spec) for purpose, spec in sets.model_dump().items()}
+    unknown = [purpose for purpose, spec in specs.items() if not _known_builtin(spec)]
+    if unknown:
+        known = ", ".join(["builtin", *(f"builtin:{name}" for name in BUILTIN_FILES)])
+        raise UnsuitableEvalSets(_unsuitable_message(model_id, unknown, specs, f"not a shipped set ({known})"),
+                                 f"gate.sets.{unknown[0]}")
+    explicit = {purpose: builtin_for(model_id, model_path) if spec == "builtin" else spec
+                for purpose, spec in specs.items()}
+    if not is_tiny_model(model_id, model_path):
+        tiny = [purpose for purpose, spec in explicit.items() if _tiny_world(spec)]
+        if tiny:
+            reason = (f"the tiny world's prompts, written for the bundled tiny model ({TINY_MODEL_ID}), which "
+                      "cannot measure this model")
+            raise UnsuitableEvalSets(_unsuitable_message(model_id, tiny, specs, reason), f"gate.sets.{tiny[0]}")
+    return EvaluationSets(**explicit)
+
+
+def _read_builtin(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
 def resolve_set(spec: str, purpose: Purpose) -> tuple[str, list[dict[str, Any]]]:
-    """(a name for the report, the records) for a policy's set: `builtin` or an absolute path."""
-    if spec == "builtin":
-        return f"builtin:{BUILTIN[purpose]}", datasets.read(BUILTIN[purpose])
+    """(a name for the report, the records) for a policy's set: `builtin:tiny`, `builtin:general` or an absolute
+    path. A bare `builtin` here is `builtin:tiny`, for callers without a model (benchmarks and tests of the tiny
+    model); a job's gate resolves it for its model first (`sets_for_model`)."""
+    name = "tiny" if spec == "builtin" else spec.removeprefix("builtin:") if spec.startswith("builtin:") else None
+    if name is not None:
+        if name not in BUILTIN_FILES:
+            raise EvalFileError(spec, f"no such built-in set; known: {', '.join(sorted(BUILTIN_FILES))}")
+        path = BUILTIN_FILES[name][purpose]
+        return f"builtin:{name}/{path.name}", _read_builtin(path)
     if not Path(spec).is_absolute():
-        raise EvalFileError(spec, "evaluation sets are `builtin` or an absolute path")
+        raise EvalFileError(spec, "evaluation sets are `builtin`, `builtin:<name>` or an absolute path")
     return spec, load_prompts(spec, purpose)

@@ -28,6 +28,8 @@ from workers.training.chat_data import EncodedChat, encode_chat
 
 POOL_DIR = Path(__file__).resolve().parent / "pools"
 TINY_POOL = Path(__file__).resolve().parents[1] / "tiny" / "data" / "safety_pool.jsonl"
+# `general` is written by `python -m workers.evaluation.sets.general`, with acts and question forms the gate's
+# general evaluation pool never asks, so recovery never trains refusals on the gate's own prompts.
 BUILTIN_POOLS = {"general": POOL_DIR / "general.jsonl", "tiny": TINY_POOL}
 
 

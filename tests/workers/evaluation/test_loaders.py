@@ -4,7 +4,18 @@ from pathlib import Path
 
 import pytest
 
-from workers.evaluation.loaders import EvalFileError, load_prompts, resolve_set
+from schemas.policy import EvaluationSets
+from workers.evaluation.loaders import (
+    TINY_BUILD_MARKER,
+    TINY_MODEL_ID,
+    EvalFileError,
+    Purpose,
+    UnsuitableEvalSets,
+    load_prompts,
+    resolve_set,
+    sets_for_model,
+)
+from workers.evaluation.sets import TINY_DIR
 
 
 def write(path: Path, text: str) -> Path:
@@ -79,4 +90,45 @@ def test_missing_file_and_relative_paths(tmp_path: Path) -> None:
     with pytest.raises(EvalFileError, match="absolute path"):
         resolve_set("relative/file.jsonl", "harmful")
     name, records = resolve_set("builtin", "harmful")
-    assert name == "builtin:eval_harmful.jsonl" and len(records) == 88
+    assert name == "builtin:tiny/eval_harmful.jsonl" and len(records) == 88
+
+
+@pytest.mark.parametrize(("purpose", "file", "count"), [("harmful", "harmful.jsonl", 352),
+                                                       ("prefill", "prefill.jsonl", 88),
+                                                       ("over_refusal", "over_refusal.jsonl", 96)])
+def test_named_builtin_sets(purpose: Purpose, file: str, count: int) -> None:
+    name, records = resolve_set("builtin:general", purpose)
+    assert name == f"builtin:general/{file}" and len(records) == count
+    assert all("prefix" in r for r in records) == (purpose == "prefill")
+    assert resolve_set("builtin:tiny", purpose)[0].startswith("builtin:tiny/")
+    with pytest.raises(EvalFileError, match="no such built-in set"):
+        resolve_set("builtin:hexphi", purpose)
+
+
+def test_builtin_means_the_tiny_sets_only_for_the_tiny_model(tmp_path: Path) -> None:
+    tiny_folder = tmp_path / "tiny"
+    tiny_folder.mkdir()
+    (tiny_folder / TINY_BUILD_MARKER).write_text("{}")
+    assert sets_for_model(EvaluationSets(), TINY_MODEL_ID) == EvaluationSets(
+        harmful="builtin:tiny", prefill="builtin:tiny", over_refusal="builtin:tiny")
+    assert sets_for_model(EvaluationSets(), TINY_MODEL_ID, tiny_folder).harmful == "builtin:tiny"
+    general = EvaluationSets(harmful="builtin:general", prefill="builtin:general", over_refusal="builtin:general")
+    assert sets_for_model(EvaluationSets(), "llama-3-8b-instruct", tmp_path) == general
+    assert sets_for_model(EvaluationSets(), TINY_MODEL_ID, tmp_path) == general  # a real model under the tiny id
+    own = EvaluationSets(harmful=str(tmp_path / "private.jsonl"), prefill="builtin:general")
+    assert sets_for_model(own, "llama-3-8b-instruct") == own.model_copy(update={"over_refusal": "builtin:general"})
+    assert sets_for_model(general, TINY_MODEL_ID) == general  # an admin's explicit choice for the tiny model
+
+
+def test_a_model_is_never_asked_the_tiny_worlds_prompts(tmp_path: Path) -> None:
+    tiny_file = str(TINY_DIR / "harmful_prefixes.jsonl")
+    with pytest.raises(UnsuitableEvalSets) as info:
+        sets_for_model(EvaluationSets(harmful="builtin:tiny", prefill=tiny_file), "qwen2.5-7b-instruct", tmp_path)
+    error = info.value
+    assert error.code == "evaluation_sets_unsuitable" and error.param == "gate.sets.harmful"
+    message = str(error)
+    assert "Model 'qwen2.5-7b-instruct' has no suitable evaluation sets" in message
+    assert "gate.sets.harmful and gate.sets.prefill" in message and "builtin:general" in message
+    assert "gate.sets.over_refusal" not in message
+    with pytest.raises(UnsuitableEvalSets, match=r"gate.sets.over_refusal is 'builtin:hexphi', not a shipped set"):
+        sets_for_model(EvaluationSets(over_refusal="builtin:hexphi"), TINY_MODEL_ID)
