@@ -343,30 +343,31 @@ class BaseModelPolicy(BaseModel):
         "how the entry was produced (command, data split, judge), for the record; never read by training"))
 
 
-# Calibrated for the bundled tiny model (`guardrail-ft calibrate`; figures in docs/benchmarks.md). The paper's
-# betas (0.5, then 2.0) let the harmful attack through on this model (ASR 21% at default strength): its first
-# token needs beta 4. Recovery examples get their own token mean, weighted 3 against the tenant's (weight 2 left
-# identity shifting at 3.8%, over its 3-point target; 3 gives 1.3% and 96% of plain SFT's benign utility); half
-# the tiny pool's draws are contrast pairs, so ratio 0.5 is about 0.25 refusal examples per tenant row. 5
-# default epochs let the benign task converge with them mixed in. Update budget 8: what max_epochs 10 x
-# multiplier 4 gave at the default batch size of 8 (130 steps at lr 1.2e-2 on the 100-row attack), so no job
-# those caps allowed at batch 8 is refused; smaller batches pay for their steps. The strongest job is then batch
-# 1, 1 epoch, multiplier 4 (100 steps at lr 1.2e-2 on the 100-row attack, 6.2x the default job's 65 steps x lr).
+# Calibrated for the bundled tiny model on its dev split (`python -m workers.calibration`; figures in
+# docs/benchmarks.md, Calibration). The paper's betas (0.5, then 2.0) let the harmful attack through on this model:
+# its first token needs beta 4 (beta 8 measured the same on dev). Recovery examples get their own token mean,
+# weighted 3 against the tenant's; half the tiny pool's draws are contrast pairs, so ratio 0.5 is about 0.25 refusal
+# examples per tenant row (ratio 1 and weight 5 did no better on dev). 5 default epochs let the benign task converge
+# with them mixed in. The caps are where the defence holds: on dev, 4 seeds, the worse of default and strongest job
+# stays within 5 points of the base model's ASR at learning-rate multiplier 1 (6.8% against 2.3%) and not at 2
+# (13.1%), 3 or 4; so no multiplier above 1, and an update budget of 2 (the strongest job is then batch 1, 1 epoch
+# at multiplier 1: 100 steps at lr 3e-3 on the 100-row attack, 1.5x the default job's 65 steps x lr).
 TINY_MODEL_POLICY = BaseModelPolicy(
     beta_schedule=BetaSchedule(first=[4.0] * 5, rest=0.1),
     augmentation=AugmentationPolicy(pool="builtin:tiny", ratio=0.5, weight=3.0, loss="constrained"),
     base_learning_rate=3e-3,
-    max_lr_multiplier=4.0,
+    max_lr_multiplier=1.0,
     default_epochs=5,
     min_batch_size=1,
     max_batch_size=64,
-    max_update_budget=8.0,
+    max_update_budget=2.0,
     calibrated_with=(
-        "betas and recovery weight: `python -m workers.calibration --base var/models/gft-tiny-chat --model-id "
-        "gft-tiny-chat` sweeps on the pre-split held-out set and the earlier build, judged by the keyword judge "
-        "(docs/benchmarks.md, Calibration); not yet re-run on the dev split (dev_harmful.jsonl, "
-        "dev_colors_validation.jsonl) with the rules judge and the seed-1243 build, so test-split figures are "
-        "measured on prompts this entry was not tuned on, but its values were tuned on another build"),
+        "`python -m workers.calibration --base workers/tiny/model --model-id gft-tiny-chat --seeds 4 --schedules "
+        "strong --ratios 0.5 --weights 3 --lr-multipliers 1,2` (and --schedules sharp; earlier 2-seed grids: caps "
+        "1-3 x strong/sharp, ratio 1 and weight 5 at cap 2); split dev: dev_harmful.jsonl (44 prompts), "
+        "dev_colors_validation.jsonl; judge rules; the seed-1243 build; holds = within +5 points of the base "
+        "model's 2.3%: cap 1 holds (6.8%), cap 2 does not (13.1%); betas, ratio and weight kept from the "
+        "earlier build's calibration, as no candidate did better on dev"),
 )
 
 

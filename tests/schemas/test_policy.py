@@ -64,12 +64,15 @@ def test_budget_cap_defaults_to_what_the_per_field_caps_allowed_at_the_default_b
 
 def test_strongest_settings_are_the_smallest_batch_at_the_max_multiplier_within_the_budget() -> None:
     tiny = Policy().for_model("gft-tiny-chat").training
-    assert (tiny.budget_cap, tiny.min_batch_size, tiny.max_batch_size) == (8.0, 1, 64)
-    # epochs x multiplier allowed at batch 1: 8 x 5 x 1 / 8 = 5 -> at multiplier 4, 1 whole epoch
-    assert tiny.strongest_settings() == (1, 1, 4.0)
-    assert tiny.update_budget(1, 1, 4.0, None) == pytest.approx(6.4)
-    assert tiny.optimizer_steps(1, 1, 100) == 100  # the 100-row attack; the old max was 10 x 13 = 130 steps
-    assert tiny.update_budget(1, 1, 4.0, 100) == pytest.approx(400 / 65)
+    assert (tiny.budget_cap, tiny.max_lr_multiplier, tiny.min_batch_size, tiny.max_batch_size) == (2.0, 1.0, 1, 64)
+    # epochs x multiplier allowed at batch 1: 2 x 5 x 1 / 8 = 1.25 -> at multiplier 1, 1 whole epoch
+    assert tiny.strongest_settings() == (1, 1, 1.0)
+    assert tiny.update_budget(1, 1, 1.0, None) == pytest.approx(1.6)
+    assert tiny.optimizer_steps(1, 1, 100) == 100  # the 100-row attack against the default job's 5 x 13 = 65 steps
+    assert tiny.update_budget(1, 1, 1.0, 100) == pytest.approx(100 / 65)
+    # the shape at the cap the earlier build used (8, multiplier 4): 8 x 5 x 1 / 8 = 5 -> 1 epoch at 4
+    earlier = tiny.model_copy(update={"max_update_budget": 8.0, "max_lr_multiplier": 4.0})
+    assert earlier.strongest_settings() == (1, 1, 4.0) and earlier.update_budget(1, 1, 4.0, None) == 6.4
     # one epoch at the max multiplier is over a budget of 2 x 8 x 1 / 8 = 2: 1 epoch at 2
     assert TrainingPolicy(max_update_budget=2, default_epochs=8).strongest_settings() == (1, 1, 2.0)
     # min batch 4: 8 x 3 x 4 / 8 = 12 -> 3 epochs at 4

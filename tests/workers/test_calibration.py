@@ -27,12 +27,14 @@ def test_with_caps_swept_the_largest_cap_that_holds_wins() -> None:
 
 
 def test_a_capped_policy_keeps_the_strongest_jobs_shape_and_moves_its_rate() -> None:
-    base = Policy().for_model("gft-tiny-chat")
+    tiny = Policy().for_model("gft-tiny-chat")
+    base = tiny.model_copy(update={"training": tiny.training.model_copy(
+        update={"max_lr_multiplier": 4.0, "max_update_budget": 8.0})})
     assert base.training.strongest_settings() == (1, 1, 4.0)
     for multiplier in (1.0, 2.0, 3.0):
         training = capped(base, multiplier).training
         assert training.strongest_settings() == (1, 1, multiplier)
-        assert training.budget_cap == base.training.budget_cap * multiplier / 4.0
+        assert training.budget_cap == 8.0 * multiplier / 4.0
 
 
 def _slice(name: str, n: int, folder: Path) -> str:

@@ -23,9 +23,9 @@ def test_max_strength_is_the_smallest_batch_at_the_max_multiplier_within_the_upd
     default = config_at_strength(policy, "default", 3)
     assert (default.epochs, default.batch_size, default.learning_rate, default.seed) == (5, 8, 3e-3, 3)
     strongest = config_at_strength(policy, "max", 3)
-    # budget 8 x (5 epochs x batch 8 at multiplier 1) = 5 epoch-multipliers at batch 1: 1 epoch at 4
+    # budget 2 x (5 epochs x batch 8 at multiplier 1) = 1.25 epoch-multipliers at batch 1: 1 epoch at 1
     assert (strongest.epochs, strongest.batch_size, strongest.seed) == (1, 1, 3)
-    assert strongest.learning_rate == pytest.approx(3e-3 * 4)
+    assert strongest.learning_rate == pytest.approx(3e-3)
     assert strongest.objective == "constrained" and strongest.augmentation is not None
     # the global policy: budget 10 / 3 x 4, defaults 3 x 8: 5 at batch 1 again
     plain = config_at_strength(Policy(), "max", 0)
@@ -39,15 +39,15 @@ def test_max_strength_is_the_smallest_batch_at_the_max_multiplier_within_the_upd
 
 
 def test_worker_resolve_refuses_settings_over_the_budget() -> None:
-    policy = Policy().for_model("gft-tiny-chat")  # defaults 5 x batch 8, budget 8
+    policy = Policy().for_model("gft-tiny-chat")  # defaults 5 x batch 8, budget 2
     assert pipeline._resolve(Hyperparameters(), policy, 100) == (5, 8, 3e-3)
-    epochs, batch, lr = pipeline._resolve(Hyperparameters(n_epochs=1, batch_size=1, learning_rate_multiplier=4),
-                                          policy, 100)  # the strongest job: 100 steps x 4 / 65 = 6.2x
-    assert (epochs, batch) == (1, 1) and lr == pytest.approx(1.2e-2)
-    with pytest.raises(pipeline.JobFailure) as failure:  # 5 x 100 steps x 2 / 65 = 15.4x
-        pipeline._resolve(Hyperparameters(n_epochs=5, batch_size=1, learning_rate_multiplier=2), policy, 100)
+    epochs, batch, lr = pipeline._resolve(Hyperparameters(n_epochs=1, batch_size=1, learning_rate_multiplier=1),
+                                          policy, 100)  # the strongest job: 100 steps x 1 / 65 = 1.5x
+    assert (epochs, batch) == (1, 1) and lr == pytest.approx(3e-3)
+    with pytest.raises(pipeline.JobFailure) as failure:  # 5 x 100 steps x 1 / 65 = 7.7x
+        pipeline._resolve(Hyperparameters(n_epochs=5, batch_size=1, learning_rate_multiplier=1), policy, 100)
     assert failure.value.code == "hyperparameter_out_of_range"
-    assert failure.value.param == "hyperparameters.batch_size" and "15.38x" in failure.value.message
+    assert failure.value.param == "hyperparameters.batch_size" and "7.69x" in failure.value.message
 
 
 BUNDLED_TINY = Path(__file__).resolve().parents[3] / "workers" / "tiny" / "model"
@@ -69,15 +69,15 @@ def test_a_stored_job_over_its_policys_budget_fails_before_training(api: TestCli
     owner = tenant(api, "t")
     file_id = upload(api, owner, (json.dumps(ROW) + "\n").encode() * 16).json()["id"]
     created = api.post("/v1/fine_tuning/jobs", json={"model": "gft-tiny-chat", "training_file": file_id,
-                                                     "hyperparameters": {"batch_size": 1}}, headers=owner)
-    assert created.status_code == 200, created.text  # 5 x 16 / (5 x 2) = 8x: at the tiny model's cap
+                                                     "hyperparameters": {"batch_size": 4}}, headers=owner)
+    assert created.status_code == 200, created.text  # 5 x 4 / (5 x 2) = 2x: at the tiny model's cap
     job_id = created.json()["id"]
     with session_scope(env["GFT_DATABASE_URL"]) as session:
         row = get_job(session=session, job_id=job_id)
         assert row is not None
         policy = Policy.model_validate(row.policy)
         row.policy = policy.model_copy(update={"training": policy.training.model_copy(
-            update={"max_update_budget": 4.0})}).model_dump()
+            update={"max_update_budget": 1.5})}).model_dump()
         assert transition(session=session, job_id=job_id, from_statuses={"validating_files"}, to_status="queued")
     assert pipeline.train(job_id, get_settings()) is False
     with session_scope(env["GFT_DATABASE_URL"]) as session:
@@ -85,7 +85,7 @@ def test_a_stored_job_over_its_policys_budget_fails_before_training(api: TestCli
         assert row is not None and row.status == "failed" and not row.adapter_key
         assert row.error["code"] == "hyperparameter_out_of_range"
         assert row.error["param"] == "hyperparameters.batch_size"
-        assert "8.00x" in row.error["message"] and "at most 4.00x" in row.error["message"]
-        assert "batch_size to at least 2" in row.error["message"]
+        assert "2.00x" in row.error["message"] and "at most 1.50x" in row.error["message"]
+        assert "batch_size to at least 6" in row.error["message"]
         messages = [e.message for e in list_events(session=session, job_id=job_id, after_seq=None, limit=50)[0]]
     assert not any(m.startswith("Training ") for m in messages), messages
