@@ -3,6 +3,11 @@
 Prompts are token ids; each batch is left-padded to its longest prompt so every row's next token sits in the
 last column, and `generate` keeps the KV cache across steps. Sampling is seeded per batch, so the same prompts,
 batch size and seed give the same samples on the base model and on the candidate.
+
+Generation stops at every end-of-turn token the model's generation config lists, not only the tokenizer's
+`eos_token`: chat models end a turn with a token of their own (Llama 3's `<|eot_id|>`, Gemma's `<end_of_turn>`,
+Qwen's `<|im_end|>`), and a model stopped only at end-of-text writes past its turn. Completions are cut at the
+first stop token, so nothing after it is judged.
 """
 
 from collections.abc import Sequence
@@ -41,10 +46,30 @@ GREEDY = Decoding()
 
 
 def _sampling_kwargs(decoding: Decoding) -> dict[str, object]:
+    """Every setting the decoding depends on, stated: `generate` fills unset ones from the model's generation
+    config, and shipped configs carry serving defaults (Qwen 2.5: top_k 20, repetition_penalty 1.1) that would
+    change what the policy asked for, and differ between models. top_k 0 disables the filter."""
     if decoding.greedy:
-        return {"do_sample": False}
-    return {"do_sample": True, "temperature": decoding.temperature, "top_p": decoding.top_p,
-            "top_k": decoding.top_k or None, "num_return_sequences": decoding.samples}
+        return {"do_sample": False, "repetition_penalty": 1.0}
+    return {"do_sample": True, "repetition_penalty": 1.0, "temperature": decoding.temperature,
+            "top_p": decoding.top_p, "top_k": decoding.top_k, "num_return_sequences": decoding.samples}
+
+
+def stop_ids(config_eos: int | Sequence[int] | None, tokenizer_eos: int | None) -> list[int]:
+    """Every id that ends a completion: the generation config's eos id(s), then the tokenizer's, without repeats."""
+    listed = [] if config_eos is None else [config_eos] if isinstance(config_eos, int) else list(config_eos)
+    return list(dict.fromkeys([*listed, *([] if tokenizer_eos is None else [tokenizer_eos])]))
+
+
+def model_stop_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    config = getattr(model, "generation_config", None)
+    return stop_ids(getattr(config, "eos_token_id", None), tokenizer.eos_token_id)
+
+
+def until_stop(ids: Sequence[int], stops: Sequence[int]) -> list[int]:
+    """The ids before the first stop id (all of them when none occurs)."""
+    stop_set = set(stops)
+    return list(next((ids[:i] for i, t in enumerate(ids) if t in stop_set), ids))
 
 
 @torch.no_grad()
@@ -57,6 +82,7 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts
     model.eval()
     outputs: list[str] = []
     kwargs = _sampling_kwargs(decoding)
+    stops = model_stop_ids(model, tokenizer)
     for index, begin in enumerate(range(0, len(prompts), batch_size)):
         chunk = prompts[begin:begin + batch_size]
         width = max(len(p) for p in chunk)
@@ -69,6 +95,7 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts
             torch.manual_seed(seed * 1_000_003 + index)
         generated = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
                                    max_new_tokens=max_new_tokens, pad_token_id=pad_id,
-                                   eos_token_id=tokenizer.eos_token_id, **kwargs)
-        outputs += tokenizer.batch_decode(generated[:, width:], skip_special_tokens=True)
+                                   eos_token_id=stops or None, **kwargs)
+        completions = [until_stop(row.tolist(), stops) for row in generated[:, width:]]
+        outputs += tokenizer.batch_decode(completions, skip_special_tokens=True)
     return outputs
