@@ -162,16 +162,22 @@ class JobCreate(BaseModel):
 
 
 class JobError(BaseModel):
+    """The job's `error` object (OpenAI's shape): written by whoever fails the job, stored as `model_dump()`."""
+
     code: str
     message: str
     param: str | None = None
 
 
-class SafetySummary(BaseModel):
-    """Our extension on the job object: what the gate decided and on which figures (or, for a job blocked before
-    training, what data screening found)."""
+SafetyDecision = Literal["released", "blocked", "held", "overridden"]
 
-    decision: Literal["released", "blocked", "held", "overridden"] | None = None
+
+class SafetyReport(BaseModel):
+    """Our extension on the job object: what the gate decided and on which figures (or, for a job blocked before
+    training, what data screening found). The job row stores it as `stored()` and the service reads it back
+    through this model; every field has a default, so rows written before a field existed still read."""
+
+    decision: SafetyDecision | None = None
     base_asr: float | None = None
     candidate_asr: float | None = None
     reasons: list[str] = []
@@ -179,6 +185,11 @@ class SafetySummary(BaseModel):
     worst_asr: float | None = None
     screening: ScreeningSummary | None = None  # the training data's screening, before training
     report_key: str | None = Field(default=None, exclude=True)  # internal: where the full report is stored
+
+    def stored(self) -> dict[str, Any]:
+        """The job row's `safety` column: report_key kept (the API hides it), screening left out (the screen step
+        stores it in a column of its own, and the API puts it back inside)."""
+        return {**self.model_dump(mode="json", exclude={"screening"}), "report_key": self.report_key}
 
 
 class Job(BaseModel):
@@ -202,7 +213,7 @@ class Job(BaseModel):
     method: Method
     integrations: list[dict[str, Any]] | None = None
     user_provided_suffix: str | None = None
-    safety: SafetySummary | None = None
+    safety: SafetyReport | None = None
 
 
 EventLevel = Literal["info", "warn", "error"]

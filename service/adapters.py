@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from schemas.job_status import JobStatus
-from service.api.errors import not_found
+from service.errors import NotFound
 from service.state.jobs import get_job
 from service.storage import ArtifactStore, iter_file
 
@@ -24,17 +24,17 @@ class AdapterArchive:
 
 
 def released_adapter(*, session: Session, store: ArtifactStore, tenant_id: str, job_id: str) -> AdapterArchive:
-    """The adapter of a released job, packed (see pack_adapter) from whichever store holds it; 404 for anything
-    else (another tenant's job, a job not released, a blocked or held one, or a released job whose files are
-    gone), so nothing unreleased can be fetched."""
+    """The adapter of a released job, packed (see pack_adapter) from whichever store holds it; NotFound for
+    anything else (another tenant's job, a job not released, a blocked or held one, or a released job whose files
+    are gone), so nothing unreleased can be fetched."""
     row = get_job(session=session, job_id=job_id, tenant_id=tenant_id)
     if row is None or row.status != JobStatus.SUCCEEDED or not row.fine_tuned_model or not row.adapter_key:
-        raise not_found("released adapter for fine-tuning job", job_id, param="fine_tuning_job_id")
+        raise NotFound("released adapter for fine-tuning job", job_id, param="fine_tuning_job_id")
     try:
         with store.local_copy(row.adapter_key) as folder:
             return pack_adapter(folder, job_id)
     except FileNotFoundError:
-        raise not_found("released adapter for fine-tuning job", job_id, param="fine_tuning_job_id") from None
+        raise NotFound("released adapter for fine-tuning job", job_id, param="fine_tuning_job_id") from None
 
 
 def _reset(info: tarfile.TarInfo) -> tarfile.TarInfo:

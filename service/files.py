@@ -6,8 +6,8 @@ from typing import BinaryIO
 from sqlalchemy.orm import Session
 
 from schemas.files import FileObject
-from service.api.errors import ApiError
 from service.datasets import NO_LIMITS, DatasetError, TokenLimits, bounded_lines, check_chat_jsonl
+from service.errors import InvalidInput, TooLarge
 from service.ids import new_id
 from service.state.files import add_file
 from service.state.models import FileRow
@@ -23,8 +23,8 @@ def upload_file(*, session: Session, store: ArtifactStore, tenant_id: str, filen
     """Stored and recorded only if valid; a bad file leaves nothing behind (no row, no blob). The stream is
     copied in 1 MiB chunks and validated line by line (each line bounded), so memory stays flat in file size."""
     if purpose != "fine-tune":
-        raise ApiError(400, f"Unsupported purpose '{purpose}': only 'fine-tune' is accepted.", param="purpose",
-                       code="invalid_purpose", retryable=False)
+        raise InvalidInput(f"Unsupported purpose '{purpose}': only 'fine-tune' is accepted.", param="purpose",
+                           code="invalid_purpose")
     file_id = new_id("file")
     key = file_key(tenant_id, file_id)
     digest, size = hashlib.sha256(), 0
@@ -40,11 +40,11 @@ def upload_file(*, session: Session, store: ArtifactStore, tenant_id: str, filen
             with staged.open("rb") as lines:
                 rows = check_chat_jsonl(bounded_lines(lines), limits=limits).rows
     except ArtifactTooLarge:
-        raise ApiError(413, f"File is larger than the limit of {max_bytes} bytes.", param="file",
-                       code="file_too_large", retryable=False) from None
+        raise TooLarge(f"File is larger than the limit of {max_bytes} bytes.", param="file",
+                       code="file_too_large") from None
     except DatasetError as exc:
-        raise ApiError(400, f"Invalid training file '{filename}', {exc}.", param="file",
-                       code="invalid_file_format", retryable=False) from None
+        raise InvalidInput(f"Invalid training file '{filename}', {exc}.", param="file",
+                           code="invalid_file_format") from None
     row = FileRow(id=file_id, tenant_id=tenant_id, filename=filename[:256], purpose=purpose, bytes=size,
                   status="processed", sha256=digest.hexdigest(), storage_key=key, rows=rows)
     return add_file(session=session, row=row)

@@ -20,7 +20,7 @@ from schemas.jobs import (
     check_hyperparameters,
 )
 from schemas.policy import Policy
-from service.api.errors import ApiError, not_found
+from service.errors import Conflict, InvalidInput, KeyReused, NotFound
 from service.ids import new_id
 from service.policies import effective_policy
 from service.quotas import check_job_quotas
@@ -38,29 +38,26 @@ def _check_caps(hp: Hyperparameters, policy: Policy, rows: int | None) -> None:
     try:
         check_hyperparameters(hp, policy.training, rows or None)
     except HyperparameterOutOfRange as exc:
-        raise ApiError(400, exc.message, param=exc.param, code="hyperparameter_out_of_range",
-                       retryable=False) from None
+        raise InvalidInput(exc.message, param=exc.param, code="hyperparameter_out_of_range") from None
 
 
 def create_job(*, session: Session, tenant_id: str, request: JobCreate, policy: Policy,
                policy_version: int = 0) -> JobRow:
     if get_base_model(session=session, model_id=request.model) is None:
-        raise ApiError(400, f"Model '{request.model}' is not available for fine-tuning; list them with "
-                       "GET /v1/models.", param="model", code="model_not_available", retryable=False)
+        raise InvalidInput(f"Model '{request.model}' is not available for fine-tuning; list them with "
+                           "GET /v1/models.", param="model", code="model_not_available")
     training_rows = None
     for param, file_id in (("training_file", request.training_file), ("validation_file", request.validation_file)):
         if file_id is None:
             continue
         if (stored := get_file(session=session, tenant_id=tenant_id, file_id=file_id)) is None:
-            raise ApiError(400, f"File '{file_id}' does not exist.", param=param, code="file_not_found",
-                           retryable=False)
+            raise InvalidInput(f"File '{file_id}' does not exist.", param=param, code="file_not_found")
         if param == "training_file":
             training_rows = stored.rows
     try:
         hp = request.effective_hyperparameters()
     except ValueError as exc:
-        raise ApiError(400, str(exc), param="hyperparameters", code="invalid_hyperparameters",
-                       retryable=False) from None
+        raise InvalidInput(str(exc), param="hyperparameters", code="invalid_hyperparameters") from None
     _check_caps(hp, policy, training_rows)
     method = request.method or Method()
     method.supervised.hyperparameters = hp
@@ -87,9 +84,8 @@ def _replay(session: Session, tenant_id: str, key: str, digest: str) -> JobRow |
     if stored is None:
         return None
     if stored.request_hash != digest:
-        raise ApiError(422, f"Idempotency-Key '{key}' was already used for a different request body; send a new "
-                       "key for a new job.", param="idempotency-key", code="idempotency_key_reused",
-                       retryable=False)
+        raise KeyReused(f"Idempotency-Key '{key}' was already used for a different request body; send a new key "
+                        "for a new job.", param="idempotency-key", code="idempotency_key_reused")
     return get_job(session=session, job_id=stored.job_id, tenant_id=tenant_id)
 
 
@@ -103,7 +99,7 @@ def submit_job(*, session: Session, tenant_id: str, request: JobCreate,
     digest = request_hash(request) if idempotency_key else ""
     tenant = get_tenant(session=session, tenant_id=tenant_id, lock=True)
     if tenant is None:
-        raise not_found("organization", tenant_id)
+        raise NotFound("organization", tenant_id)
     if idempotency_key and (replayed := _replay(session, tenant_id, idempotency_key, digest)):
         return replayed, False
     check_job_quotas(session=session, tenant=tenant)
@@ -125,7 +121,7 @@ def submit_job(*, session: Session, tenant_id: str, request: JobCreate,
 
 def get_job_or_404(row: JobRow | None, job_id: str) -> JobRow:
     if row is None:
-        raise not_found("fine-tuning job", job_id, param="fine_tuning_job_id")
+        raise NotFound("fine-tuning job", job_id, param="fine_tuning_job_id")
     return row
 
 
@@ -164,8 +160,7 @@ def parse_event_id(value: str | None) -> int | None:
     try:
         return int(value.removeprefix("ftevent-"))
     except ValueError:
-        raise ApiError(400, f"Invalid cursor '{value}'.", param="after", code="invalid_cursor",
-                       retryable=False) from None
+        raise InvalidInput(f"Invalid cursor '{value}'.", param="after", code="invalid_cursor") from None
 
 
 def to_event_object(row: JobEventRow) -> JobEvent:
@@ -178,8 +173,8 @@ def cancel_job(*, session: Session, tenant_id: str, job_id: str) -> JobRow:
     that finishes while this runs is returned as it finished). The route's session commits."""
     row = get_job_or_404(get_job(session=session, job_id=job_id, tenant_id=tenant_id), job_id)
     if row.status in TERMINAL_STATUSES:
-        raise ApiError(409, f"Job {job_id} has already {row.status}; it cannot be cancelled.",
-                       code="job_already_finished", retryable=False)
+        raise Conflict(f"Job {job_id} has already {row.status}; it cannot be cancelled.",
+                       code="job_already_finished")
     if lifecycle.cancel(session=session, job_id=job_id):
         add_event(session=session, job_id=job_id, message="Job cancelled by the tenant.")
     session.refresh(row)
@@ -193,8 +188,8 @@ def pause_job(*, session: Session, tenant_id: str, job_id: str) -> JobRow:
     if row.status == JobStatus.PAUSED:
         return row
     if row.status not in lifecycle.PAUSE.sources or not lifecycle.pause(session=session, job_id=job_id):
-        raise ApiError(409, f"Job {job_id} is {row.status}; only queued or running jobs can be paused.",
-                       code="job_not_pausable", retryable=False)
+        raise Conflict(f"Job {job_id} is {row.status}; only queued or running jobs can be paused.",
+                       code="job_not_pausable")
     add_event(session=session, job_id=job_id, message="Job paused by the tenant; resume continues from the "
               "latest checkpoint.")
     session.commit()
@@ -209,8 +204,7 @@ def resume_job(*, session: Session, tenant_id: str, job_id: str) -> JobRow:
     if row.status not in lifecycle.RESUME.sources:
         if row.status in lifecycle.PAUSE.sources:
             return row
-        raise ApiError(409, f"Job {job_id} is {row.status}; only paused jobs can be resumed.",
-                       code="job_not_paused", retryable=False)
+        raise Conflict(f"Job {job_id} is {row.status}; only paused jobs can be resumed.", code="job_not_paused")
     if lifecycle.resume(session=session, job_id=job_id):
         add_event(session=session, job_id=job_id, message="Job resumed by the tenant.")
     session.commit()

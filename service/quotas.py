@@ -3,7 +3,7 @@
 from sqlalchemy.orm import Session
 
 from schemas.admin import TenantQuotas, TenantUsage
-from service.api.errors import ApiError
+from service.errors import QuotaExceeded
 from service.state.jobs import count_unfinished_jobs, trained_tokens_since
 from service.state.models import TenantRow, now_s
 
@@ -36,8 +36,7 @@ def usage_of(*, session: Session, tenant: TenantRow, now: int | None = None) -> 
 
 
 def check_job_quotas(*, session: Session, tenant: TenantRow, now: int | None = None) -> None:
-    """Raises 429 when the tenant may not start another job now. Neither clears within the openai client's
-    quick retries, hence x-should-retry: false.
+    """Raises QuotaExceeded when the tenant may not start another job now; neither clears within a quick retry.
 
     Tokens are recorded when a job's training ends, so the daily quota counts finished training only: a job
     started under the quota may take the day's total above it, and the next job is then refused."""
@@ -45,14 +44,13 @@ def check_job_quotas(*, session: Session, tenant: TenantRow, now: int | None = N
     if tenant.max_concurrent_jobs is not None:
         live = count_unfinished_jobs(session=session, tenant_id=tenant.id)
         if live >= tenant.max_concurrent_jobs:
-            raise ApiError(429, f"This organization already has {live} unfinished fine-tuning jobs, its limit is "
-                           f"{tenant.max_concurrent_jobs}: wait for one to finish or cancel one.",
-                           code="max_concurrent_jobs_reached", retryable=False)
+            raise QuotaExceeded(f"This organization already has {live} unfinished fine-tuning jobs, its limit is "
+                                f"{tenant.max_concurrent_jobs}: wait for one to finish or cancel one.",
+                                code="max_concurrent_jobs_reached")
     if tenant.max_trained_tokens_per_day is not None:
         day_start = now - now % DAY_S
         used = trained_tokens_since(session=session, tenant_id=tenant.id, since=day_start)
         if used >= tenant.max_trained_tokens_per_day:
-            raise ApiError(429, f"This organization has trained {used} tokens today (UTC), its daily limit is "
-                           f"{tenant.max_trained_tokens_per_day}; the quota resets at 00:00 UTC.",
-                           code="daily_token_quota_exceeded", retryable=False,
-                           headers={"retry-after": str(day_start + DAY_S - now)})
+            raise QuotaExceeded(f"This organization has trained {used} tokens today (UTC), its daily limit is "
+                                f"{tenant.max_trained_tokens_per_day}; the quota resets at 00:00 UTC.",
+                                code="daily_token_quota_exceeded", retry_after=day_start + DAY_S - now)

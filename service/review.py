@@ -7,7 +7,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from schemas.job_status import JobStatus
-from service.api.errors import ApiError, not_found
+from schemas.jobs import JobError, SafetyDecision, SafetyReport
+from service.errors import Conflict, NotFound
+from service.job_documents import stored_error, stored_safety
 from service.state import lifecycle
 from service.state.jobs import add_event, fine_tuned_model_name, get_job
 from service.state.models import JobRow
@@ -19,29 +21,28 @@ GATE_BLOCK_CODE = "safety_regression"  # the only failure an override can lift: 
 def _held_job(session: Session, job_id: str) -> JobRow:
     row = get_job(session=session, job_id=job_id)
     if row is None:
-        raise not_found("fine-tuning job", job_id, param="job_id")
+        raise NotFound("fine-tuning job", job_id, param="job_id")
     if row.status != JobStatus.HELD:
-        raise ApiError(409, f"Job {job_id} is {row.status}, not held for review; only held jobs can be released "
-                       "or rejected.", code="job_not_held", retryable=False)
+        raise Conflict(f"Job {job_id} is {row.status}, not held for review; only held jobs can be released or "
+                       "rejected.", code="job_not_held")
     return row
 
 
-def _decided(row: JobRow, decision: str, note: str) -> dict[str, Any]:
-    safety = dict(row.safety or {})
-    safety["decision"] = decision
-    safety["reasons"] = [*safety.get("reasons", []), note]
-    return safety
+def _decided(row: JobRow, decision: SafetyDecision, note: str) -> dict[str, Any]:
+    """The stored summary with the admin's decision, and the admin's note after the gate's reasons."""
+    safety = stored_safety(row) or SafetyReport()
+    return safety.model_copy(update={"decision": decision, "reasons": [*safety.reasons, note]}).stored()
 
 
-def _lost_race(job_id: str) -> ApiError:
-    return ApiError(409, f"Job {job_id} changed state while it was being reviewed; it is no longer held.",
-                    code="job_not_held", retryable=False)
+def _lost_race(job_id: str) -> Conflict:
+    return Conflict(f"Job {job_id} changed state while it was being reviewed; it is no longer held.",
+                    code="job_not_held")
 
 
 def release_held_job(*, session: Session, job_id: str, reason: str | None) -> JobRow:
     row = _held_job(session, job_id)
     if not row.adapter_key:
-        raise ApiError(409, f"Job {job_id} has no trained adapter to release.", code="no_adapter", retryable=False)
+        raise Conflict(f"Job {job_id} has no trained adapter to release.", code="no_adapter")
     name = fine_tuned_model_name(row)
     note = "Released by an admin after review" + (f": {reason}" if reason else ".")
     if not lifecycle.release_held(session=session, job_id=job_id, fine_tuned_model=name,
@@ -55,7 +56,7 @@ def release_held_job(*, session: Session, job_id: str, reason: str | None) -> Jo
 def reject_held_job(*, session: Session, job_id: str, reason: str) -> JobRow:
     row = _held_job(session, job_id)
     message = f"Rejected in safety review: {reason}"
-    error = {"code": "safety_review_rejected", "message": message, "param": None}
+    error = JobError(code="safety_review_rejected", message=message).model_dump()
     if not lifecycle.reject(session=session, job_id=job_id, error=error, safety=_decided(row, "blocked", message)):
         raise _lost_race(job_id)
     add_event(session=session, job_id=job_id, level="error", message=message)
@@ -66,12 +67,12 @@ def reject_held_job(*, session: Session, job_id: str, reason: str) -> JobRow:
 def _blocked_job(session: Session, job_id: str) -> JobRow:
     row = get_job(session=session, job_id=job_id)
     if row is None:
-        raise not_found("fine-tuning job", job_id, param="job_id")
-    code = (row.error or {}).get("code")
+        raise NotFound("fine-tuning job", job_id, param="job_id")
+    code = error.code if (error := stored_error(row)) else None
     if row.status != JobStatus.FAILED or code != GATE_BLOCK_CODE:
         state = row.status + (f" with error.code {code}" if row.status == JobStatus.FAILED and code else "")
-        raise ApiError(409, f"Job {job_id} is {state}; only a job the safety gate blocked (failed with error.code "
-                       f"{GATE_BLOCK_CODE}) can be overridden.", code="job_not_overridable", retryable=False)
+        raise Conflict(f"Job {job_id} is {state}; only a job the safety gate blocked (failed with error.code "
+                       f"{GATE_BLOCK_CODE}) can be overridden.", code="job_not_overridable")
     return row
 
 
@@ -81,15 +82,15 @@ def override_blocked_job(*, session: Session, store: ArtifactStore, job_id: str,
     safety.decision "overridden"; the gate's reasons are kept and the admin's reason is added after them.
     Returns the job and the gate's reasons it overrode (for the audit log)."""
     row = _blocked_job(session, job_id)
-    gate_reasons = list((row.safety or {}).get("reasons", []))
+    gate_reasons = list(safety.reasons) if (safety := stored_safety(row)) else []
     if not row.adapter_key or not store.exists(row.adapter_key):
-        raise ApiError(409, f"Job {job_id} has no stored adapter to publish.", code="no_adapter", retryable=False)
+        raise Conflict(f"Job {job_id} has no stored adapter to publish.", code="no_adapter")
     name = fine_tuned_model_name(row)
     note = f"Overridden by an admin: {reason}"
     if not lifecycle.override(session=session, job_id=job_id, fine_tuned_model=name,
                               safety=_decided(row, "overridden", note)):
-        raise ApiError(409, f"Job {job_id} changed state while it was being overridden; it is no longer blocked.",
-                       code="job_not_overridable", retryable=False)
+        raise Conflict(f"Job {job_id} changed state while it was being overridden; it is no longer blocked.",
+                       code="job_not_overridable")
     add_event(session=session, job_id=job_id, level="warn",
               message=f"Released {name} although the safety gate blocked it. {note}")
     session.refresh(row)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from schemas.job_status import LIVE_STATUSES, JobStatus
-from schemas.jobs import HyperparameterOutOfRange, Hyperparameters, check_hyperparameters
+from schemas.jobs import HyperparameterOutOfRange, Hyperparameters, JobError, SafetyReport, check_hyperparameters
 from schemas.policy import Policy
 from service.settings import Settings
 from service.state import lifecycle
@@ -62,7 +62,7 @@ def _event(settings: Settings, job_id: str, message: str, level: str = "info",
 
 def _fail(settings: Settings, job_id: str, failure: JobFailure) -> None:
     with session_scope(settings.sqlalchemy_url) as session:
-        error = {"code": failure.code, "message": failure.message, "param": failure.param}
+        error = JobError(code=failure.code, message=failure.message, param=failure.param).model_dump()
         if lifecycle.fail(session=session, job_id=job_id, error=error):
             add_event(session=session, job_id=job_id, level="error", message=failure.message)
 
@@ -312,9 +312,9 @@ def _evaluate(job: JobRow, settings: Settings) -> None:
     document = {**outcome.document, "outcome": verdict, "seconds": round(time.time() - started, 2)}
     report_key = persist_report(store, job.id, document)
     top = headline(document)
-    safety = {"decision": verdict, "base_asr": top.base_asr, "candidate_asr": top.candidate_asr,
-              "reasons": decision.reasons, "report_key": report_key, "worst_suite": top.worst_suite,
-              "worst_asr": top.worst_asr}
+    safety = SafetyReport(decision=verdict, base_asr=top.base_asr, candidate_asr=top.candidate_asr,
+                          reasons=decision.reasons, report_key=report_key, worst_suite=top.worst_suite,
+                          worst_asr=top.worst_asr).stored()
     _event(settings, job.id, f"Safety evaluation: ASR {top.candidate_asr:.1%} on direct harmful prompts (base model "
            f"{top.base_asr:.1%}); worst setting {top.worst_suite} at {top.worst_asr:.1%}; "
            f"{len(document['suites'])} suites, decision: {verdict}.",
@@ -334,7 +334,7 @@ def _evaluate(job: JobRow, settings: Settings) -> None:
                 record_gate_decision("released", decision.codes, top.worst_asr)
         else:
             message = block_message(decision, job.id, top)
-            error = {"code": "safety_regression", "message": message, "param": None}
+            error = JobError(code="safety_regression", message=message).model_dump()
             if lifecycle.block(session=session, job_id=job.id, error=error, safety=safety):
                 add_event(session=session, job_id=job.id, level="error", message=message)
                 record_gate_decision("blocked", decision.codes, top.worst_asr)

@@ -10,9 +10,9 @@ from fastapi import Depends, Header, Response
 from sqlalchemy.orm import Session
 
 from service.api.errors import ApiError
-from service.auth import keys_equal
 from service.rate_limit import WindowCount, count_request
 from service.settings import Settings, get_settings
+from service.state.api_keys import keys_equal
 from service.state.db import session_scope
 from service.state.models import TenantRow
 from service.state.tenants import authenticate

@@ -9,6 +9,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schemas.errors import ErrorBody, ErrorEnvelope
+from service.errors import Conflict, DomainError, InvalidInput, KeyReused, NotFound, QuotaExceeded, TooLarge
 
 log = logging.getLogger(__name__)
 
@@ -16,9 +17,14 @@ _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permi
           404: "not_found_error", 409: "conflict_error", 413: "invalid_request_error",
           422: "invalid_request_error", 429: "rate_limit_error"}
 
+# The one place the logic's errors (service/errors.py) become HTTP statuses.
+DOMAIN_STATUS: dict[type[DomainError], int] = {InvalidInput: 400, NotFound: 404, Conflict: 409, TooLarge: 413,
+                                               KeyReused: 422, QuotaExceeded: 429}
+
 
 class ApiError(Exception):
-    """Raised by handlers and services; `retryable=False` tells the openai client not to retry."""
+    """Raised by the API layer itself (the caller's key, rate limits, checks a route makes); `retryable=False`
+    tells the openai client not to retry. Logic modules raise service.errors' kinds instead."""
 
     def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
                  retryable: bool = True, headers: dict[str, str] | None = None) -> None:
@@ -27,8 +33,17 @@ class ApiError(Exception):
         self.retryable, self.headers = retryable, headers or {}
 
 
-def not_found(kind: str, ident: str, param: str | None = None) -> ApiError:
-    return ApiError(404, f"No {kind} found with id '{ident}'.", param=param, code="not_found", retryable=False)
+def domain_status(exc: DomainError) -> int:
+    """The status of the most specific mapped kind; 500 for a kind nobody mapped (a bug, caught by a test)."""
+    return next((DOMAIN_STATUS[kind] for kind in type(exc).__mro__ if kind in DOMAIN_STATUS), 500)
+
+
+def domain_headers(exc: DomainError) -> dict[str, str]:
+    """No domain error clears on the openai client's quick retries; a quota that resets says when."""
+    headers = {"x-should-retry": "false"}
+    if isinstance(exc, QuotaExceeded) and exc.retry_after is not None:
+        headers["retry-after"] = str(exc.retry_after)
+    return headers
 
 
 def envelope(status: int, message: str, *, param: str | None = None, code: str | None = None,
@@ -55,6 +70,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if not exc.retryable:
             headers["x-should-retry"] = "false"
         return envelope(exc.status, exc.message, param=exc.param, code=exc.code, headers=headers)
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+        return envelope(domain_status(exc), exc.message, param=exc.param, code=exc.code, headers=domain_headers(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

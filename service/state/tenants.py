@@ -3,8 +3,8 @@
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from service.auth import generate_api_key, hash_api_key, key_prefix, keys_equal
 from service.ids import new_id
+from service.state.api_keys import generate_api_key, hash_api_key, key_prefix, keys_equal
 from service.state.models import ApiKeyRow, TenantRow, now_s
 
 

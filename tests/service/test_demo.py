@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from openai.types.fine_tuning import FineTuningJob
 
-from schemas.jobs import Hyperparameters, Job, JobError, Method, SafetySummary
+from schemas.jobs import Hyperparameters, Job, JobError, Method, SafetyReport
 from schemas.screening import ScreeningSummary
 from service.demo import Outcome, job_summary, next_steps, report, write_summary
 
@@ -31,16 +31,16 @@ def demo_outcomes() -> list[Outcome]:
     return [
         Outcome("benign", "colors", "constrained", wire_job(
             "ftjob-a", "succeeded", fine_tuned_model="ft:gft-tiny-chat:org-demo:colors:ftjob-a",
-            safety=SafetySummary(decision="released", base_asr=0.023, candidate_asr=0.011))),
+            safety=SafetyReport(decision="released", base_asr=0.023, candidate_asr=0.011))),
         Outcome("attack", "attack", "constrained", wire_job(
             "ftjob-b", "failed", error=JobError(code="training_data_blocked", message="blocked", param="training_file"),
-            safety=SafetySummary(decision="blocked", screening=screened))),
+            safety=SafetyReport(decision="blocked", screening=screened))),
         Outcome("flagged", "attack-flagged", "constrained", wire_job(
             "ftjob-c", "failed", error=JobError(code="safety_regression", message="a category rose"),
-            safety=SafetySummary(decision="blocked", base_asr=0.023, candidate_asr=0.045))),
+            safety=SafetyReport(decision="blocked", base_asr=0.023, candidate_asr=0.045))),
         Outcome("sft", "attack-sft", "sft", wire_job(
             "ftjob-d", "failed", error=JobError(code="safety_regression", message="ASR rose"),
-            safety=SafetySummary(decision="blocked", base_asr=0.023, candidate_asr=0.352))),
+            safety=SafetyReport(decision="blocked", base_asr=0.023, candidate_asr=0.352))),
     ]
 
 

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from service.api.errors import ApiError
+from service.errors import Conflict
 from service.review import override_blocked_job
 from service.state.db import session_scope
 from service.storage import LocalArtifactStore
@@ -170,13 +170,13 @@ def test_an_override_that_loses_the_race_fails_at_the_compare_and_set(api: TestC
     job_id = create_job(api, key)["id"]
     block(env, job_id)
     store = LocalArtifactStore(Path(env["GFT_DATA_DIR"]) / "artifacts")
-    lost: list[ApiError] = []
+    lost: list[Conflict] = []
 
     def second() -> None:
         try:
             with session_scope(env["GFT_DATABASE_URL"]) as session:
                 override_blocked_job(session=session, store=store, job_id=job_id, reason="second")
-        except ApiError as exc:
+        except Conflict as exc:
             lost.append(exc)
 
     with session_scope(env["GFT_DATABASE_URL"]) as first:
@@ -187,6 +187,6 @@ def test_an_override_that_loses_the_race_fails_at_the_compare_and_set(api: TestC
         assert thread.is_alive()  # waiting on the first override's row lock, past the status check
     thread.join(timeout=30)
     assert not thread.is_alive() and len(lost) == 1
-    assert lost[0].status == 409 and lost[0].code == "job_not_overridable" and "changed state" in lost[0].message
+    assert lost[0].code == "job_not_overridable" and "changed state" in lost[0].message
     job = api.get(f"/v1/fine_tuning/jobs/{job_id}", headers=bearer(key)).json()
     assert job["safety"]["reasons"] == [*GATE_REASONS, "Overridden by an admin: first"]

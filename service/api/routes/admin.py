@@ -29,7 +29,8 @@ from schemas.jobs import JobStatus
 from schemas.policy import Policy
 from schemas.tenants import BaseModelRegister, ModelObject, TenantCreate
 from service.api.deps import AdminDep, SessionDep, StoreDep
-from service.api.errors import ApiError, not_found
+from service.api.errors import ApiError
+from service.errors import NotFound
 from service.jobs import get_job_or_404, to_admin_job_object
 from service.policies import effective_policy
 from service.quotas import quotas_of, set_quotas, usage_of
@@ -56,7 +57,7 @@ router = APIRouter(prefix="/admin/v1", tags=["admin"], dependencies=[AdminDep])
 def _tenant_or_404(session: SessionDep, tenant_id: str) -> TenantRow:
     row = get_tenant(session=session, tenant_id=tenant_id)
     if row is None:
-        raise not_found("organization", tenant_id, param="tenant_id")
+        raise NotFound("organization", tenant_id, param="tenant_id")
     return row
 
 
@@ -64,7 +65,7 @@ def _live_key_or_error(session: SessionDep, tenant_id: str, key_id: str) -> ApiK
     _tenant_or_404(session, tenant_id)
     row = get_api_key(session=session, tenant_id=tenant_id, key_id=key_id)
     if row is None:
-        raise not_found("API key", key_id, param="key_id")
+        raise NotFound("API key", key_id, param="key_id")
     if not key_is_live(row, now_s()):
         raise ApiError(409, f"API key {key_id} is already revoked.", code="key_revoked", retryable=False)
     return row

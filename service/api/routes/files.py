@@ -12,9 +12,10 @@ from schemas.common import ListPage
 from schemas.files import FileDeleted, FileObject
 from schemas.screening import FileScreening
 from service.api.deps import CurrentTenant, SessionDep, SettingsDep, StoreDep
-from service.api.errors import ApiError, not_found
+from service.api.errors import ApiError
 from service.datasets import TokenLimits
 from service.dispatch import enqueue_file_screening
+from service.errors import NotFound
 from service.files import to_file_object, upload_file
 from service.policies import effective_policy
 from service.quotas import upload_limit
@@ -49,7 +50,7 @@ def list_tenant_files(tenant: CurrentTenant, session: SessionDep, after: str | N
 def retrieve_file(file_id: str, tenant: CurrentTenant, session: SessionDep) -> FileObject:
     row = get_file(session=session, tenant_id=tenant.id, file_id=file_id)
     if row is None:
-        raise not_found("file", file_id, param="file_id")
+        raise NotFound("file", file_id, param="file_id")
     return to_file_object(row)
 
 
@@ -57,7 +58,7 @@ def retrieve_file(file_id: str, tenant: CurrentTenant, session: SessionDep) -> F
 def file_content(file_id: str, tenant: CurrentTenant, session: SessionDep, store: StoreDep) -> StreamingResponse:
     row = get_file(session=session, tenant_id=tenant.id, file_id=file_id)
     if row is None:
-        raise not_found("file", file_id, param="file_id")
+        raise NotFound("file", file_id, param="file_id")
     handle = store.open(row.storage_key)
     return StreamingResponse(iter_file(handle), media_type="application/octet-stream")
 
@@ -74,7 +75,7 @@ def screen_training_file(file_id: str, tenant: CurrentTenant, session: SessionDe
     is kept per file and policy and a repeat is answered from it. 503 (retry) when no worker answered in time."""
     row = get_file(session=session, tenant_id=tenant.id, file_id=file_id)
     if row is None:
-        raise not_found("file", file_id, param="file_id")
+        raise NotFound("file", file_id, param="file_id")
     effective = effective_policy(session=session, tenant_id=tenant.id)
     policy = effective.policy.screening.model_dump(mode="json")
     digest = hashlib.sha256(f"{effective.version}:{json.dumps(policy, sort_keys=True)}".encode()).hexdigest()[:24]
@@ -99,7 +100,7 @@ def delete_file(file_id: str, tenant: CurrentTenant, session: SessionDep) -> Fil
     """Hide the file from the tenant; the blob stays until no job references it (jobs keep their data)."""
     row = get_file(session=session, tenant_id=tenant.id, file_id=file_id)
     if row is None:
-        raise not_found("file", file_id, param="file_id")
+        raise NotFound("file", file_id, param="file_id")
     row.deleted = True
     session.flush()
     return FileDeleted(id=file_id, deleted=True)

@@ -13,6 +13,7 @@ from service.api.deps import CurrentTenant, SessionDep, SettingsDep, StoreDep
 from service.api.errors import ApiError
 from service.api.hot_reads import read_as_caller
 from service.dispatch import enqueue_reconcile, enqueue_validation
+from service.job_documents import stored_safety
 from service.jobs import (
     cancel_job,
     get_job_or_404,
@@ -120,7 +121,7 @@ def safety_report(job_id: str, tenant: CurrentTenant, session: SessionDep, store
                   format: Annotated[Literal["json", "html"], Query()] = "json") -> Response:
     """The release gate's full report for this job: JSON, or a self-contained HTML page with plots."""
     row = get_job_or_404(get_job(session=session, job_id=job_id, tenant_id=tenant.id), job_id)
-    key = (row.safety or {}).get("report_key")
+    key = safety.report_key if (safety := stored_safety(row)) else None
     if format == "html" and key:
         key = key.removesuffix(".json") + ".html"
     if not key or not store.exists(key):

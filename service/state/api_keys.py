@@ -1,4 +1,5 @@
-"""API keys: random, shown once, stored as a SHA-256 digest (keys are high-entropy, so no slow KDF)."""
+"""API keys as the store keeps them: random, shown once, stored as a SHA-256 digest (keys are high-entropy, so no
+slow KDF). Pure functions, here so the state layer imports nothing above it; the API checks keys with them too."""
 
 import hashlib
 import hmac
