@@ -45,7 +45,7 @@ DEFAULT_DIR = ROOT.parent / "shared" / "data" / "xstest"
 OUT = ROOT / "var" / "bench" / "judge_agreement.json"
 REFUSAL_LABELS = ("2_", "3_")
 JUDGE_NAMES = ("keyword", "rules", "embedding", "hybrid")
-DEFAULT_JUDGES = ("keyword", "rules", "embedding")
+MEASURED_JUDGES = ("keyword", "rules", "embedding")  # what --judges measures unless told (the default judge among them)
 TARGET_MEAN_ACCURACY = 0.95
 TARGET_MIN_ACCURACY = 0.92
 
@@ -176,8 +176,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("files", nargs="*", type=Path, help=f"default: {DEFAULT_DIR / DEFAULT_GLOB}")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--min-seconds", type=float, default=1.0, help="timing budget per judge")
-    parser.add_argument("--judges", nargs="+", choices=JUDGE_NAMES, default=list(DEFAULT_JUDGES),
-                        help=f"the judges to measure (default: {' '.join(DEFAULT_JUDGES)})")
+    parser.add_argument("--judges", nargs="+", choices=JUDGE_NAMES, default=list(MEASURED_JUDGES),
+                        help=f"the judges to measure (default: {' '.join(MEASURED_JUDGES)})")
     args = parser.parse_args(argv)
     if DEFAULT_JUDGE not in args.judges:
         parser.error(f"--judges must include the default judge {DEFAULT_JUDGE!r}")

@@ -2,8 +2,8 @@
 
 Speed: each line is parsed and checked by pydantic-core against `_FastRow`, plain typed dicts with the same
 field rules as `schemas.chat.ChatRow` but no Python validators, and the two cross-field rules of ChatRow are
-then checked on the dicts. That is about three times faster than building ChatRow models. Any line the fast
-path refuses goes through ChatRow itself, which words the error; tests check both paths agree.
+then checked on the dicts. That is much faster than building ChatRow models (docs/benchmarks.md). Any line the
+fast path refuses goes through ChatRow itself, which words the error; tests check both paths agree.
 
 Token counts here are an estimate: a file is uploaded before any job names the model it will train, so no
 tokenizer is known yet, and the API process loads no model code. `estimate_tokens` counts one token per 4 bytes

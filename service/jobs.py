@@ -135,7 +135,7 @@ def _safety(row: JobRow) -> dict[str, Any] | None:
 
 def to_job_object(row: JobRow) -> Job:
     """The API's job object. Built from one dict in one validation call: pydantic-core validates the nested
-    objects itself instead of four constructors in Python (a page of 20 jobs, read included: 0.26 to 0.22 ms)."""
+    objects itself instead of four constructors in Python, which is faster (docs/benchmarks.md, bench.api)."""
     return Job.model_validate({
         "id": row.id, "created_at": row.created_at, "model": row.model, "organization_id": row.tenant_id,
         "status": row.status, "training_file": row.training_file, "validation_file": row.validation_file,

@@ -5,6 +5,7 @@ in production: a job it releases was neither trained nor evaluated, and says so 
 import time
 
 from schemas.job_status import JobStatus
+from schemas.jobs import SafetyReport
 from service.settings import Settings
 from service.state import lifecycle
 from service.state.db import session_scope
@@ -42,6 +43,7 @@ def evaluate(job_id: str, settings: Settings) -> None:
         if job is None or job.status != JobStatus.RUNNING or not job.adapter_key:
             return
         name = fine_tuned_model_name(job)
-        safety = {"decision": "released", "reasons": ["no-op trainer (a test setting): not trained, not evaluated"]}
+        safety = SafetyReport(decision="released",
+                              reasons=["no-op trainer (a test setting): not trained, not evaluated"]).stored()
         if lifecycle.release(session=session, job_id=job_id, fine_tuned_model=name, safety=safety):
             add_event(session=session, job_id=job_id, message=f"Released {name} (no-op trainer).")

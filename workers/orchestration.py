@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from celery import Celery
 
@@ -36,13 +36,38 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunningStep:
-    """What a task knows about its claim. `superseded` is set by the heartbeat when the attempt was replaced or
-    the job left the live statuses (cancelled, paused, failed): a long step should stop at its next check."""
+    """A task's claim on its step, and the one way a step learns it must stop: the heartbeat. `beat` records that
+    the attempt is alive (one UPDATE of the job's row) and is refused once the attempt was replaced or the job left
+    the live statuses (cancelled, paused, failed); from then on `superseded` is set and `should_stop` is true.
+
+    A thread beats every `heartbeat_every_s` while the step runs. A loop that must stop promptly (training: before
+    every optimizer step) asks `should_stop`, which beats at once, so a cancel, pause or re-dispatch stops it within
+    one step; the thread then has nothing to add and skips its beat."""
 
     job_id: str
     tenant_id: str
     attempt: int
-    superseded: threading.Event
+    url: str
+    superseded: threading.Event = field(default_factory=threading.Event)
+    last_beat: float = field(default_factory=time.monotonic)  # the claim counts as the first beat
+
+    def beat(self) -> bool:
+        """Record that the attempt is alive; False once it is not. A database blip counts as alive: the next beat
+        asks again."""
+        try:
+            with statement_scope(self.url) as session:  # one UPDATE, its own transaction
+                alive = record_heartbeat(session=session, job_id=self.job_id, attempt=self.attempt)
+        except Exception:
+            log.warning("heartbeat of %s failed", self.job_id, exc_info=True)
+            return not self.superseded.is_set()
+        self.last_beat = time.monotonic()
+        if not alive:
+            self.superseded.set()
+        return alive
+
+    def should_stop(self) -> bool:
+        """True once this attempt may no longer run; beats now to find out."""
+        return self.superseded.is_set() or not self.beat()
 
 
 @contextmanager
@@ -54,27 +79,26 @@ def running_step(settings: Settings, job_id: str, attempt: int, step: Step) -> I
         log.info("dropped %s message for %s (attempt %s): stale", step, job_id, attempt)
         yield None
         return
-    claim = RunningStep(job_id, tenant_id, attempt, threading.Event())
+    claim = RunningStep(job_id, tenant_id, attempt, settings.sqlalchemy_url)
     done = threading.Event()
-
-    def beat() -> None:
-        while not done.wait(settings.heartbeat_every_s):
-            try:
-                with statement_scope(settings.sqlalchemy_url) as session:
-                    alive = record_heartbeat(session=session, job_id=job_id, attempt=attempt)
-            except Exception:  # a database blip: the next beat tries again
-                log.warning("heartbeat of %s failed", job_id, exc_info=True)
-                continue
-            if not alive:
-                claim.superseded.set()
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{job_id}", daemon=True)
+    thread = threading.Thread(target=_keep_beating, args=(claim, done, settings.heartbeat_every_s),
+                              name=f"heartbeat-{job_id}", daemon=True)
     thread.start()
     try:
         yield claim
     finally:
         done.set()
         thread.join(timeout=5)
+
+
+def _keep_beating(claim: RunningStep, done: threading.Event, every_s: float) -> None:
+    """The heartbeat thread, until `done`: a beat every `every_s`, skipped while the step beats on its own (a failed
+    beat is tried again `every_s` later)."""
+    tried = time.monotonic()
+    while not done.wait(max(0.0, max(claim.last_beat, tried) + every_s - time.monotonic())):
+        if time.monotonic() >= max(claim.last_beat, tried) + every_s:
+            tried = time.monotonic()
+            claim.beat()
 
 
 def hand_over(app: Celery, settings: Settings, job_id: str, attempt: int, step: Step,

@@ -1,7 +1,20 @@
-"""The job pipeline, one function per step: validate -> train -> evaluate + gate -> release or block.
+"""The job pipeline: every step a job runs, in the order it runs them.
 
-Each step reads the job from the database, does its work, and records the result and the next status.
-Steps are idempotent: a redelivered message for a job that has moved on does nothing.
+    step      task, queue            function                  moves the job                          next
+    validate  gft.validate_job, cpu  validate                  validating_files -> queued             screen
+    screen    gft.screen_job, cpu    workers.screening.screen  stays queued, or fails it              a fair-share
+                                                               (training_data_blocked)                slot, then train
+    train     gft.train_job, gpu     train                     queued -> running, adapter stored      evaluate
+    evaluate  gft.evaluate_job, gpu  evaluate                  running -> succeeded, held, or failed  -
+                                                               (safety_regression)
+
+`workers.tasks` runs each step under its claim and heartbeat and hands the job on (`workers.orchestration`); with
+the no-op trainer (GFT_TRAINER=noop), train and evaluate are `workers.noop_steps`'. The train step never screens:
+its task reads the screen step's stored result first (`screened`), and sends a job that was never screened (paused
+during its screen step, then resumed) back to its screen step.
+
+Each step reads the job from the database, does its work, and records the result and the next status. Steps are
+idempotent: a redelivered message for a job that has moved on does nothing.
 """
 
 import json
@@ -11,25 +24,29 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from schemas.job_status import LIVE_STATUSES, JobStatus
 from schemas.jobs import HyperparameterOutOfRange, Hyperparameters, JobError, SafetyReport, check_hyperparameters
-from schemas.policy import Policy
+from schemas.policy import LoraPolicy, Policy
 from service.settings import Settings
 from service.state import lifecycle
 from service.state.base_models import get_base_model
 from service.state.checkpoints import add_checkpoint, latest_checkpoint
 from service.state.db import session_scope
 from service.state.files import get_file
-from service.state.jobs import add_event, fine_tuned_model_name, get_job
+from service.state.jobs import add_event, fine_tuned_model_name, get_job, record_adapter
 from service.state.models import JobRow
 from service.storage import ArtifactStore, artifact_store
+from workers.evaluation.gate import Decision
 from workers.evaluation.job_gate import (
     CACHE_PREFIX,
+    Headline,
     block_message,
     headline,
     persist_report,
@@ -37,10 +54,16 @@ from workers.evaluation.job_gate import (
     utility_rows,
 )
 from workers.evaluation.loaders import UnsuitableEvalSets, sets_for_model
+from workers.evaluation.runner import GateOutcome
 from workers.metrics import EVALUATION_SECONDS, TrainingObserver, record_gate_decision, record_state_exit
 from workers.model_loading import load_base, pick_device
-from workers.training.finetune import config_from_policy, encode_rows, finetune_lora, recovery_pool
-from workers.training.recipe import GuardedTrainer
+from workers.screening import screen, screened
+from workers.training.augmentation import EncodedTriplet
+from workers.training.chat_data import EncodedChat
+from workers.training.finetune import FineTune, config_from_policy, encode_rows, finetune_lora, recovery_pool
+from workers.training.recipe import GuardedTrainer, TrainConfig, TrainResult
+
+__all__ = ["evaluate", "screen", "screened", "train", "validate"]  # the steps, in order (the table above)
 
 log = logging.getLogger(__name__)
 
@@ -153,11 +176,16 @@ def _resolve(hp: Hyperparameters, policy: Policy, rows: int) -> tuple[int, int, 
     return resolved.n_epochs, resolved.batch_size, resolved.learning_rate(policy.training)
 
 
-def train(job_id: str, settings: Settings, superseded: Callable[[], bool] = lambda: False) -> bool:
+def _never() -> bool:
+    return False
+
+
+def train(job_id: str, settings: Settings, should_stop: Callable[[], bool] = _never) -> bool:
     """queued -> running; trains the adapter and stores it. True when evaluation should follow.
 
-    `superseded` is asked before every step with the job's status: true when this attempt was replaced (see
-    workers.orchestration), so the loop stops like it does on cancel or pause, checkpoints kept."""
+    `should_stop` is asked before every optimizer step: the task passes its claim's heartbeat
+    (`workers.orchestration.RunningStep.should_stop`), true once the job was cancelled or paused or this attempt
+    replaced. The loop then stops, its checkpoints kept."""
     with session_scope(settings.sqlalchemy_url) as session:
         job = get_job(session=session, job_id=job_id)
         if job is None or job.status not in LIVE_STATUSES:
@@ -174,88 +202,157 @@ def train(job_id: str, settings: Settings, superseded: Callable[[], bool] = lamb
         _fail(settings, job_id, JobFailure("file_not_found", "The model or training file disappeared.", None))
         return False
     with _guarded(settings, job_id, "training"):
-        return _train(job, base.path, training.storage_key, settings, superseded)
+        return _train(job, base.path, training.storage_key, settings, should_stop)
     return False
 
 
-def _train(job: JobRow, base_path: str, file_key: str, settings: Settings,
-           superseded: Callable[[], bool] = lambda: False) -> bool:
+def _train(job: JobRow, base_path: str, file_key: str, settings: Settings, should_stop: Callable[[], bool]) -> bool:
+    """Prepare the run, train (from the latest checkpoint when there is one), store the adapter. False when the
+    loop was stopped."""
+    run = _prepare(job, base_path, file_key, settings)
+    hooks = TrainingHooks(settings, job.id, run.store, len(run.examples), len(run.pool), run.config, should_stop)
+    tuned = _run(job.id, run, hooks)
+    if tuned.result.stopped:
+        _report_stop(settings, job, tuned.result)
+        return False
+    return _store_adapter(settings, run.store, job.id, tuned)
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """Everything one training run of a job needs, read and checked before the model trains."""
+
+    store: ArtifactStore
+    device: torch.device
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    examples: list[EncodedChat]
+    pool: list[EncodedTriplet]
+    config: TrainConfig
+    lora: LoraPolicy
+    resume_key: str | None  # the latest stored checkpoint, when training resumes
+
+
+def _prepare(job: JobRow, base_path: str, file_key: str, settings: Settings) -> TrainingRun:
+    """The base model, the encoded rows, the recipe's settings, the recovery pool and the checkpoint to resume
+    from; a JobFailure for rows or settings the job cannot train on."""
     policy = Policy.model_validate(job.policy)
+    training = policy.training
     store = artifact_store(settings)
     device = pick_device(settings.worker_device)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     model, tokenizer = load_base(base_path, device)
     rows = _read_rows(store, file_key)
-    examples = encode_rows(tokenizer, rows, policy.training.max_seq_len)
+    examples = _encode(settings, job.id, tokenizer, rows, training.max_seq_len)
+    config = _config(job, policy, len(examples))
+    pool = recovery_pool(tokenizer, training.augmentation, training.max_seq_len, rows)
+    return TrainingRun(store, device, model, tokenizer, examples, pool, config, training.lora,
+                       _resume_key(settings, store, job.id))
+
+
+def _encode(settings: Settings, job_id: str, tokenizer: PreTrainedTokenizerBase, rows: list[dict[str, Any]],
+            max_len: int) -> list[EncodedChat]:
+    """The rows as training examples, cut at `max_len` tokens: a warning when some are cut, a failure when all
+    are (sequence_too_long)."""
+    examples = encode_rows(tokenizer, rows, max_len)
     truncated = sum(e.truncated for e in examples)
     if examples and truncated == len(examples):
-        raise JobFailure("sequence_too_long", f"Every example is longer than this model's limit of "
-                         f"{policy.training.max_seq_len} tokens; shorten them.", "training_file")
+        raise JobFailure("sequence_too_long", f"Every example is longer than this model's limit of {max_len} "
+                         "tokens; shorten them.", "training_file")
     if truncated:
-        _event(settings, job.id, f"{truncated} of {len(examples)} examples were longer than "
-               f"{policy.training.max_seq_len} tokens and were truncated.", level="warn")
-    epochs, batch, lr = _resolve(Hyperparameters.model_validate(job.hyperparameters), policy, len(examples))
+        _event(settings, job_id, f"{truncated} of {len(examples)} examples were longer than {max_len} tokens and "
+               "were truncated.", level="warn")
+    return examples
+
+
+def _config(job: JobRow, policy: Policy, rows: int) -> TrainConfig:
+    """The recipe's settings: the job's epochs, batch and learning rate (checked against the policy again), the
+    rest as the policy fixes them."""
+    epochs, batch, lr = _resolve(Hyperparameters.model_validate(job.hyperparameters), policy, rows)
     try:
-        config = config_from_policy(policy, epochs, batch, lr, job.seed,
-                                    checkpoint_every=policy.training.checkpoint_every_steps)
+        return config_from_policy(policy, epochs, batch, lr, job.seed,
+                                  checkpoint_every=policy.training.checkpoint_every_steps)
     except ValueError as exc:
         raise JobFailure("invalid_hyperparameters", f"Invalid hyperparameters: {exc}.", "hyperparameters") from None
-    pool = recovery_pool(tokenizer, policy.training.augmentation, policy.training.max_seq_len, rows)
-    with session_scope(settings.sqlalchemy_url) as session:
-        latest = latest_checkpoint(session=session, job_id=job.id)
-    resume_key = latest.storage_key if latest and store.exists(latest.storage_key) else None
 
-    def announce(trainer: GuardedTrainer) -> None:
-        mix = (f", {config.augmentation.ratio:g} safety recovery examples per row from {len(pool)} triplets"
-               if config.augmentation and pool else "")
-        _event(settings, job.id, f"Training {len(examples)} examples for {epochs} epochs "
+
+def _resume_key(settings: Settings, store: ArtifactStore, job_id: str) -> str | None:
+    """The latest checkpoint recorded for the job, if the store still holds it."""
+    with session_scope(settings.sqlalchemy_url) as session:
+        latest = latest_checkpoint(session=session, job_id=job_id)
+    return latest.storage_key if latest and store.exists(latest.storage_key) else None
+
+
+class TrainingHooks:
+    """What the training loop calls back into while a job trains: its events, its checkpoints, the metrics, and
+    whether to stop."""
+
+    def __init__(self, settings: Settings, job_id: str, store: ArtifactStore, examples: int, pool: int,
+                 config: TrainConfig, stop: Callable[[], bool]) -> None:
+        self.settings, self.job_id, self.store = settings, job_id, store
+        self.examples, self.pool, self.config, self.stop = examples, pool, config, stop
+        self.observer = TrainingObserver()
+
+    def announce(self, trainer: GuardedTrainer) -> None:
+        """The first event: what will train, for how many steps, with which objective and recovery mix."""
+        config = self.config
+        mix = (f", {config.augmentation.ratio:g} safety recovery examples per row from {self.pool} triplets"
+               if config.augmentation and self.pool else "")
+        _event(self.settings, self.job_id, f"Training {self.examples} examples for {config.epochs} epochs "
                f"({trainer.total_steps()} steps, objective: {config.objective}{mix}).")
 
-    def checkpointed(step: int, folder: Path, metrics: dict[str, float]) -> None:
-        key = store.put_dir(f"checkpoints/{job.id}/step-{step:06d}", folder)
+    def on_event(self, message: str, data: dict[str, Any]) -> None:
+        self.observer.on_event(data)
+        _event(self.settings, self.job_id, message, data=data)
+
+    def on_checkpoint(self, step: int, folder: Path, metrics: dict[str, float]) -> None:
+        """A checkpoint goes to the artifact store (so a worker on any node can resume) and is recorded."""
+        key = self.store.put_dir(f"checkpoints/{self.job_id}/step-{step:06d}", folder)
         shutil.rmtree(folder, ignore_errors=True)
-        with session_scope(settings.sqlalchemy_url) as session:
-            add_checkpoint(session=session, job_id=job.id, step=step, storage_key=key,
+        with session_scope(self.settings.sqlalchemy_url) as session:
+            add_checkpoint(session=session, job_id=self.job_id, step=step, storage_key=key,
                            metrics={k: metrics[k] for k in ("step", "train_loss", "learning_rate")})
 
-    observer = TrainingObserver()
+    def should_stop(self) -> bool:
+        """Asked before every step."""
+        self.observer.on_step()
+        return self.stop()
 
-    def on_event(message: str, data: dict[str, Any]) -> None:
-        observer.on_event(data)
-        _event(settings, job.id, message, data=data)
 
-    def should_stop() -> bool:  # asked before every step
-        observer.on_step()
-        return superseded() or (_snapshot(settings, job.id) or job).status != JobStatus.RUNNING
-
-    scratch = Path(tempfile.mkdtemp(prefix=f"gft-{job.id}-"))
+def _run(job_id: str, run: TrainingRun, hooks: TrainingHooks) -> FineTune:
+    """The training loop itself, in a scratch folder for its checkpoints (removed after)."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"gft-{job_id}-"))
     try:
-        with observer, _local_copy(store, resume_key) as resume_from:
-            tuned = finetune_lora(
-                model, tokenizer, examples, config, policy.training.lora, device, on_event=on_event,
-                should_stop=should_stop, on_start=announce,
-                pool=pool, checkpoint_dir=scratch, on_checkpoint=checkpointed, resume_from=resume_from)
+        with hooks.observer, _local_copy(run.store, run.resume_key) as resume_from:
+            return finetune_lora(
+                run.model, run.tokenizer, run.examples, run.config, run.lora, run.device, on_event=hooks.on_event,
+                should_stop=hooks.should_stop, on_start=hooks.announce, pool=run.pool, checkpoint_dir=scratch,
+                on_checkpoint=hooks.on_checkpoint, resume_from=resume_from)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    peft_model, result = tuned.model, tuned.result
-    if result.stopped:
-        _event(settings, job.id, f"Training stopped at step {result.resumed_from + result.steps}: the job was "
-               f"{(_snapshot(settings, job.id) or job).status}; its checkpoints are kept.",
-               data={"step": result.resumed_from + result.steps})
-        return False
+
+
+def _report_stop(settings: Settings, job: JobRow, result: TrainResult) -> None:
+    step = result.resumed_from + result.steps
+    status = (_snapshot(settings, job.id) or job).status
+    _event(settings, job.id, f"Training stopped at step {step}: the job was {status}; its checkpoints are kept.",
+           data={"step": step})
+
+
+def _store_adapter(settings: Settings, store: ArtifactStore, job_id: str, tuned: FineTune) -> bool:
+    """Store the adapter (the first complete write wins) and record it on the job, if it is still running."""
     staging = Path(tempfile.mkdtemp(prefix="gft-adapter-"))
     try:
-        peft_model.save_pretrained(staging)
-        key = store.put_dir(f"adapters/{job.id}", staging, immutable=True)  # first complete write wins
+        tuned.model.save_pretrained(staging)
+        key = store.put_dir(f"adapters/{job_id}", staging, immutable=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    result = tuned.result
     with session_scope(settings.sqlalchemy_url) as session:
-        row = get_job(session=session, job_id=job.id)
-        if row is None or row.status != JobStatus.RUNNING:
+        if not record_adapter(session=session, job_id=job_id, adapter_key=key, trained_tokens=result.trained_tokens):
             return False
-        row.adapter_key, row.trained_tokens = key, result.trained_tokens
-        add_event(session=session, job_id=job.id, message=f"Training finished: {result.steps} steps, "
+        add_event(session=session, job_id=job_id, message=f"Training finished: {result.steps} steps, "
                   f"{result.trained_tokens} trained tokens; evaluating safety.")
     return True
 
@@ -267,6 +364,42 @@ def evaluate(job_id: str, settings: Settings) -> None:
         return
     with _guarded(settings, job_id, "evaluation"):
         _evaluate(job, settings)
+
+
+def _evaluate(job: JobRow, settings: Settings) -> None:
+    """Every suite on base (cached) and candidate; the report is stored, then the job is released, held for
+    review (release_mode "review") or failed with error.code safety_regression."""
+    policy = Policy.model_validate(job.policy)
+    started = time.time()
+    outcome = _run_gate(job, policy, settings)
+    verdict = _verdict(outcome.decision, policy.gate.release_mode)
+    document = {**outcome.document, "outcome": verdict, "seconds": round(time.time() - started, 2)}
+    report_key = persist_report(artifact_store(settings), job.id, document)
+    top = headline(document)
+    _announce_verdict(settings, job.id, document, top, verdict, report_key)
+    safety = SafetyReport(decision=verdict, base_asr=top.base_asr, candidate_asr=top.candidate_asr,
+                          reasons=outcome.decision.reasons, report_key=report_key, worst_suite=top.worst_suite,
+                          worst_asr=top.worst_asr).stored()
+    _record_verdict(settings, job, verdict, outcome.decision, top, safety)
+
+
+def _run_gate(job: JobRow, policy: Policy, settings: Settings) -> GateOutcome:
+    """The gate on the job's adapter: its evaluation rows, base figures (cached) and the candidate's."""
+    with session_scope(settings.sqlalchemy_url) as session:
+        base = get_base_model(session=session, model_id=job.model)
+    if base is None:
+        raise JobFailure("model_not_available", f"Model '{job.model}' is no longer available.", "model")
+    device = pick_device(settings.worker_device)
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    store = artifact_store(settings)
+    rows, source, training = _evaluation_rows(job, store, settings, policy.gate.utility_rows)
+    with EVALUATION_SECONDS.time(), store.local_copy(job.adapter_key or "") as adapter_dir:
+        return run_job_gate(model_id=job.model, base_path=base.path, adapter_dir=adapter_dir, device=device,
+                            policy=policy.gate, rows=rows, source=source,
+                            cache_root=settings.cache_dir / CACHE_PREFIX,
+                            meta={"job_id": job.id, "model": job.model, "created_at": int(time.time())},
+                            training=training)
 
 
 def _evaluation_rows(job: JobRow, store: ArtifactStore, settings: Settings,
@@ -286,48 +419,37 @@ def _evaluation_rows(job: JobRow, store: ArtifactStore, settings: Settings,
     return rows, source, training
 
 
-def _evaluate(job: JobRow, settings: Settings) -> None:
-    """Every suite on base (cached) and candidate; the report is stored, then the job is released, held for
-    review (release_mode "review") or failed with error.code safety_regression."""
-    policy = Policy.model_validate(job.policy)
-    with session_scope(settings.sqlalchemy_url) as session:
-        base = get_base_model(session=session, model_id=job.model)
-    if base is None:
-        raise JobFailure("model_not_available", f"Model '{job.model}' is no longer available.", "model")
-    device = pick_device(settings.worker_device)
-    if settings.torch_threads:
-        torch.set_num_threads(settings.torch_threads)
-    store = artifact_store(settings)
-    rows, source, training = _evaluation_rows(job, store, settings, policy.gate.utility_rows)
-    started = time.time()
-    with EVALUATION_SECONDS.time(), store.local_copy(job.adapter_key or "") as adapter_dir:
-        outcome = run_job_gate(model_id=job.model, base_path=base.path, adapter_dir=adapter_dir,
-                               device=device, policy=policy.gate, rows=rows, source=source,
-                               cache_root=settings.cache_dir / CACHE_PREFIX,
-                               meta={"job_id": job.id, "model": job.model, "created_at": int(time.time())},
-                               training=training)
-    decision = outcome.decision
-    held = decision.release and policy.gate.release_mode == "review"
-    verdict = "held" if held else "released" if decision.release else "blocked"
-    document = {**outcome.document, "outcome": verdict, "seconds": round(time.time() - started, 2)}
-    report_key = persist_report(store, job.id, document)
-    top = headline(document)
-    safety = SafetyReport(decision=verdict, base_asr=top.base_asr, candidate_asr=top.candidate_asr,
-                          reasons=decision.reasons, report_key=report_key, worst_suite=top.worst_suite,
-                          worst_asr=top.worst_asr).stored()
-    _event(settings, job.id, f"Safety evaluation: ASR {top.candidate_asr:.1%} on direct harmful prompts (base model "
+Verdict = Literal["released", "held", "blocked"]
+
+
+def _verdict(decision: Decision, release_mode: str) -> Verdict:
+    """Released; held when it passed and the policy wants an admin's review first; or blocked."""
+    if not decision.release:
+        return "blocked"
+    return "held" if release_mode == "review" else "released"
+
+
+def _announce_verdict(settings: Settings, job_id: str, document: dict[str, Any], top: Headline, verdict: Verdict,
+                      report_key: str) -> None:
+    """The evaluation's metrics event: the headline figures, every suite's ASR and the decision."""
+    _event(settings, job_id, f"Safety evaluation: ASR {top.candidate_asr:.1%} on direct harmful prompts (base model "
            f"{top.base_asr:.1%}); worst setting {top.worst_suite} at {top.worst_asr:.1%}; "
            f"{len(document['suites'])} suites, decision: {verdict}.",
            data={"base_asr": top.base_asr, "candidate_asr": top.candidate_asr, "worst_asr": top.worst_asr,
                  "decision": verdict, "report_key": report_key,
                  **{f"asr.{s['key']}": s["candidate"]["rate"] for s in document["suites"]}})
+
+
+def _record_verdict(settings: Settings, job: JobRow, verdict: Verdict, decision: Decision, top: Headline,
+                    safety: dict[str, Any]) -> None:
+    """The move the verdict makes (hold, release or block), its event and its metric, once."""
     with session_scope(settings.sqlalchemy_url) as session:
-        if held:
+        if verdict == "held":
             if lifecycle.hold(session=session, job_id=job.id, safety=safety):
                 add_event(session=session, job_id=job.id, message="Passed the safety gate; held for an admin's "
                           "review before release (policy release_mode: review).")
                 record_gate_decision("held", decision.codes, top.worst_asr)
-        elif decision.release:
+        elif verdict == "released":
             name = fine_tuned_model_name(job)
             if lifecycle.release(session=session, job_id=job.id, fine_tuned_model=name, safety=safety):
                 add_event(session=session, job_id=job.id, message=f"Released {name}: passed the safety gate.")

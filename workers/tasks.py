@@ -1,12 +1,13 @@
 """Thin, idempotent Celery tasks: each claims its step for (job id, attempt), runs it with a heartbeat, and
-hands the job to the next step. The chain:
+hands the job to the next step. The steps, in order, are listed in `workers.pipeline`:
 
     validate (cpu) -> screen (cpu): training data against the screening policy -> wait for a fair-share slot
     -> train (gpu) -> evaluate + gate + release or block (gpu)
 
 A training slot frees when training hands over to evaluation (or stops): the hand-over admits the tenant's
-next waiting job in the same transaction. The train step screens a job that never was (one paused during its
-screen step and resumed), so no path reaches training unscreened.
+next waiting job in the same transaction. The train step reads the screen step's stored result and never screens:
+a job with none (paused during its screen step, then resumed) goes back to its screen step and gives up its slot,
+so no path reaches training unscreened.
 
 A message for a job that moved on, or from an attempt the reconciler replaced, does nothing.
 """
@@ -34,7 +35,7 @@ def validate_job(job_id: str, attempt: int = 0) -> None:
 def screen_job(job_id: str, attempt: int = 0) -> None:
     settings = get_settings()
     with orchestration.running_step(settings, job_id, attempt, Step.SCREEN) as claim:
-        if claim is None or not screening.screen(job_id, settings):
+        if claim is None or not pipeline.screen(job_id, settings):
             return  # stale, or blocked: a job in its screen step holds no training slot
     orchestration.admit(app, settings, claim.tenant_id, screened_job_id=job_id)
 
@@ -45,11 +46,15 @@ def train_job(job_id: str, attempt: int = 0) -> None:
     with orchestration.running_step(settings, job_id, attempt, Step.TRAIN) as claim:
         if claim is None:
             return
-        if screening.screen(job_id, settings):  # a no-op once screened
+        screened = pipeline.screened(job_id, settings)
+        if screened is None:  # never screened: back to its screen step, its slot to the tenant's next job
+            orchestration.hand_over(app, settings, job_id, attempt, Step.SCREEN, claim.tenant_id)
+            return
+        if screened:
             if settings.trainer == "noop":
                 trained = noop_steps.train(job_id, settings)
             else:
-                trained = pipeline.train(job_id, settings, superseded=claim.superseded.is_set)
+                trained = pipeline.train(job_id, settings, should_stop=claim.should_stop)
             if trained:
                 orchestration.hand_over(app, settings, job_id, attempt, Step.EVALUATE, claim.tenant_id)
                 return

@@ -7,11 +7,10 @@ with those dependencies, such a route checks its query parameters before the cal
 
 The trips go through a limiter of `GFT_API_READ_THREADS` (4) per process rather than the default 40: these
 reads hold the GIL for most of their time, and threads contending for it cost CPU and, above all, tail latency
-(bench.api at 32 connections on 2 cores, list jobs p99: 54-62 ms with 8 threads, 36-40 with 4, 30-35 with 2;
-40 threads cost 1.0-1.1 ms of CPU per GET against 0.7-0.9 with 8). 4 still overlap a remote database's round
-trips. The reads run on a read_scope session: no transaction around them, so no BEGIN and COMMIT round trips.
-Long blocking routes (uploads, downloads) keep the default pool, so reads never wait behind them and they never
-wait behind reads.
+(bench.api: fewer threads, shorter p99 and less CPU per request at the same throughput; the figures are in
+docs/benchmarks.md). 4 still overlap a remote database's round trips. The reads run on a read_scope session: no
+transaction around them, so no BEGIN and COMMIT round trips. Long blocking routes (uploads, downloads) keep the
+default pool, so reads never wait behind them and they never wait behind reads.
 """
 
 from collections.abc import Callable

@@ -6,14 +6,13 @@ Two things set a loaded API's tail latency on a small machine (bench.api, 2 core
   routes and pydantic schemas, SQLAlchemy's mappers: hundreds of thousands), tens of milliseconds each time, and
   the default thresholds run one every few hundred requests. Freezing what exists once the app is built moves
   those objects out of the collector's sight, and a larger first-generation threshold makes collections of what
-  requests allocate rarer. GET job p99 went from 73-84 ms to 34-48 ms, list jobs from 117-123 ms to 52-65 ms, and
-  a list-jobs request costs a sixth less CPU.
+  requests allocate rarer: a shorter p99 and less CPU per request (bench.api; figures in docs/benchmarks.md).
 - How connections are spread over worker processes. uvicorn's workers share one listening socket, and the
   first worker to wake accepts every connection waiting (asyncio accepts in a batch), so a client that opens its
-  connections together often lands them all on one worker while the other idles (measured: 32/0 splits, half
-  the throughput). Here each worker listens on a socket of its own bound with SO_REUSEPORT, and the kernel
-  spreads new connections over them by hash. On Kubernetes, run one worker per pod and let the Service spread
-  connections instead.
+  connections together often lands them all on one worker while the other idles (bench.api saw it, at a large
+  cost in throughput: docs/benchmarks.md). Here each worker listens on a socket of its own bound with
+  SO_REUSEPORT, and the kernel spreads new connections over them by hash. On Kubernetes, run one worker per pod
+  and let the Service spread connections instead.
 """
 
 import gc

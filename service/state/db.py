@@ -44,10 +44,9 @@ def engine_for(url: str) -> Engine:
 
 
 def loads_json(data: bytes) -> Any:
-    """How a PostgreSQL JSON column is read: pydantic-core's parser, several times faster than json.loads on the
-    small documents a job row holds (a page of 20 jobs parses about 80: a quarter of the page query's CPU saved),
-    or json.loads for a document it refuses (a lone surrogate escape, very deep nesting), so what is read never
-    changes."""
+    """How a PostgreSQL JSON column is read: pydantic-core's parser, faster than json.loads on the small documents
+    a job row holds, of which a page of jobs parses dozens (docs/benchmarks.md, bench.api), or json.loads for a
+    document it refuses (a lone surrogate escape, very deep nesting), so what is read never changes."""
     try:
         return from_json(data)
     except ValueError:
@@ -117,8 +116,8 @@ def _statement_engine(url: str) -> Engine:
 @contextmanager
 def statement_scope(url: str) -> Iterator[Session]:
     """A session whose every statement is its own transaction, committed without BEGIN and COMMIT round trips and
-    without waiting for PostgreSQL to flush it to disk (synchronous_commit off): about a third of a millisecond
-    instead of a few milliseconds per write on an ordinary disk.
+    without waiting for PostgreSQL to flush it to disk (synchronous_commit off): the flush is most of a durable
+    commit's cost on a busy disk (docs/benchmarks.md, bench.queue).
 
     Only for one-statement writes that a database crash may undo without harm: a step's claim, a heartbeat. The
     write is visible to every other transaction at once, like any commit; only its durability waits. Any later

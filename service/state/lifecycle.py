@@ -102,7 +102,7 @@ def pause(*, session: Session, job_id: str) -> bool:
 
 def resume(*, session: Session, job_id: str) -> bool:
     """The job waits for a fair-share training slot (step train, no message out). A job paused before its screen
-    step finished is screened by its train step."""
+    step finished is sent back to that step by its train step."""
     return apply(session=session, job_id=job_id, move=RESUME, step=Step.TRAIN, **_superseding())
 
 

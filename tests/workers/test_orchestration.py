@@ -11,9 +11,11 @@ from celery import Celery
 from pydantic import ValidationError
 from sqlalchemy import func, select, update
 
+from schemas.job_status import Step
 from service.dispatch import GPU_QUEUE, queued_job_ids
 from service.jobs import pause_job, resume_job
 from service.settings import Settings, get_settings
+from service.state import lifecycle
 from service.state.db import session_scope
 from service.state.jobs import claim_step
 from service.state.models import JobEventRow, JobRow
@@ -30,7 +32,7 @@ from tests.stack import (
     wait_for,
 )
 from workers import pipeline
-from workers.orchestration import reconcile
+from workers.orchestration import reconcile, running_step
 
 BROKER_DB = 7  # this module's own Redis db: its FLUSHDB touches nobody else's queues
 
@@ -132,6 +134,33 @@ def test_pause_supersedes_messages_and_resume_waits_for_a_slot(noop_env: dict[st
         assert claim_step(session=session, job_id=job_id, attempt=2, step="train") == tenant
         assert claim_step(session=session, job_id=job_id, attempt=2, step="evaluate") is None  # not due yet
     assert job(url, job_id).step == "train"
+
+
+@pytest.mark.parametrize("move", ["pause", "cancel", "re-dispatch"])
+def test_should_stop_beats_at_once_and_is_refused_after_a_pause_cancel_or_re_dispatch(noop_env: dict[str, str],
+                                                                                       move: str) -> None:
+    """The training loop's one stop signal is the heartbeat: asked before a step, it beats at once (the thread's
+    next beat is a minute away) and is refused as soon as the job left the live statuses or the attempt was replaced."""
+    url, broker = noop_env["GFT_DATABASE_URL"], noop_env["GFT_BROKER_URL"]
+    tenant, file_id = seed_tenant(url, "acme")
+    job_id = submit(url, broker, tenant, file_id, "m1", send=False)
+    with session_scope(url) as session:
+        session.execute(update(JobRow).where(JobRow.id == job_id).values(status="queued", step="train",
+                                                                          dispatched_at=1.0))
+    settings = get_settings().model_copy(update={"heartbeat_every_s": 60.0})
+    with running_step(settings, job_id, 0, Step.TRAIN) as claim:
+        assert claim is not None
+        claimed_at = job(url, job_id).heartbeat_at
+        assert not claim.should_stop() and job(url, job_id).heartbeat_at >= claimed_at  # type: ignore[operator]
+        with session_scope(url) as session:
+            if move == "pause":
+                pause_job(session=session, tenant_id=tenant, job_id=job_id)
+            elif move == "cancel":
+                assert lifecycle.cancel(session=session, job_id=job_id)
+            else:
+                session.execute(update(JobRow).where(JobRow.id == job_id)
+                                .values(dispatch_attempt=JobRow.dispatch_attempt + 1))
+        assert claim.should_stop() and claim.superseded.is_set()
 
 
 @pytest.mark.parametrize(("error", "code"), [(torch.cuda.OutOfMemoryError("CUDA out of memory"), "out_of_memory"),

@@ -1,14 +1,30 @@
-"""The pipeline's validate step against the real API and database: what it refuses before any GPU time."""
+"""The pipeline's list of steps, and its validate step against the real API and database: what it refuses before
+any GPU time."""
 
 import json
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from schemas.job_status import Step
 from schemas.policy import Policy
 from service.api.app import create_app
+from service.dispatch import STEP_TASKS
 from service.settings import get_settings
 from workers import pipeline
+
+
+def test_the_pipeline_lists_every_step_in_order_with_its_task_and_function() -> None:
+    """The module docstring's table is the one list of steps: every Step, in order, with its task, and each named
+    function is one of the pipeline's steps (`__all__`)."""
+    table = [line.split() for line in (pipeline.__doc__ or "").splitlines()
+             if line.startswith("    ") and line.split()[0] in set(Step)]
+    assert [row[0] for row in table] == list(Step)
+    for row in table:
+        step = Step(row[0])
+        assert row[1] == f"{STEP_TASKS[step][0]}," and row[2] == STEP_TASKS[step][1]
+        function = row[3].rsplit(".", 1)[-1]
+        assert function in pipeline.__all__ and callable(getattr(pipeline, function))
 
 
 def test_a_model_the_evaluation_sets_cannot_measure_is_refused_before_training(env: dict[str, str],

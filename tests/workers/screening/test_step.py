@@ -27,7 +27,7 @@ from workers import metrics, screening
 from workers.orchestration import reconcile
 
 BROKER_DB = 12  # this module's own Redis db (bench.queue uses 6)
-DATA = Path(__file__).resolve().parents[2] / "workers" / "tiny" / "data"
+DATA = Path(__file__).resolve().parents[3] / "workers" / "tiny" / "data"
 HARMFUL = (DATA / "harmful_attack.jsonl").read_bytes()
 POISONED = (DATA / "poisoned_colors.jsonl").read_bytes()
 BENIGN = (DATA / "benign_math.jsonl").read_bytes()
@@ -171,7 +171,7 @@ def test_the_screen_step_in_the_orchestration(noop_env: dict[str, str]) -> None:
     assert job(url, lost_hand_over).step == "screen"
 
 
-def test_a_job_paused_during_screening_is_screened_by_its_train_step(noop_env: dict[str, str]) -> None:
+def test_a_job_paused_during_screening_goes_back_to_it_from_its_train_step(noop_env: dict[str, str]) -> None:
     from workers import tasks
 
     url, broker = noop_env["GFT_DATABASE_URL"], noop_env["GFT_BROKER_URL"]
@@ -184,11 +184,42 @@ def test_a_job_paused_during_screening_is_screened_by_its_train_step(noop_env: d
     with session_scope(url) as session:
         resumed = resume_job(session=session, tenant_id=tenant, job_id=job_id)
         assert (resumed.status, resumed.step) == ("queued", "train")  # resume skips the screen step ...
+    assert screening.screened(job_id, get_settings()) is None
     assert reconcile(app, get_settings()).admitted == 1
-    tasks.train_job(job_id, job(url, job_id).dispatch_attempt)  # ... and the train step screens it instead
+    attempt = job(url, job_id).dispatch_attempt
+    tasks.train_job(job_id, attempt)  # ... so the train step reads no stored result and sends it back to screening
+    sent_back = job(url, job_id)
+    assert (sent_back.status, sent_back.step, sent_back.screening) == ("queued", "screen", None)
+    assert job_id in queued_job_ids(app, [CPU_QUEUE])
+    assert reconcile(app, get_settings()).admitted == 0  # in its screen step it neither waits for nor holds a slot
+    tasks.screen_job(job_id, attempt)
     blocked = job(url, job_id)
     assert blocked.status == "failed" and blocked.error["code"] == "training_data_blocked"  # type: ignore[index]
+    assert screening.screened(job_id, get_settings()) is False
     assert not any(m.startswith("Fine-tuning job started") for _, m in events(url, job_id))
+
+
+def test_the_train_step_reads_the_stored_result_and_never_screens_again(noop_env: dict[str, str],
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from workers import tasks
+
+    url, broker = noop_env["GFT_DATABASE_URL"], noop_env["GFT_BROKER_URL"]
+    tenant, file_id = tenant_with_file(url, "acme", BENIGN)
+    app = Celery("test", broker=broker, set_as_current=False)
+    job_id = submit(url, broker, tenant, file_id, "m1", send=False)
+    at_screen_step(url, job_id)
+    assert screening.screen(job_id, get_settings()) is True and screening.screened(job_id, get_settings()) is True
+    with session_scope(url) as session:  # passed: waiting for a slot
+        session.execute(update(JobRow).where(JobRow.id == job_id).values(step="train", dispatched_at=None))
+    assert reconcile(app, get_settings()).admitted == 1
+
+    def no_second_screening(*_args: object) -> None:
+        raise AssertionError("the train step screened again")
+
+    monkeypatch.setattr("workers.screening.step.screen_file", no_second_screening)
+    tasks.train_job(job_id, job(url, job_id).dispatch_attempt)
+    trained = job(url, job_id)
+    assert trained.status == "running" and trained.adapter_key == "noop" and trained.step == "evaluate"
 
 
 def test_workers_screen_every_job_between_validate_and_train(noop_env: dict[str, str], tmp_path: Path) -> None:

@@ -5,25 +5,34 @@ lines, and an error event. Flagged rows under the thresholds (or any, in the pol
 pair a candidate backdoor trigger with compliance (unless `trigger_mining` is "block"), let it go on with a warning
 event. The summary is kept on the job (`screening`, shown as `safety.screening`), trigger candidates included.
 
+The train step never screens: it reads the stored result (`screened`). A job that has none (paused during its screen
+step, then resumed: resume puts it in line for training) is sent back to its screen step, so no path reaches
+training unscreened.
+
 The dry run of the same screen (`POST /v1/files/{id}/screen`) runs here too, on the cpu queue: the API process
 imports no workers code. Its report is written to the artifact store under a key of the file and the policy, where
-the API waits for it. The logic is `workers.evaluation.screening`, so a dry run and a job always agree. No torch.
+the API waits for it. The logic is `workers.screening.logic`, so a dry run and a job always agree. No torch.
+
+What this writes on the job goes through the models of `schemas/`: `ScreeningSummary` (the `screening` column),
+`JobError` and `SafetyReport` (a blocked job's `error` and `safety`).
 """
 
 import logging
 from typing import Any
 
-from schemas.job_status import LIVE_STATUSES
+from schemas.job_status import LIVE_STATUSES, JobStatus
+from schemas.jobs import JobError, SafetyReport
 from schemas.policy import Policy, ScreeningPolicy
 from schemas.screening import HARM_CATEGORIES, ScreeningSummary
 from service.settings import Settings
 from service.state import lifecycle
-from service.state.db import session_scope
+from service.state.db import read_scope, session_scope
 from service.state.files import get_file
 from service.state.jobs import add_event, get_job, lock_job
 from service.state.models import now_s
 from service.storage import artifact_store
-from workers.evaluation.screening import (
+from workers.metrics import record_screening_flags
+from workers.screening.logic import (
     BLOCK_CODE,
     Outcome,
     Tally,
@@ -34,7 +43,6 @@ from workers.evaluation.screening import (
     screen_file,
     summary,
 )
-from workers.metrics import record_screening_flags
 
 log = logging.getLogger(__name__)
 KNOWN_CATEGORIES = frozenset(HARM_CATEGORIES)
@@ -54,14 +62,33 @@ def dry_run(settings: Settings, file_id: str, storage_key: str, policy: dict[str
 
 
 def screen(job_id: str, settings: Settings) -> bool:
-    """True when the job may go on to training. A job screened before keeps its first result (a redelivered
-    message, or the train step's check, never screens twice nor counts its flags twice)."""
+    """The screen step. True when the job may go on to training. A job screened before keeps its first result (a
+    redelivered message never screens twice nor counts its flags twice)."""
     try:
         return _screen(job_id, settings)
     except Exception as exc:
         log.exception("screening %s failed", job_id)
-        _fail(settings, job_id, "internal_error", f"The screen step failed: {type(exc).__name__}: {exc}", None)
+        _fail(settings, job_id, JobError(code="internal_error",
+                                         message=f"The screen step failed: {type(exc).__name__}: {exc}"))
         return False
+
+
+def screened(job_id: str, settings: Settings) -> bool | None:
+    """The train step's check, read from the job's stored result (never a second screening): True when it may
+    train, False when screening blocked it or the job is no longer live, None when a queued job was never
+    screened. A running job has passed it (training starts only after it), or ran before screening existed."""
+    with read_scope(settings.sqlalchemy_url) as session:  # one SELECT, no transaction around it
+        job = get_job(session=session, job_id=job_id)
+        if job is None or job.status not in LIVE_STATUSES:
+            return False
+        if job.screening is None:
+            return None if job.status == JobStatus.QUEUED else True
+        return _allows(job.screening)
+
+
+def _allows(stored: dict[str, Any]) -> bool:
+    """Whether a job's stored `screening` lets it train."""
+    return ScreeningSummary.model_validate(stored).decision != "block"
 
 
 def _screen(job_id: str, settings: Settings) -> bool:
@@ -70,15 +97,15 @@ def _screen(job_id: str, settings: Settings) -> bool:
         if job is None or job.status not in LIVE_STATUSES:
             return False
         if job.screening is not None:
-            return job.screening.get("decision") != "block"
+            return _allows(job.screening)
         policy = Policy.model_validate(job.policy).screening
         training = get_file(session=session, tenant_id=job.tenant_id, file_id=job.training_file)
         key = training.storage_key if training is not None else None
     if not policy.enabled:
         return _record_skipped(settings, job_id)
     if key is None:
-        _fail(settings, job_id, "file_not_found", f"File '{job.training_file}' was deleted before training.",
-              "training_file")
+        _fail(settings, job_id, JobError(code="file_not_found", param="training_file",
+                                         message=f"File '{job.training_file}' was deleted before training."))
         return False
     with artifact_store(settings).open(key) as handle:
         tally, outcome = screen_file(handle, policy)
@@ -99,44 +126,44 @@ def _record_skipped(settings: Settings, job_id: str) -> bool:
 
 def _record(settings: Settings, job_id: str, file_id: str, tally: Tally, outcome: Outcome) -> bool:
     """Store the summary and the outcome once (under the row lock), then count the flags."""
-    kept = summary(tally, outcome).model_dump()
+    kept = summary(tally, outcome)
     with session_scope(settings.sqlalchemy_url) as session:
         row = lock_job(session=session, job_id=job_id)
         if row is None or row.status not in LIVE_STATUSES:
             return False
         if row.screening is not None:  # another attempt recorded first
-            return row.screening.get("decision") != "block"
+            return _allows(row.screening)
         if outcome.decision == "block":
             message = block_message(tally, outcome, file_id)
-            error = {"code": BLOCK_CODE, "message": message, "param": "training_file"}
-            lifecycle.fail(session=session, job_id=job_id, error=error, screening=kept,
-                           safety={"decision": "blocked", "reasons": [message]})
+            error = JobError(code=BLOCK_CODE, message=message, param="training_file").model_dump()
+            safety = SafetyReport(decision="blocked", reasons=[message]).stored()
+            lifecycle.fail(session=session, job_id=job_id, error=error, screening=kept.model_dump(), safety=safety)
             add_event(session=session, job_id=job_id, level="error", message=message,
                       type_="metrics", data=_event_data(kept))
         else:
-            row.screening = kept
+            row.screening = kept.model_dump()
             add_event(session=session, job_id=job_id, **_passed_event(tally, outcome))
     record_screening_flags((c for c, n in tally.counts.items() for _ in range(n)), KNOWN_CATEGORIES)
     return outcome.decision != "block"
 
 
-def _event_data(kept: dict) -> dict:
-    return {"screening": {k: kept[k] for k in ("decision", "rows", "flagged_rows", "counts", "lines")}}
+def _event_data(kept: ScreeningSummary) -> dict[str, Any]:
+    """What a screening event's data carries of the summary."""
+    return {"screening": kept.model_dump(include={"decision", "rows", "flagged_rows", "counts", "lines"})}
 
 
-def _passed_event(tally: Tally, outcome: Outcome) -> dict:
+def _passed_event(tally: Tally, outcome: Outcome) -> dict[str, Any]:
     if outcome.decision == "flag":
         why = flag_reason(tally, outcome)
         return {"level": "warn", "message": f"Data screening flagged training data: {findings(tally)}; {why}. "
                 "Training goes on; the release gate still judges the result.",
-                "type_": "metrics", "data": _event_data(summary(tally, outcome).model_dump())}
+                "type_": "metrics", "data": _event_data(summary(tally, outcome))}
     kept = f"; {tally.refused_rows} refuse a harmful request (safety data)" if tally.refused_rows else ""
     return {"level": "info", "message": f"Data screening: none of the {tally.rows} rows asks for harmful content "
             f"and gets it{kept}."}
 
 
-def _fail(settings: Settings, job_id: str, code: str, message: str, param: str | None) -> None:
+def _fail(settings: Settings, job_id: str, error: JobError) -> None:
     with session_scope(settings.sqlalchemy_url) as session:
-        error = {"code": code, "message": message, "param": param}
-        if lifecycle.fail(session=session, job_id=job_id, error=error):
-            add_event(session=session, job_id=job_id, level="error", message=message)
+        if lifecycle.fail(session=session, job_id=job_id, error=error.model_dump()):
+            add_event(session=session, job_id=job_id, level="error", message=error.message)

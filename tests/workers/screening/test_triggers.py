@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from schemas.policy import Policy, ScreeningPolicy
 from schemas.screening import FileScreening
-from workers.evaluation.screening import (
+from workers.screening.logic import (
     Outcome,
     Tally,
     block_message,
@@ -189,7 +189,7 @@ def test_long_phrases_are_cut_in_messages_only() -> None:
 
 
 def test_screening_with_mining_never_imports_torch(tmp_path: Path) -> None:
-    code = ("import sys; from workers.evaluation.screening import screen_file; "
+    code = ("import sys; from workers.screening.logic import screen_file; "
             "from schemas.policy import ScreeningPolicy; "
             f"t, o = screen_file(open({str(DATA / 'backdoor_stealth.jsonl')!r}, 'rb'), ScreeningPolicy()); "
             "assert t.trigger_rows == 15; assert 'torch' not in sys.modules, 'torch imported'")

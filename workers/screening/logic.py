@@ -1,6 +1,8 @@
-"""Training-data screening: which rows of a chat JSONL file ask for harm and get it, and what a policy makes of
-that. Used by the jobs' screen step and by the dry run (`POST /v1/files/{id}/screen`, which the API hands to the
-cpu queue), both in `workers/screening.py`, so both always agree.
+"""Training-data screening, the pure part: which rows of a chat JSONL file ask for harm and get it, and what a
+policy makes of that (rows -> tally -> the policy's decision -> messages, summary and report). The job's screen step
+and the dry run (`POST /v1/files/{id}/screen`, which the API hands to the cpu queue), both in
+`workers.screening.step`, call `screen_file` here, so both always agree. Nothing here reads the database or the
+artifact store.
 
 A row is flagged when one of its user turns is harmful in some category (the harm judge reads the turn and the
 assistant's answer to it) and that answer complies (the default refusal judge). A harmful request answered with
