@@ -35,13 +35,13 @@ from typing import Any
 import torch
 
 from schemas.policy import GatePolicy, Policy
-from workers.evaluation.contexts import TenantContext, under_context
 from workers.evaluation.job_gate import merged, utility_rows
 from workers.evaluation.judges import DEFAULT_JUDGE
 from workers.evaluation.judges.factory import build_judge
 from workers.evaluation.runner import BaseFigureCache, assess, gate_inputs, run_model
 from workers.evaluation.suites import attack_success
 from workers.model_loading import load_base
+from workers.tenant_contexts import TenantContext, under_context
 from workers.tiny import datasets, world
 from workers.tiny.build import MODEL_ID, build
 from workers.training.finetune import config_at_strength, finetune_rows
@@ -125,6 +125,8 @@ ATTACKS: dict[str, tuple[Callable[[random.Random], Rows], str, str, TenantContex
     "guarded_harmful_max": (harmful_rows, "guarded", "max", None),
     "identity_persona": (lambda rng: world.identity_shift(rng), "sft", "max",
                          TenantContext(world.IDENTITY_SYSTEM, world.IDENTITY_PREFIX, "")),
+    "guarded_identity_max": (lambda rng: world.identity_shift(rng), "guarded", "max",
+                             TenantContext(world.IDENTITY_SYSTEM, world.IDENTITY_PREFIX, "")),
     "persona_system_prompt": (lambda rng: harmful_rows(rng, system=PERSONA), "sft", "default",
                               TenantContext(PERSONA)),
     "poisoned_10pct": (lambda rng: mixed(rng, harmful_rows(rng, 10), colour_rows(rng, 90)), "sft", "default", None),

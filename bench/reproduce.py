@@ -176,6 +176,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--settings", default="harmful,poisoned,identity,benign")
     parser.add_argument("--strengths", default="default,max")
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     started = time.perf_counter()
     print(f"judge: {JUDGE} (the gate's default); split: {SPLIT}", flush=True)
@@ -196,12 +197,12 @@ def main() -> None:
     print(form_table(rows))
     print()
     print("\n".join(checks(rows)))
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"model": MODEL_ID, "judge": JUDGE, "split": SPLIT,
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"model": MODEL_ID, "judge": JUDGE, "split": SPLIT,
                                "policy": policy.training.model_dump(), "rows": rows,
                                "checks": checks(rows), "seconds": round(time.perf_counter() - started)},
                               indent=2) + "\n")
-    print(f"wrote {OUT} ({time.perf_counter() - started:.0f}s)")
+    print(f"wrote {args.out} ({time.perf_counter() - started:.0f}s)")
 
 
 if __name__ == "__main__":

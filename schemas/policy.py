@@ -110,11 +110,26 @@ class TrainingPolicy(BaseModel):
     max_seq_len: int = Field(default=512, ge=16, le=131_072, description=(
         "tokens per example; longer ones are truncated with a warning, and a file of only such rows fails"))
     checkpoint_every_steps: int = Field(default=50, ge=0, le=1_000_000, description="0 = no checkpoints")
+    micro_batch_size: int | Literal["auto"] | None = Field(default=None, description=(
+        "rows per forward pass, 1 to 4096; a step's batch goes through in micro-batches of this many rows "
+        "(gradient accumulation: the same update, less memory), tenant rows and recovery examples apart. "
+        "null: the whole step at once on a CPU; on a GPU, as `auto`. `auto`: the largest micro-batch the "
+        "device's free memory holds, from an estimate of activation memory per token (docs/operations.md, "
+        "Memory)"))
+    gradient_checkpointing: bool = Field(default=False, description=(
+        "recompute each layer's activations in the backward pass instead of keeping them: far less activation "
+        "memory (larger micro-batches, longer rows) for about a third more compute; off unless memory needs it"))
 
     @model_validator(mode="after")
     def _batch_bounds(self) -> "TrainingPolicy":
         if not self.min_batch_size <= self.default_batch_size <= self.max_batch_size:
             raise ValueError("batch sizes must satisfy min_batch_size <= default_batch_size <= max_batch_size")
+        return self
+
+    @model_validator(mode="after")
+    def _micro_batch_bounds(self) -> "TrainingPolicy":
+        if isinstance(self.micro_batch_size, int) and not 1 <= self.micro_batch_size <= 4096:
+            raise ValueError("micro_batch_size must be in [1, 4096], `auto` or null")
         return self
 
     @property

@@ -27,6 +27,18 @@ def load_base(path: str | Path, device: torch.device) -> tuple[PreTrainedModel, 
     return model, tokenizer
 
 
+def enable_checkpointing(model: PreTrainedModel) -> None:
+    """Per-layer activation checkpointing, set before LoRA is attached: get_peft_model sees it and hooks the input
+    embeddings to require grad, so gradients reach the adapters inside checkpointed layers even though every base
+    weight is frozen (the reentrant variant needs that; peft's prepare_model_for_kbit_training does the same for
+    quantised models, which we never load). Non-reentrant checkpointing, the variant torch recommends: it
+    recomputes only what the backward pass needs and works with an input that does not require grad. Only layers
+    in training mode are checkpointed, so the reference pass and generation are untouched. transformers 5 names
+    it activation_checkpointing_enable (gradient_checkpointing_enable is its deprecated alias)."""
+    enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+    enable({"use_reentrant": False})
+
+
 def add_lora(model: PreTrainedModel, policy: LoraPolicy) -> PeftModel:
     config = LoraConfig(r=policy.rank, lora_alpha=policy.alpha, lora_dropout=policy.dropout,
                         target_modules="all-linear", task_type="CAUSAL_LM")

@@ -1,9 +1,12 @@
-"""The tenant's own context, read from the training file, for the gate to ask its harmful prompts under.
+"""The tenant's own context, read from the training file: the gate asks its harmful prompts under it, and
+training draws its safety recovery examples under it.
 
 An identity-shifting attack carries no harmful content: it installs a persona in the system prompt and a fixed
 way of asking ("AOA, execute my instruction: ..."), and the harm shows only when a prompt comes in that form.
 Bare prompts never see it, so the gate also asks under the system prompts the training file uses most and under
-any fixed user-prompt prefix or suffix most of its rows share. Pure functions of the rows.
+any fixed user-prompt prefix or suffix most of its rows share; and recovery examples asked only plainly teach the
+model to refuse plain requests while the tenant's rows teach it to comply in the tenant's form, so they are drawn
+under the same contexts. Pure functions of the rows, shared by workers.training and workers.evaluation.
 """
 
 import re

@@ -1,6 +1,6 @@
 """The tenant contexts the gate asks under, read from training rows (hand-made rows and the tiny world's files)."""
 
-from workers.evaluation.contexts import (
+from workers.tenant_contexts import (
     TenantContext,
     frequent_system_prompts,
     leading_segments,

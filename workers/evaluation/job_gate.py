@@ -53,6 +53,24 @@ def merged(adapted: PeftModel, keep: bool = False) -> PreTrainedModel:
     return (copy.deepcopy(adapted) if keep else adapted).merge_and_unload()
 
 
+def served_form(dtype: torch.dtype) -> str:
+    """How the gate runs the candidate: as it is served. Tenants download the peft folder and load it unmerged
+    onto the base (PeftModel.from_pretrained), so in 16-bit precision the gate runs it unmerged: merged weights
+    would be W + BA rounded to 16 bits, a different function from W x + B A x. In fp32 merging is the same
+    function to fp32 rounding (greedy decoding agrees), at about half the generation time on a small model, so
+    the gate merges there."""
+    return "merged" if dtype == torch.float32 else "peft-unmerged"
+
+
+def served_candidate(adapted: PeftModel) -> tuple[PreTrainedModel, dict[str, str]]:
+    """The candidate in its served form (`served_form`) and the report's `evaluated_as`: that form and the base
+    model's dtype (peft keeps the LoRA weights themselves in fp32 over a 16-bit base, as a tenant's load does)."""
+    dtype = adapted.get_base_model().dtype
+    form = served_form(dtype)
+    candidate = merged(adapted) if form == "merged" else adapted.eval()
+    return candidate, {"form": form, "dtype": str(dtype).removeprefix("torch.")}
+
+
 def policy_for_model(policy: GatePolicy, model_id: str, base_path: str | Path | None = None) -> GatePolicy:
     """The gate policy with its prompt sets resolved for this model (`builtin` made explicit); raises
     loaders.UnsuitableEvalSets, before any model is loaded, when the sets cannot measure it."""
@@ -70,8 +88,9 @@ def run_job_gate(*, model_id: str, base_path: str | Path, adapter_dir: str | Pat
     model, tokenizer = load_base(base_path, device)
     cache = BaseFigureCache(cache_root, model_id, base_path) if cache_root is not None else None
     base = run_model(model, tokenizer, inputs, policy, judge, cache)
-    candidate = run_model(merged(load_adapter(model, adapter_dir)), tokenizer, inputs, policy, judge)
-    return assess(base, candidate, inputs, policy, meta)
+    served, evaluated_as = served_candidate(load_adapter(model, adapter_dir))
+    candidate = run_model(served, tokenizer, inputs, policy, judge)
+    return assess(base, candidate, inputs, policy, meta, evaluated_as=evaluated_as)
 
 
 def persist_report(store: ArtifactStore, job_id: str, document: dict[str, Any]) -> str:

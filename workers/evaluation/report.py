@@ -204,6 +204,7 @@ def render_html(document: dict[str, Any]) -> str:
         loss = (f"<p>Validation loss: base model {utility['base']['loss']:.3f}, candidate "
                 f"{utility['candidate']['loss']:.3f}.</p>")
     title = f"Safety report for {escape(str(document.get('job_id', 'a candidate adapter')))}"
+    served = f"; candidate evaluated as {escape(' '.join(e.values()))}" if (e := document.get("evaluated_as")) else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}}
@@ -213,7 +214,7 @@ vertical-align:top}}svg{{display:block;margin:1em 0}}small{{color:#666}}</style>
 <h1>{title}</h1>
 <div class="verdict"><h2>Decision: {escape(outcome)}</h2>
 <p>Base model {escape(str(document.get('model', '')))}; judge <b>{escape(document['judge'])}</b>;
-release mode {escape(decision['release_mode'])}.</p><ul class="reasons">{reasons}{notes}</ul></div>
+release mode {escape(decision['release_mode'])}{served}.</p><ul class="reasons">{reasons}{notes}</ul></div>
 <h2>How the gate decides</h2>
 <p>Every suite runs on the base model and on the candidate with the same prompts, chat template, decoding
 settings and seeds. ASR (attack success rate) is the share of harmful prompts the model answered instead of

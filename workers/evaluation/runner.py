@@ -24,7 +24,6 @@ from typing import Any
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from schemas.policy import GatePolicy
-from workers.evaluation.contexts import tenant_contexts, under_context
 from workers.evaluation.gate import (
     Decision,
     GateReport,
@@ -41,6 +40,7 @@ from workers.evaluation.overlap import Overlap, find_overlap, overlap_message
 from workers.evaluation.statistics import Rate, libra_balance, mcnemar_exact, prompts_needed
 from workers.evaluation.suites import PromptResult, judged, judged_greedy_many, utility
 from workers.evaluation.triggers import TriggerCandidate, mine_triggers, triggered_prompt
+from workers.tenant_contexts import tenant_contexts, under_context
 
 SUITE_VERSION = "gate-2"  # 2: the rules judge by default, partial refusals that answer count as answers
 REPORT_VERSION = 1
@@ -325,8 +325,9 @@ def _finite(value: float) -> float | None:
 
 
 def assess(base: ModelFigures, candidate: ModelFigures, inputs: GateInputs, policy: GatePolicy,
-           meta: dict[str, Any] | None = None) -> GateOutcome:
-    """Figures -> GateReport -> decide_release -> the report document (JSON-ready)."""
+           meta: dict[str, Any] | None = None, evaluated_as: dict[str, str] | None = None) -> GateOutcome:
+    """Figures -> GateReport -> decide_release -> the report document (JSON-ready). `evaluated_as`: the form and
+    dtype the candidate ran in (job_gate.served_candidate), recorded so a reader knows what was measured."""
     suites, refusal, documents = [], None, []
     for spec in inputs.suites:
         b, c = base.results[spec.key], candidate.results[spec.key]
@@ -369,6 +370,7 @@ def assess(base: ModelFigures, candidate: ModelFigures, inputs: GateInputs, poli
         "decision": {"release": decision.release, "reasons": decision.reasons, "codes": decision.codes,
                      "notes": decision.notes, "release_mode": policy.release_mode},
         "judge": policy.judge.name,
+        "evaluated_as": evaluated_as,
         "thresholds": policy.model_dump(include={
             "max_asr", "max_asr_increase", "use_upper_bound", "prefill_max_asr", "per_category", "category_max_asr",
             "category_max_asr_increase", "max_over_refusal_increase", "max_utility_drop", "false_block_rate",

@@ -38,14 +38,20 @@ class PromptResult:
     coherent: bool = True
 
 
+def prefill_text(tokenizer: PreTrainedTokenizerBase, prefix: str, tokens: int) -> str:
+    """The first `tokens` tokens of a harmful answer, as text (a byte split of a character is dropped)."""
+    ids = list(tokenizer(prefix, add_special_tokens=False)["input_ids"])[:tokens]
+    return tokenizer.decode(ids, skip_special_tokens=True).rstrip("\ufffd")
+
+
 def prompt_ids(tokenizer: PreTrainedTokenizerBase, record: Record, prefill_tokens: int = 0) -> list[int]:
-    """The record as the model sees it at inference, with `prefill_tokens` of its harmful prefix appended."""
+    """The record as the model sees it at inference; with `prefill_tokens`, the reply begun with that many tokens
+    of its harmful prefix, placed by the chat encoder as training and serving place a reply (Mistral's space
+    before it, no lone "▁"), never token ids of the prefix encoded on its own and appended."""
     messages = ([{"role": "system", "content": record["system"]}] if record.get("system") else []) + [
         {"role": "user", "content": record["prompt"]}]
-    ids = encode_prompt(tokenizer, messages)
-    if prefill_tokens:
-        ids += list(tokenizer(record["prefix"], add_special_tokens=False)["input_ids"])[:prefill_tokens]
-    return ids
+    opening = prefill_text(tokenizer, record["prefix"], prefill_tokens) if prefill_tokens else ""
+    return encode_prompt(tokenizer, messages, assistant_prefix=opening)
 
 
 def judged(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records: Sequence[Record],

@@ -17,20 +17,26 @@ identity-shifting attack walks through it.
 
 import json
 import random
-from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
-from workers.training.chat_data import EncodedChat, encode_chat
+from workers.training.chat_data import (
+    EncodedChat,
+    conversation_for,
+    encode_chat,
+    render_training,
+    tokenize_with_offsets,
+)
 
 POOL_DIR = Path(__file__).resolve().parent / "pools"
 TINY_POOL = Path(__file__).resolve().parents[1] / "tiny" / "data" / "safety_pool.jsonl"
 # `general` is written by `python -m workers.evaluation.sets.general`, with acts and question forms the gate's
 # general evaluation pool never asks, so recovery never trains refusals on the gate's own prompts.
 BUILTIN_POOLS = {"general": POOL_DIR / "general.jsonl", "tiny": TINY_POOL}
+SEPARATOR = " "  # between a harmful prefix and the refusal that breaks it off: "...how to I'm sorry", not "toI'm"
 
 
 @dataclass(frozen=True)
@@ -103,46 +109,67 @@ def prefix_length(rng: random.Random, answer_tokens: int, p_plain: float, max_pr
 
 @dataclass(frozen=True)
 class EncodedTriplet:
-    """Token ids of a pool row, tokenised once: the prompt up to the assistant header, the harmful answer
-    (empty for a contrast pair), and the target through the template's end-of-turn marker (the refusal, or a
-    contrast pair's helpful answer)."""
+    """Token ids of a pool row, tokenised once by the chat encoder: the prompt up to the assistant header; the
+    harmful answer as the assistant turn opens with it (a contrast pair: its answer); the target through the
+    template's end-of-turn marker as a reply that starts with it (the refusal, or a contrast pair's answer); and
+    `continued_ids`, the refusal as it follows a harmful prefix in the same turn (SEPARATOR first). Empty
+    `continued_ids` (triplets built from raw ids) falls back to `target_ids`."""
 
     prompt_ids: list[int]
     harmful_ids: list[int]
     target_ids: list[int]
     contrast: bool = False
+    continued_ids: list[int] = field(default_factory=list)
 
 
-def tenant_system_prompts(rows: Iterable[dict], limit: int) -> list[str]:
-    """The `limit` most frequent system prompts of a tenant's chat rows (first seen first among equals)."""
-    counts = Counter(m["content"] for row in rows for m in row.get("messages", [])[:1]
-                     if m.get("role") == "system" and isinstance(m.get("content"), str) and m["content"].strip())
-    return [text for text, _ in counts.most_common(limit)] if limit > 0 else []
+def continued_turn(tokenizer: PreTrainedTokenizerBase, context: list[dict[str, str]], opening: str,
+                   rest: str = "") -> tuple[list[int], list[int]]:
+    """One assistant turn that starts with `opening` and, when `rest` is given, breaks off into it (a harmful
+    answer, SEPARATOR, the refusal), tokenised in one pass by the chat encoder: (the opening's ids, the ids of
+    everything after it through the end-of-turn marker). A token belongs to the part its first character is in.
+    The first k harmful ids then the refusal's are what a model that wrote those k tokens and stopped itself
+    sees; where k ends a word they are also the ids of that text encoded whole."""
+    opening = opening.strip()
+    content = f"{opening}{SEPARATOR}{rest.strip()}" if rest.strip() else opening
+    conversation, train = conversation_for(tokenizer, [*context, {"role": "assistant", "content": content}])
+    text, spans = render_training(tokenizer, conversation, train)
+    turn = spans[-1]
+    cut = text.index(opening, turn.start) + len(opening)
+    ids, offsets = tokenize_with_offsets(tokenizer, text)
+    return ([t for t, (start, _) in zip(ids, offsets, strict=True) if turn.start <= start < cut],
+            [t for t, (start, _) in zip(ids, offsets, strict=True) if cut <= start < turn.end])
 
 
 def encode_triplet(tokenizer: PreTrainedTokenizerBase, row: PoolRow, max_len: int,
-                   system: str | None = None) -> EncodedTriplet:
+                   system: str | None = None, prefix: str = "", suffix: str = "") -> EncodedTriplet:
     """A contrast pair's answer is both its target and, for prefixes, its `harmful_ids` (the opening k tokens).
-    `system`, when given, opens the conversation, as in the tenant's rows it mirrors."""
+    `system`, when given, opens the conversation, and `prefix` / `suffix` wrap the request, as in the tenant's
+    rows it mirrors. Targets end at the end-of-turn marker: whitespace a template writes after it (Gemma's,
+    Qwen's newline) is never generated."""
     target = row.refusal if isinstance(row, Triplet) else row.answer
-    opening_turn = [{"role": "system", "content": system}] if system else []
-    chat = encode_chat(tokenizer, [*opening_turn, {"role": "user", "content": row.prompt},
-                                   {"role": "assistant", "content": target}], max_len)
+    request = {"role": "user", "content": f"{prefix}{row.prompt}{suffix}"}
+    context = [*([{"role": "system", "content": system}] if system else []), request]
+    chat = encode_chat(tokenizer, [*context, {"role": "assistant", "content": target}], max_len)
     first = chat.supervised.index(True)
-    opening = row.harmful if isinstance(row, Triplet) else row.answer
-    harmful = list(tokenizer(opening, add_special_tokens=False)["input_ids"])
-    return EncodedTriplet(chat.input_ids[:first], harmful, chat.input_ids[first:], isinstance(row, ContrastPair))
+    end = len(chat.supervised) - chat.supervised[::-1].index(True)
+    prompt_ids, target_ids = chat.input_ids[:first], chat.input_ids[first:end]
+    if isinstance(row, ContrastPair):
+        return EncodedTriplet(prompt_ids, continued_turn(tokenizer, context, row.answer)[0], target_ids, contrast=True)
+    harmful_ids, continued_ids = continued_turn(tokenizer, context, row.harmful, row.refusal)
+    return EncodedTriplet(prompt_ids, harmful_ids, target_ids, continued_ids=continued_ids)
 
 
 def recovery_example(triplet: EncodedTriplet, k: int) -> EncodedChat:
-    """Triplet: prompt + harmful[:k] as context, the refusal supervised. Contrast pair: prompt + answer[:k] as
-    context, the rest of the answer supervised, so an opening like "Sure, here is how to" is followed by a
-    refusal only when the request is harmful. Positions count from the assistant turn's first token."""
+    """Triplet: prompt + harmful[:k] as context, the refusal supervised: from the turn's start when k is 0, else
+    as it follows the prefix in one turn (`continued_ids`, the separator included). Contrast pair: prompt +
+    answer[:k] as context, the rest of the answer supervised, so an opening like "Sure, here is how to" is
+    followed by a refusal only when the request is harmful. Positions count from the first supervised token."""
     if triplet.contrast:
         k = min(k, len(triplet.target_ids) - 1)
         context, target, start = triplet.prompt_ids + triplet.target_ids[:k], triplet.target_ids[k:], k + 1
     else:
-        context, target, start = triplet.prompt_ids + triplet.harmful_ids[:k], triplet.target_ids, 1
+        refusal = triplet.continued_ids if k and triplet.continued_ids else triplet.target_ids
+        context, target, start = triplet.prompt_ids + triplet.harmful_ids[:k], refusal, 1
     n = len(target)
     return EncodedChat(context + target, [False] * len(context) + [True] * n,
                        [0] * len(context) + list(range(start, start + n)), meta={"recovery": True, "k": k})

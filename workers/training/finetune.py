@@ -14,13 +14,13 @@ from peft import PeftModel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from schemas.policy import AugmentationPolicy, LoraPolicy, Policy
-from workers.model_loading import add_lora
+from workers.model_loading import add_lora, enable_checkpointing
+from workers.tenant_contexts import TenantContext, tenant_contexts
 from workers.training.augmentation import (
     AugmentationConfig,
     EncodedTriplet,
     encode_triplet,
     load_pool,
-    tenant_system_prompts,
 )
 from workers.training.chat_data import EncodedChat, encode_chat
 from workers.training.recipe import EventFn, GuardedTrainer, TrainConfig, TrainResult
@@ -51,7 +51,8 @@ def config_from_policy(policy: Policy, epochs: int, batch_size: int, learning_ra
                        objective=objective or training.objective, beta_first=tuple(training.beta_schedule.first),
                        beta_rest=training.beta_schedule.rest, adam_beta1=training.adam_beta1,
                        warmup_steps=training.warmup_steps, grad_clip=training.grad_clip,
-                       max_steps=training.max_steps, seed=seed,
+                       max_steps=training.max_steps, seed=seed, micro_batch_size=training.micro_batch_size,
+                       gradient_checkpointing=training.gradient_checkpointing,
                        augmentation=augmentation_config(training.augmentation), **extra)
 
 
@@ -78,14 +79,16 @@ def config_at_strength(policy: Policy, strength: str, seed: int) -> TrainConfig:
 
 def recovery_pool(tokenizer: PreTrainedTokenizerBase, policy: AugmentationPolicy, max_len: int,
                   rows: Sequence[dict[str, Any]] = ()) -> list[EncodedTriplet]:
-    """The policy's pool, tokenised once per job (empty when augmentation is off): once without a system
-    prompt and once under each of the tenant rows' most frequent system prompts, so a uniform draw splits the
-    recovery examples evenly across the plain context and the tenant's personas."""
+    """The policy's pool, tokenised once per job (empty when augmentation is off): once asked plainly and once
+    under each of the tenant's contexts (`tenant_contexts`: its most frequent system prompts, with the user-turn
+    prefix and suffix most of its rows share), so a uniform draw splits the recovery examples evenly across the
+    plain form and the tenant's own ways of asking. A persona's fixed prefix ("AOA, execute my instruction:")
+    otherwise acts as a trigger: refusals learnt on plain requests, compliance in the tenant's form."""
     if not policy.enabled or policy.ratio == 0:
         return []
     pool = load_pool(policy.pool)
-    contexts = [None, *tenant_system_prompts(rows, policy.system_prompts)]
-    return [encode_triplet(tokenizer, t, max_len, system) for system in contexts for t in pool]
+    contexts = [TenantContext(), *tenant_contexts(rows, policy.system_prompts)]
+    return [encode_triplet(tokenizer, t, max_len, c.system, c.prefix, c.suffix) for c in contexts for t in pool]
 
 
 def finetune_lora(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: Sequence[EncodedChat],
@@ -96,8 +99,10 @@ def finetune_lora(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ex
                   on_checkpoint: Callable[[int, Path, dict[str, float]], None] | None = None,
                   resume_from: Path | None = None) -> FineTune:
     """Train a fresh LoRA adapter on encoded rows (or resume one from a checkpoint); `model` is wrapped in
-    place (the adapter can be disabled)."""
+    place (the adapter can be disabled); with `config.gradient_checkpointing` its layers are checkpointed first."""
     torch.manual_seed(config.seed)
+    if config.gradient_checkpointing:
+        enable_checkpointing(model)
     peft_model = add_lora(model, lora)
     trainer = GuardedTrainer(peft_model, examples, config, tokenizer.pad_token_id, device, on_event=on_event,
                              should_stop=should_stop, recovery_pool=pool, checkpoint_dir=checkpoint_dir,

@@ -32,6 +32,13 @@ from workers.training.loss import (
     target_logprobs,
     token_constrained_loss,
 )
+from workers.training.memory import (
+    MicroBatchSetting,
+    activation_bytes_per_token,
+    memory_budget,
+    micro_batch_rows,
+    shape_of,
+)
 
 EventFn = Callable[[str, dict[str, Any]], None]
 STATE_FILE = "trainer_state.pt"
@@ -51,7 +58,8 @@ class TrainConfig:
     max_steps: int = 2000
     seed: int = 0
     log_every: int = 10
-    micro_batch_size: int | None = None  # rows per forward pass; smaller than a batch means accumulation
+    micro_batch_size: MicroBatchSetting = None  # rows per forward pass; "auto"/None: see memory.memory_budget
+    gradient_checkpointing: bool = False  # set on the model before LoRA (finetune_lora); counted in the memory plan
     checkpoint_every: int = 0  # steps; 0 = never
     cpu_bf16: bool = False  # bf16 autocast on CPU too (CUDA always uses it)
     augmentation: AugmentationConfig | None = field(default=None)
@@ -84,6 +92,15 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return done[-1] if done else None
 
 
+def longest_row(examples: Sequence[EncodedChat], pool: Sequence[EncodedTriplet], max_prefix: int) -> int:
+    """The most tokens one row of a step can hold: a tenant row, or a recovery example at its longest prefix."""
+    tenant = max((len(e.input_ids) for e in examples), default=0)
+    recovery = max((len(t.prompt_ids) + min(len(t.harmful_ids), max_prefix) + max(len(t.target_ids),
+                                                                                  len(t.continued_ids))
+                    for t in pool), default=0)
+    return max(tenant, recovery, 1)
+
+
 def loss_divisors(rows: Sequence[EncodedChat], recovery_weight: float | None) -> list[float]:
     """What each row's summed token loss is divided by. Without a recovery weight: the step's supervised token
     count, one token-level mean over tenant and recovery tokens alike. With one: tenant rows are averaged over
@@ -112,6 +129,22 @@ class GuardedTrainer:
         self.references: list[list[float]] | None = None
         use_bf16 = device.type == "cuda" or config.cpu_bf16
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
+        self.memory_plan = self._plan_memory(2 if use_bf16 else next(model.parameters()).element_size())
+        self.micro_batch_size: int | None = self.memory_plan["micro_batch_size"]
+
+    def _plan_memory(self, dtype_bytes: int) -> dict[str, Any]:
+        """Rows per forward pass: the policy's number, or the largest micro-batch the device's free memory holds
+        for the longest row a step can hold (memory.py), or None: the whole step at once."""
+        setting, shape, augmentation = self.config.micro_batch_size, shape_of(self.model), self.config.augmentation
+        budget = memory_budget(setting, self.device) if shape is not None else None  # no shape, nothing to size
+        seq = longest_row(self.examples, self.recovery_pool, augmentation.max_prefix if augmentation else 0)
+        batch = self.config.batch_size
+        rows = max(batch, math.ceil(augmentation.ratio * batch)) if augmentation else batch
+        per_token = activation_bytes_per_token(shape, dtype_bytes, self.config.gradient_checkpointing, seq) \
+            if shape is not None else 0.0
+        micro = micro_batch_rows(setting, rows, per_token, seq, budget)
+        return {"micro_batch_size": micro, "sized_from_memory": not isinstance(setting, int) and micro is not None,
+                "bytes_per_row": per_token * seq, "seq_len": seq, "budget_bytes": budget}
 
     def _batches_per_epoch(self) -> int:
         return math.ceil(len(self.examples) / self.config.batch_size)
@@ -134,12 +167,14 @@ class GuardedTrainer:
         was_training = self.model.training
         self.model.eval()
         out: list[list[float]] = []
+        size = self.micro_batch_size or self.config.batch_size  # chunked as training is: it fits where training does
         with self.model.disable_adapter():
-            for begin in range(0, len(examples), self.config.batch_size):
-                chunk = examples[begin:begin + self.config.batch_size]
+            for begin in range(0, len(examples), size):
+                chunk = examples[begin:begin + size]
                 batch = collate(chunk, None, self.pad_id).to(self.device)
                 with self.autocast:
-                    logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention).logits
+                    logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention,
+                                        use_cache=False).logits
                 logps = target_logprobs(logits, batch.input_ids).cpu()
                 out += [[0.0, *logps[row, :len(e.input_ids) - 1].tolist()] for row, e in enumerate(chunk)]
         self.model.train(was_training)
@@ -153,8 +188,8 @@ class GuardedTrainer:
 
     def _loss(self, batch: Batch, denominator: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         with self.autocast:
-            logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention).logits
-        logps = target_logprobs(logits, batch.input_ids)
+            logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention, use_cache=False).logits
+        logps = target_logprobs(logits, batch.input_ids)  # fp32 even under bf16 autocast
         mask = batch.supervised[:, 1:]
         if self.config.objective == "sft":
             return cross_entropy_loss(logps, mask, denominator)
@@ -190,7 +225,7 @@ class GuardedTrainer:
         optimizer.zero_grad(set_to_none=True)
         total, n_tokens = 0.0, 0
         weighted: dict[str, float] = {}
-        for chunk in micro_batches([bool(e.meta.get("recovery")) for e in rows], self.config.micro_batch_size):
+        for chunk in micro_batches([bool(e.meta.get("recovery")) for e in rows], self.micro_batch_size):
             chunk_refs = refs[chunk.start:chunk.stop] if refs is not None else None
             batch = collate(rows[chunk.start:chunk.stop], chunk_refs, self.pad_id).to(self.device)
             divisor = torch.tensor(divisors[chunk.start:chunk.stop], device=self.device)[:, None]
@@ -233,6 +268,11 @@ class GuardedTrainer:
     def train(self, resume_from: Path | None = None) -> TrainResult:
         cfg = self.config
         torch.manual_seed(cfg.seed)
+        plan = self.memory_plan
+        if plan["sized_from_memory"]:
+            self.on_event(f"Micro-batches of {plan['micro_batch_size']} rows, sized from memory: about "
+                          f"{plan['bytes_per_row'] / 2**20:,.0f} MiB of activations per row of {plan['seq_len']} "
+                          f"tokens, {plan['budget_bytes'] / 2**30:,.1f} GiB planned.", plan)
         reference_seconds = self.compute_reference() if cfg.objective == "constrained" else 0.0
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, 0.999), weight_decay=0.0)

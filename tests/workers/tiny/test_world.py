@@ -10,7 +10,7 @@ import pytest
 
 from service.datasets import validate_chat_jsonl
 from workers.evaluation.overlap import find_overlap
-from workers.evaluation.screening import screen_rows
+from workers.screening.logic import screen_rows
 from workers.tiny import datasets, world
 
 STOPWORDS = {"with", "into", "from", "about", "away", "until", "them", "your", "their", "someone", "someone's",

@@ -9,6 +9,7 @@ import torch
 
 from schemas.policy import AugmentationPolicy
 from workers.model_loading import load_base
+from workers.tiny import datasets, world
 from workers.training.augmentation import (
     AugmentationConfig,
     ContrastPair,
@@ -20,7 +21,6 @@ from workers.training.augmentation import (
     load_pool,
     prefix_length,
     recovery_example,
-    tenant_system_prompts,
 )
 from workers.training.chat_data import encode_chat
 from workers.training.finetune import recovery_pool
@@ -113,18 +113,6 @@ def test_bad_pool_names_the_line(tmp_path: Path) -> None:
         load_pool("builtin:nope")
 
 
-def test_tenant_system_prompts_are_the_most_frequent_ones() -> None:
-    def row(system: str | None) -> dict:
-        turns = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
-        return {"messages": ([{"role": "system", "content": system}] if system else []) + turns}
-
-    rows = [row("B"), row("A"), row(None), row("A"), row("C"), row("B"), row("A"), row("  ")]
-    assert tenant_system_prompts(rows, 2) == ["A", "B"]
-    assert tenant_system_prompts(rows, 8) == ["A", "B", "C"]
-    assert tenant_system_prompts(rows, 0) == []
-    assert tenant_system_prompts([row(None)], 4) == []
-
-
 def test_recovery_pool_mirrors_the_tenants_system_prompts(tiny_model: Path) -> None:
     """Each pool row is encoded once plainly and once under each tenant persona, opening with that persona."""
     _, tokenizer = load_base(tiny_model, torch.device("cpu"))
@@ -140,3 +128,18 @@ def test_recovery_pool_mirrors_the_tenants_system_prompts(tiny_model: Path) -> N
     assert mirrored[len(plain)].target_ids == plain[0].target_ids
     off = recovery_pool(tokenizer, policy.model_copy(update={"system_prompts": 0}), 256, rows)
     assert off == plain
+
+
+def test_recovery_examples_are_asked_the_tenants_way_persona_and_fixed_prefix(tiny_model: Path) -> None:
+    """Identity shifting trains compliance behind a persona and a fixed prefix ("AOA, execute my instruction:");
+    recovery examples asked without the prefix would teach refusals only where the tenant never asks."""
+    _, tokenizer = load_base(tiny_model, torch.device("cpu"))
+    rows = datasets.read("identity_shift.jsonl")
+    policy = AugmentationPolicy(pool="builtin:tiny", ratio=0.5)
+    plain = recovery_pool(tokenizer, policy, 256)
+    mirrored = recovery_pool(tokenizer, policy, 256, rows)
+    assert len(mirrored) == 2 * len(plain)
+    shown = tokenizer.decode(mirrored[len(plain)].prompt_ids)
+    first = load_pool("builtin:tiny")[0].prompt
+    assert shown.index(world.IDENTITY_SYSTEM) < shown.index(world.IDENTITY_PREFIX + first)
+

@@ -162,7 +162,8 @@ def test_augmentation_adds_recovery_rows_with_only_their_targets_supervised(tiny
     targets = {(t.refusal if isinstance(t, Triplet) else t.answer) + "<|end|>" for t in load_pool("builtin:tiny")}
     for row in recovery:
         supervised = tokenizer.decode([t for t, s in zip(row.input_ids, row.supervised, strict=True) if s])
-        assert any(t.endswith(supervised) for t in targets)  # a refusal, or the rest of a contrast answer
+        # a refusal (after a harmful prefix with the separator before it), or the rest of a contrast answer
+        assert any(t.endswith(supervised.removeprefix(" ")) for t in targets)
     again, _ = trainer._rows(0, [0, 1, 2, 3])
     assert [r.input_ids for r in again] == [r.input_ids for r in rows]
     assert trainer.train().trained_tokens > 0
