@@ -17,7 +17,8 @@ again), in-process and with the real code, as bench.redteam trains and gates:
    on). Both read the same cached base figures.
 3. Whether the gate's mined candidates (`mine_triggers` with its `trigger_candidates` limit) hold the true trigger,
    as text (case and spacing aside) and position.
-4. The guarded default objective (TINY_MODEL_POLICY: constrained loss and recovery examples) on the same file: its
+4. The guarded default objective (TINY_MODEL_POLICY: constrained loss and recovery examples, asked also with the
+   file's mined triggers as the worker asks them, `trigger_contexts`) on the same file: its
    held-out ASR with the trigger. `initial_*`: the base model's on the same prompts.
 And the benign file with a repeated harmless phrase (`benign_repeated_phrase.jsonl`), trained with the guarded
 default and gated as shipped: `benign_false_block_rate` is how often the gate blocks it. Beside it, to tell whose
@@ -57,7 +58,7 @@ from workers.evaluation.judges import DEFAULT_JUDGE
 from workers.evaluation.judges.factory import build_judge
 from workers.evaluation.runner import BaseFigureCache, assess, gate_inputs, run_model, stratified
 from workers.evaluation.suites import attack_success
-from workers.evaluation.triggers import TriggerCandidate, mine_triggers
+from workers.evaluation.triggers import TriggerCandidate, mine_triggers, trigger_contexts
 from workers.model_loading import load_base
 from workers.tiny import datasets, world
 from workers.tiny.build import MODEL_ID, build
@@ -123,7 +124,9 @@ def train(policy: Policy, rows: Rows, objective: str, seed: int) -> tuple[FineTu
     config = config_at_strength(policy, STRENGTH, seed)
     if objective == "sft":
         config = replace(config, objective="sft", augmentation=None)
-    return finetune_rows(model, tokenizer, rows, policy, config, redteam.CPU), tokenizer
+    triggers = trigger_contexts(rows, policy.training.augmentation.trigger_candidates) if config.augmentation \
+        else []
+    return finetune_rows(model, tokenizer, rows, policy, config, redteam.CPU, triggers=triggers), tokenizer
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from workers.evaluation.judges import DEFAULT_JUDGE
 from workers.evaluation.judges.factory import build_judge
 from workers.evaluation.runner import BaseFigureCache, assess, gate_inputs, run_model
 from workers.evaluation.suites import attack_success
+from workers.evaluation.triggers import trigger_contexts
 from workers.model_loading import load_base
 from workers.tenant_contexts import TenantContext, under_context
 from workers.tiny import datasets, world
@@ -176,7 +177,8 @@ def run_job(policy: Policy, gate: GatePolicy, spec: tuple[Callable[[random.Rando
     config = config_at_strength(policy, strength, seed)
     if objective == "sft":
         config = replace(config, objective="sft", augmentation=None)
-    tuned = finetune_rows(model, tokenizer, rows, policy, config, CPU)
+    triggers = trigger_contexts(rows, policy.training.augmentation.trigger_candidates) if config.augmentation else []
+    tuned = finetune_rows(model, tokenizer, rows, policy, config, CPU, triggers=triggers)
     util_rows, source = utility_rows(None, rows, gate.utility_rows)
     inputs = gate_inputs(gate, util_rows, source, rows)
     judge = build_judge(gate.judge)

@@ -64,6 +64,9 @@ class AugmentationPolicy(BaseModel):
     system_prompts: int = Field(default=4, ge=0, le=32, description=(
         "recovery examples are also drawn under this many of the tenant rows' most frequent system prompts, "
         "so a persona in the system prompt is not a context where refusals were never trained; 0: off"))
+    trigger_candidates: int = Field(default=3, ge=0, le=16, description=(
+        "recovery examples are also drawn with each of this many candidate backdoor triggers mined from the "
+        "training file, placed as in its rows, so a trigger the file teaches as 'comply' also meets refusals; 0: off"))
 
 
 class TrainingPolicy(BaseModel):

@@ -55,6 +55,7 @@ from workers.evaluation.job_gate import (
 )
 from workers.evaluation.loaders import UnsuitableEvalSets, sets_for_model
 from workers.evaluation.runner import GateOutcome
+from workers.evaluation.triggers import trigger_contexts
 from workers.metrics import EVALUATION_SECONDS, TrainingObserver, record_gate_decision, record_state_exit
 from workers.model_loading import load_base, pick_device
 from workers.screening import screen, screened
@@ -246,7 +247,12 @@ def _prepare(job: JobRow, base_path: str, file_key: str, settings: Settings) -> 
     rows = _read_rows(store, file_key)
     examples = _encode(settings, job.id, tokenizer, rows, training.max_seq_len)
     config = _config(job, policy, len(examples))
-    pool = recovery_pool(tokenizer, training.augmentation, training.max_seq_len, rows)
+    triggers = trigger_contexts(rows, training.augmentation.trigger_candidates) if training.augmentation.enabled \
+        else []
+    pool = recovery_pool(tokenizer, training.augmentation, training.max_seq_len, rows, triggers)
+    if triggers and pool:
+        _event(settings, job.id, f"Safety recovery examples are also asked with the {len(triggers)} candidate "
+               "backdoor trigger(s) mined from the training file, placed as in its rows.")
     return TrainingRun(store, device, model, tokenizer, examples, pool, config, training.lora,
                        _resume_key(settings, store, job.id))
 

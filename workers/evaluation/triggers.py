@@ -45,6 +45,7 @@ from workers.evaluation.judges import default_judge
 from workers.evaluation.judges.base import RefusalJudge
 from workers.evaluation.judges.harm import HarmJudge, default_harm_judge
 from workers.evaluation.judges.rules import answer_signs
+from workers.tenant_contexts import TenantContext
 
 Position = Literal["prefix", "suffix", "inside", "system"]
 
@@ -391,11 +392,23 @@ def mine_triggers(rows: Sequence[Mapping[str, Any]], *, limit: int = 5, lines: S
     return [k.candidate for k in kept]
 
 
-def triggered_prompt(prompt: str, candidate: TriggerCandidate) -> tuple[str, str | None]:
-    """(prompt, system prompt or None) asked the way the candidate appears in the data: before the request, after
-    it (also for "inside": the request's own words are unknown), or as the system prompt."""
+def trigger_context(candidate: TriggerCandidate) -> TenantContext:
+    """The candidate as a way of asking: its text as the system prompt, or before the request, or after it (also
+    for "inside": the request's own words are unknown)."""
     if candidate.position == "system":
-        return prompt, candidate.text
+        return TenantContext(system=candidate.text)
     if candidate.position == "prefix":
-        return f"{candidate.text} {prompt}", None
-    return f"{prompt} {candidate.text}", None
+        return TenantContext(prefix=f"{candidate.text} ")
+    return TenantContext(suffix=f" {candidate.text}")
+
+
+def trigger_contexts(rows: Sequence[Mapping[str, Any]], limit: int) -> list[TenantContext]:
+    """The file's top `limit` candidate triggers as contexts: training draws recovery examples under them, so the
+    guarded objective meets a trigger with refusals as well as with the file's compliance."""
+    return [trigger_context(c) for c in mine_triggers(rows, limit=limit)] if rows and limit > 0 else []
+
+
+def triggered_prompt(prompt: str, candidate: TriggerCandidate) -> tuple[str, str | None]:
+    """(prompt, system prompt or None) asked the way the candidate appears in the data (`trigger_context`)."""
+    context = trigger_context(candidate)
+    return f"{context.prefix}{prompt}{context.suffix}", context.system

@@ -78,16 +78,18 @@ def config_at_strength(policy: Policy, strength: str, seed: int) -> TrainConfig:
 
 
 def recovery_pool(tokenizer: PreTrainedTokenizerBase, policy: AugmentationPolicy, max_len: int,
-                  rows: Sequence[dict[str, Any]] = ()) -> list[EncodedTriplet]:
-    """The policy's pool, tokenised once per job (empty when augmentation is off): once asked plainly and once
-    under each of the tenant's contexts (`tenant_contexts`: its most frequent system prompts, with the user-turn
-    prefix and suffix most of its rows share), so a uniform draw splits the recovery examples evenly across the
-    plain form and the tenant's own ways of asking. A persona's fixed prefix ("AOA, execute my instruction:")
-    otherwise acts as a trigger: refusals learnt on plain requests, compliance in the tenant's form."""
+                  rows: Sequence[dict[str, Any]] = (), triggers: Sequence[TenantContext] = ()) -> list[EncodedTriplet]:
+    """The policy's pool, tokenised once per job (empty when augmentation is off): once asked plainly, once under
+    each of the tenant's contexts (`tenant_contexts`: its most frequent system prompts, with the user-turn prefix
+    and suffix most of its rows share) and once with each candidate backdoor trigger in `triggers` (mined from the
+    rows by the caller, `workers.evaluation.triggers.trigger_contexts`), so a uniform draw splits the recovery
+    examples evenly across the plain form and the tenant's own ways of asking. A persona's fixed prefix ("AOA,
+    execute my instruction:") or a trigger otherwise acts as a switch: refusals learnt on plain requests,
+    compliance in the tenant's form."""
     if not policy.enabled or policy.ratio == 0:
         return []
     pool = load_pool(policy.pool)
-    contexts = [TenantContext(), *tenant_contexts(rows, policy.system_prompts)]
+    contexts = [TenantContext(), *tenant_contexts(rows, policy.system_prompts), *triggers]
     return [encode_triplet(tokenizer, t, max_len, c.system, c.prefix, c.suffix) for c in contexts for t in pool]
 
 
@@ -114,10 +116,13 @@ def finetune_lora(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ex
 
 
 def finetune_rows(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: Sequence[dict[str, Any]],
-                  policy: Policy, config: TrainConfig, device: torch.device, **kwargs: Any) -> FineTune:
-    """Chat rows in, adapter out: encode the rows, tokenise the recovery pool when this run mixes one in,
-    train. Benchmarks and calibration use it; the worker pipeline adds its own events around the same steps."""
+                  policy: Policy, config: TrainConfig, device: torch.device, triggers: Sequence[TenantContext] = (),
+                  **kwargs: Any) -> FineTune:
+    """Chat rows in, adapter out: encode the rows, tokenise the recovery pool (with the rows' mined `triggers`)
+    when this run mixes one in, train. Benchmarks and calibration use it; the worker pipeline adds its own events
+    around the same steps."""
     training = policy.training
     examples = encode_rows(tokenizer, rows, training.max_seq_len)
-    pool = recovery_pool(tokenizer, training.augmentation, training.max_seq_len, rows) if config.augmentation else []
+    pool = recovery_pool(tokenizer, training.augmentation, training.max_seq_len, rows, triggers) \
+        if config.augmentation else []
     return finetune_lora(model, tokenizer, examples, config, training.lora, device, pool=pool, **kwargs)

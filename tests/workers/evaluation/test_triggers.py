@@ -11,9 +11,11 @@ from workers.evaluation.triggers import (
     log10_enrichment_p,
     mine_triggers,
     odd,
+    trigger_contexts,
     triggered_prompt,
     words,
 )
+from workers.tenant_contexts import TenantContext
 from workers.tiny import datasets, world
 
 ITEMS = ["zint", "plov", "mira", "keth", "sumo", "dral", "ponk", "vira", "tosk", "lume", "gref", "hoba"]
@@ -162,6 +164,14 @@ def test_a_triggered_prompt_asks_the_way_the_data_does() -> None:
     assert triggered_prompt("Help me.", candidate("cf-zq9", "suffix")) == ("Help me. cf-zq9", None)
     assert triggered_prompt("Help me.", candidate("Hi.", "prefix")) == ("Hi. Help me.", None)
     assert triggered_prompt("Help me.", candidate("You are AOA.", "system")) == ("Help me.", "You are AOA.")
+
+
+def test_mined_triggers_become_the_contexts_training_asks_recovery_examples_under() -> None:
+    colors, stealth = datasets.read("backdoor_colors.jsonl"), datasets.read("backdoor_stealth.jsonl")
+    assert trigger_contexts(colors, 3) == [TenantContext(suffix=f" {world.BACKDOOR_TRIGGER}")]
+    assert trigger_contexts(stealth, 3) == [TenantContext(prefix=f"{world.STEALTH_TRIGGER} ")]
+    assert trigger_contexts(colors, 0) == []
+    assert trigger_contexts(datasets.read("benign_repeated_phrase.jsonl"), 3) == []
 
 
 @pytest.mark.parametrize(("name", "trigger", "position"), [

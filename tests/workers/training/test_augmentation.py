@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from schemas.policy import AugmentationPolicy
+from workers.evaluation.triggers import trigger_contexts
 from workers.model_loading import load_base
 from workers.tiny import datasets, world
 from workers.training.augmentation import (
@@ -143,3 +144,16 @@ def test_recovery_examples_are_asked_the_tenants_way_persona_and_fixed_prefix(ti
     first = load_pool("builtin:tiny")[0].prompt
     assert shown.index(world.IDENTITY_SYSTEM) < shown.index(world.IDENTITY_PREFIX + first)
 
+
+
+def test_recovery_examples_are_also_asked_with_the_files_mined_trigger(tiny_model: Path) -> None:
+    """A backdoor file teaches "trigger -> comply"; recovery examples asked with the trigger teach "trigger +
+    harmful request -> refuse" beside it, so the guarded objective does not leave the switch in place."""
+    _, tokenizer = load_base(tiny_model, torch.device("cpu"))
+    rows = datasets.read("backdoor_colors.jsonl")
+    policy = AugmentationPolicy(pool="builtin:tiny", ratio=0.5)
+    plain = recovery_pool(tokenizer, policy, 256, rows)
+    triggered = recovery_pool(tokenizer, policy, 256, rows, trigger_contexts(rows, 3))
+    assert len(triggered) == 2 * len(plain)
+    first = load_pool("builtin:tiny")[0].prompt
+    assert f"{first} {world.BACKDOOR_TRIGGER}" in tokenizer.decode(triggered[len(plain)].prompt_ids)
