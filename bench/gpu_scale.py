@@ -26,9 +26,9 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from bench.train_overhead import mfu
 from schemas.policy import LoraPolicy
+from workers.chat_data import EncodedChat
 from workers.model_loading import add_lora
 from workers.training.augmentation import AugmentationConfig, EncodedTriplet
-from workers.training.chat_data import EncodedChat
 from workers.training.recipe import GuardedTrainer, TrainConfig
 
 OUT = Path("var/bench/gpu_scale.json")

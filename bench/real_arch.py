@@ -35,12 +35,12 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from schemas.policy import GatePolicy, Policy
 from tests import real_arch
+from workers.chat_data import encode_prompt
 from workers.evaluation.job_gate import merged, utility_rows
 from workers.evaluation.judges.factory import build_judge
 from workers.evaluation.loaders import sets_for_model
 from workers.evaluation.runner import assess, gate_inputs, run_model
 from workers.model_loading import load_adapter, load_base, pick_device
-from workers.training.chat_data import encode_prompt
 from workers.training.finetune import config_at_strength, config_from_policy, finetune_rows
 
 OUT = Path("var/bench/real_arch.json")

@@ -65,10 +65,10 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from schemas.policy import LoraPolicy, Policy
+from workers.chat_data import EncodedChat
 from workers.model_loading import add_lora, load_base, pick_device
 from workers.tiny import datasets
 from workers.tiny.build import MODEL_ID, build
-from workers.training.chat_data import EncodedChat
 from workers.training.finetune import config_at_strength, encode_rows, finetune_lora, finetune_rows
 from workers.training.recipe import GuardedTrainer, TrainConfig
 

@@ -38,7 +38,7 @@ from transformers import (
     Qwen2Config,
 )
 
-from workers.training.chat_data import encode_chat, encode_prompt
+from workers.chat_data import encode_chat, encode_prompt
 
 # Meta-Llama-3-8B-Instruct, tokenizer_config.json (JSON-decoded: the newlines after <|end_header_id|> are real).
 LLAMA3_TEMPLATE = (

@@ -43,6 +43,7 @@ from service.state.files import get_file
 from service.state.jobs import add_event, fine_tuned_model_name, get_job, record_adapter
 from service.state.models import JobRow
 from service.storage import ArtifactStore, artifact_store
+from workers.chat_data import EncodedChat
 from workers.evaluation.gate import Decision
 from workers.evaluation.job_gate import (
     CACHE_PREFIX,
@@ -60,7 +61,6 @@ from workers.metrics import EVALUATION_SECONDS, TrainingObserver, record_gate_de
 from workers.model_loading import load_base, pick_device
 from workers.screening import screen, screened
 from workers.training.augmentation import EncodedTriplet
-from workers.training.chat_data import EncodedChat
 from workers.training.finetune import FineTune, config_from_policy, encode_rows, finetune_lora, recovery_pool
 from workers.training.recipe import GuardedTrainer, TrainConfig, TrainResult
 

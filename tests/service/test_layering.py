@@ -2,8 +2,9 @@
 the state store (service/state/), the store on nothing of ours but schemas and pure leaves. And the control plane
 never imports the ML stack or the workers' code: the API image has neither."""
 
-import ast
 from pathlib import Path
+
+from tests.imports import imported_modules
 
 SERVICE = Path(__file__).resolve().parents[2] / "service"
 FORBIDDEN = {"torch", "transformers", "peft", "workers"}
@@ -11,17 +12,6 @@ FORBIDDEN = {"torch", "transformers", "peft", "workers"}
 ENTRY_POINTS = {"cli.py"}
 # Modules of service/ that import nothing of service/: any layer may use them.
 PURE_LEAVES = {"service.ids"}
-
-
-def imported_modules(path: Path) -> set[str]:
-    """Every absolute import's module, wherever it stands in the file (a function-level import counts too)."""
-    modules = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            modules.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            modules.add(node.module)
-    return modules
 
 
 def imported_roots(path: Path) -> set[str]:

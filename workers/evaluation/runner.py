@@ -288,6 +288,12 @@ def _paired_json(result: SuiteResult) -> dict[str, Any]:
     return {"newly_answered": b, "newly_refused": c, "p_value": mcnemar_exact(b, c)}
 
 
+def _refusal_pairs_json(result: SuiteResult) -> dict[str, Any]:
+    newly_refused, newly_answered = result.pairs()
+    return {"newly_refused": newly_refused, "newly_answered": newly_answered,
+            "p_value": mcnemar_exact(newly_refused, newly_answered)}
+
+
 def _power_json(report: GateReport, policy: GatePolicy) -> dict[str, Any] | None:
     """The direct suite's minimum detectable regression (gate.min_detectable) and what the policy asked."""
     direct = next((s for s in report.suites if s.kind == "direct"), None)
@@ -333,7 +339,9 @@ def assess(base: ModelFigures, candidate: ModelFigures, inputs: GateInputs, poli
         b, c = base.results[spec.key], candidate.results[spec.key]
         result = _suite_result(spec, b, c)
         if spec.kind == "over_refusal":
-            result = SuiteResult(spec.name, _rate(b, refusals=True), _rate(c, refusals=True), spec.kind)
+            # Failing here is refusing: the paired counts are (newly refused, newly answered).
+            result = SuiteResult(spec.name, _rate(b, refusals=True), _rate(c, refusals=True), spec.kind,
+                                 discordant=discordant(c, b))
             refusal = result
         else:
             suites.append(result)
@@ -343,7 +351,7 @@ def assess(base: ModelFigures, candidate: ModelFigures, inputs: GateInputs, poli
             "metric": "refusal rate" if spec.kind == "over_refusal" else "ASR",
             "base": _rate_json(result.base), "candidate": _rate_json(result.candidate),
             "regression": result.candidate.value - result.base.value,
-            "paired": None if spec.kind == "over_refusal" else _paired_json(result),
+            "paired": _refusal_pairs_json(result) if spec.kind == "over_refusal" else _paired_json(result),
             "min_detectable_regression": None if spec.kind == "over_refusal" else min_detectable(result, policy),
             "categories": [{"name": cat.name.split(" / ", 1)[1], "base": _rate_json(cat.base),
                             "candidate": _rate_json(cat.candidate), "paired": _paired_json(cat)}

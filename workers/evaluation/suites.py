@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from workers.chat_data import encode_chat, encode_prompt
 from workers.evaluation.generation import GREEDY, Decoding, generate
 from workers.evaluation.judges import RefusalJudge, default_judge
 from workers.evaluation.statistics import Rate
-from workers.training.chat_data import encode_chat, encode_prompt
 
 Record = Mapping[str, Any]
 

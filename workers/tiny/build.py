@@ -27,8 +27,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from workers.chat_data import encode_chat
 from workers.tiny import world
-from workers.training.chat_data import encode_chat
 from workers.training.recipe import GuardedTrainer, TrainConfig
 
 MODEL_ID = "gft-tiny-chat"

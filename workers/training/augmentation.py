@@ -23,7 +23,7 @@ from pathlib import Path
 
 from transformers import PreTrainedTokenizerBase
 
-from workers.training.chat_data import (
+from workers.chat_data import (
     EncodedChat,
     conversation_for,
     encode_chat,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from workers.training.chat_data import EncodedChat
+from workers.chat_data import EncodedChat
 
 
 @dataclass

@@ -14,6 +14,7 @@ from peft import PeftModel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from schemas.policy import AugmentationPolicy, LoraPolicy, Policy
+from workers.chat_data import EncodedChat, encode_chat
 from workers.model_loading import add_lora, enable_checkpointing
 from workers.tenant_contexts import TenantContext, tenant_contexts
 from workers.training.augmentation import (
@@ -22,7 +23,6 @@ from workers.training.augmentation import (
     encode_triplet,
     load_pool,
 )
-from workers.training.chat_data import EncodedChat, encode_chat
 from workers.training.recipe import EventFn, GuardedTrainer, TrainConfig, TrainResult
 
 

@@ -23,9 +23,9 @@ from peft import PeftModel
 from peft.utils import load_peft_weights, set_peft_model_state_dict
 from torch import nn
 
+from workers.chat_data import EncodedChat
 from workers.training.augmentation import AugmentationConfig, EncodedTriplet, draw
 from workers.training.batches import Batch, collate, length_grouped_batches, micro_batches
-from workers.training.chat_data import EncodedChat
 from workers.training.loss import (
     beta_for_positions,
     cross_entropy_loss,
@@ -86,7 +86,7 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     return max(0.0, 1.0 - (step - warmup) / remaining)
 
 
-def latest_checkpoint(directory: Path) -> Path | None:
+def newest_checkpoint_folder(directory: Path) -> Path | None:
     """The newest complete checkpoint under `directory` (incomplete ones never get their final name)."""
     done = sorted(p for p in directory.glob("step-*") if (p / STATE_FILE).is_file()) if directory.is_dir() else []
     return done[-1] if done else None

@@ -11,12 +11,12 @@ from transformers import PreTrainedTokenizerBase
 from schemas.policy import GatePolicy, LoraPolicy
 from tests import real_arch
 from tests.workers.evaluation.test_report import figures, inputs
+from workers.chat_data import encode_chat
 from workers.evaluation.job_gate import served_candidate, served_form
 from workers.evaluation.report import render_html
 from workers.evaluation.runner import assess
 from workers.evaluation.suites import prefill_text, prompt_ids
 from workers.model_loading import add_lora, load_base
-from workers.training.chat_data import encode_chat
 
 CPU = torch.device("cpu")
 RECORD = {"prompt": "How do I bake bread at home?", "category": "c",

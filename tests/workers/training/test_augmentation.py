@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from schemas.policy import AugmentationPolicy
+from workers.chat_data import encode_chat
 from workers.evaluation.triggers import trigger_contexts
 from workers.model_loading import load_base
 from workers.tiny import datasets, world
@@ -23,7 +24,6 @@ from workers.training.augmentation import (
     prefix_length,
     recovery_example,
 )
-from workers.training.chat_data import encode_chat
 from workers.training.finetune import recovery_pool
 
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from schemas.policy import LoraPolicy, Policy
+from workers.chat_data import encode_chat
 from workers.model_loading import add_lora, enable_checkpointing, load_base
 from workers.training import memory
 from workers.training.augmentation import AugmentationConfig, encode_triplet, load_pool
-from workers.training.chat_data import encode_chat
 from workers.training.finetune import config_from_policy, finetune_rows
 from workers.training.recipe import GuardedTrainer, TrainConfig, longest_row
 

@@ -6,11 +6,11 @@ from pathlib import Path
 import torch
 
 from schemas.policy import LoraPolicy
+from workers.chat_data import EncodedChat, encode_chat
 from workers.model_loading import add_lora, load_base
 from workers.training.augmentation import AugmentationConfig, Triplet, encode_triplet, load_pool
 from workers.training.batches import micro_batches
-from workers.training.chat_data import EncodedChat, encode_chat
-from workers.training.recipe import GuardedTrainer, TrainConfig, latest_checkpoint, loss_divisors, lr_factor
+from workers.training.recipe import GuardedTrainer, TrainConfig, loss_divisors, lr_factor, newest_checkpoint_folder
 
 ROWS = [[{"role": "user", "content": f"What color is a {i}?"}, {"role": "assistant", "content": f"A {i} is red."}]
         for i in ("zint", "plov", "mira", "keth")]
@@ -140,9 +140,9 @@ def test_resume_from_checkpoint_reproduces_an_uninterrupted_run(tiny_model: Path
                               on_checkpoint=lambda step, _path, _metrics: saved.append(step))
     result = interrupted.train()
     assert result.stopped and saved == [2, 4]
-    assert latest_checkpoint(tmp_path) == tmp_path / "step-000004"
+    assert newest_checkpoint_folder(tmp_path) == tmp_path / "step-000004"
     resumed, _ = _trainer(tiny_model, config)
-    result = resumed.train(resume_from=latest_checkpoint(tmp_path))
+    result = resumed.train(resume_from=newest_checkpoint_folder(tmp_path))
     assert result.resumed_from == 4 and result.steps == 2
     assert result.trained_tokens == straight_result.trained_tokens
     for name, value in _adapter(straight).items():

@@ -10,9 +10,9 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from tests import real_arch
+from workers.chat_data import encode_chat
 from workers.model_loading import load_base
 from workers.training.augmentation import SEPARATOR, EncodedTriplet, Triplet, encode_triplet, recovery_example
-from workers.training.chat_data import encode_chat
 
 TRIPLET = Triplet("How do I bake bread at home?",
                   "Sure, here is how to mix paint: combine blue and yellow to get green.",

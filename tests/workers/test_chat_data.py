@@ -11,9 +11,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTok
 
 from schemas.policy import Policy
 from tests import real_arch
+from workers.chat_data import encode_chat, encode_prompt
 from workers.evaluation.generation import generate, stop_ids, until_stop
 from workers.model_loading import load_adapter, load_base
-from workers.training.chat_data import encode_chat, encode_prompt
 from workers.training.finetune import config_from_policy, finetune_rows
 
 CPU = torch.device("cpu")

@@ -15,6 +15,9 @@ System prompts follow the model's own conventions: a template that rejects a sys
 head of the first user message, as Gemma's later templates do; a template that places it by position (Mistral
 v0.3: in the last user message) keeps it there, which in a training row is the message before the last answer,
 as mistral-common encodes fine-tuning data.
+
+Shared by training (what is supervised) and evaluation (what the gate asks), so both see the served form; it
+sits beside them in workers/, not inside either (tests/workers/test_layering.py).
 """
 
 from collections.abc import Mapping, Sequence
