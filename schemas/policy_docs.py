@@ -109,7 +109,7 @@ def type_text(annotation: Any) -> str:
     return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(annotation, str(annotation))
 
 
-def _number(value: float) -> str:
+def _number(value: object) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return f"{value:g}"

@@ -20,6 +20,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
@@ -93,7 +94,7 @@ def load_pool(spec: str) -> list[PoolRow]:
     return rows
 
 
-def _text(record: dict, key: str) -> str:
+def _text(record: dict[str, Any], key: str) -> str:
     value = record[key] if isinstance(record, dict) and key in record else None
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"field {key!r} must be a non-empty string")

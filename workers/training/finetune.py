@@ -7,7 +7,7 @@ the same way.
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from peft import PeftModel
@@ -44,7 +44,7 @@ def augmentation_config(policy: AugmentationPolicy) -> AugmentationConfig | None
 
 
 def config_from_policy(policy: Policy, epochs: int, batch_size: int, learning_rate: float, seed: int,
-                       objective: str | None = None, **extra: Any) -> TrainConfig:
+                       objective: Literal["constrained", "sft"] | None = None, **extra: Any) -> TrainConfig:
     """The recipe's settings as the admin policy fixes them; the job chooses only epochs, batch, lr and seed."""
     training = policy.training
     return TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,

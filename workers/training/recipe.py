@@ -161,6 +161,13 @@ class GuardedTrainer:
             steps += length_grouped_batches(lengths, self.config.batch_size, rng)
         return steps[:self.total_steps()]
 
+    @property
+    def adapted(self) -> PeftModel:
+        """The model as a PEFT model: the reference pass (adapter off) and checkpoints (adapter only) need one."""
+        if not isinstance(self.model, PeftModel):
+            raise TypeError("the constrained objective and checkpoints need a LoRA model (add_lora)")
+        return self.model
+
     @torch.no_grad()
     def _reference_logps(self, examples: Sequence[EncodedChat]) -> list[list[float]]:
         """The aligned model's log-prob of every token, with the adapter disabled (no second weight copy)."""
@@ -168,7 +175,7 @@ class GuardedTrainer:
         self.model.eval()
         out: list[list[float]] = []
         size = self.micro_batch_size or self.config.batch_size  # chunked as training is: it fits where training does
-        with self.model.disable_adapter():
+        with self.adapted.disable_adapter():
             for begin in range(0, len(examples), size):
                 chunk = examples[begin:begin + size]
                 batch = collate(chunk, None, self.pad_id).to(self.device)
@@ -246,7 +253,7 @@ class GuardedTrainer:
         final = self.checkpoint_dir / f"step-{step:06d}"
         staging = self.checkpoint_dir / f".staging-{step:06d}"
         shutil.rmtree(staging, ignore_errors=True)
-        self.model.save_pretrained(staging)
+        self.adapted.save_pretrained(str(staging))
         torch.save({"step": step, "trained_tokens": tokens, "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
                     "config": asdict(self.config), "metrics": metrics}, staging / STATE_FILE)
@@ -296,7 +303,7 @@ class GuardedTrainer:
             tokens += supervised
             window_tokens += n_tokens
             metrics = {"step": step, "total_steps": total, "train_loss": loss_value,
-                       "learning_rate": scheduler.get_last_lr()[0], **stats}
+                       "learning_rate": float(scheduler.get_last_lr()[0]), **stats}
             if step % cfg.log_every == 0 or step == total:
                 now = time.perf_counter()
                 self.on_event(f"Step {step}/{total}: training loss={loss_value:.4f}",
