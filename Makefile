@@ -47,12 +47,14 @@ browser-tools:
 	    || { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }; \
 	fi
 
-test: $(VENV)/.bench-installed prometheus-tools browser-tools
-	$(BIN)/ruff check service workers schemas bench tests
+test: $(VENV)/.bench-installed prometheus-tools browser-tools lint
 	$(BIN)/python -m pytest -q
 
+# Lint, format and the strict type check ([tool.mypy] in pyproject.toml names what it covers).
 lint: $(STAMP)
 	$(BIN)/ruff check service workers schemas bench tests
+	$(BIN)/ruff format --check service workers schemas bench tests
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) var

@@ -29,15 +29,21 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = {"get_job_rps": 1000, "get_job_p99_ms": 50, "list_jobs_rps": 1000, "list_jobs_p99_ms": 50,
-           "upload_mb_per_s": 50}
+TARGETS = {
+    "get_job_rps": 1000,
+    "get_job_p99_ms": 50,
+    "list_jobs_rps": 1000,
+    "list_jobs_p99_ms": 50,
+    "upload_mb_per_s": 50,
+}
 
 
 # The load generator (runs in its own process: `python -m bench.api --load ...`)
 
 
-async def _connection(host: str, port: int, requests: list[bytes], stop_at: float, latencies: list[float],
-                      errors: list[int]) -> None:
+async def _connection(
+    host: str, port: int, requests: list[bytes], stop_at: float, latencies: list[float], errors: list[int]
+) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     i = 0
     try:
@@ -67,23 +73,31 @@ async def _load(url: str, paths: list[str], key: str, concurrency: int, duration
     errors: list[int] = []
     warm_up: list[float] = []
     warm_until = time.perf_counter() + min(2.0, duration / 5)
-    await asyncio.gather(*[_connection(host, int(port), requests, warm_until, warm_up, [])
-                           for _ in range(concurrency)])
+    await asyncio.gather(*[_connection(host, int(port), requests, warm_until, warm_up, []) for _ in range(concurrency)])
     started, cpu_started = time.perf_counter(), time.process_time()
     stop_at = started + duration
-    await asyncio.gather(*[_connection(host, int(port), requests, stop_at, latencies, errors)
-                           for _ in range(concurrency)])
+    await asyncio.gather(
+        *[_connection(host, int(port), requests, stop_at, latencies, errors) for _ in range(concurrency)]
+    )
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     latencies.sort()
 
     def pct(q: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2)
 
-    return {"requests": len(latencies), "rps": round(len(latencies) / elapsed, 1), "p50_ms": pct(0.50),
-            "p99_ms": pct(0.99), "max_ms": round(latencies[-1] * 1000, 2), "non_200": len(errors),
-            "concurrency": concurrency, "seconds": round(elapsed, 1), "warm_up_requests": len(warm_up),
-            "client_cpu_percent": round(100 * cpu / elapsed, 1),
-            "client_cpu_ms_per_request": round(1000 * cpu / len(latencies), 3)}
+    return {
+        "requests": len(latencies),
+        "rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "max_ms": round(latencies[-1] * 1000, 2),
+        "non_200": len(errors),
+        "concurrency": concurrency,
+        "seconds": round(elapsed, 1),
+        "warm_up_requests": len(warm_up),
+        "client_cpu_percent": round(100 * cpu / elapsed, 1),
+        "client_cpu_ms_per_request": round(1000 * cpu / len(latencies), 3),
+    }
 
 
 def _run_loop(main: Any) -> Any:
@@ -107,17 +121,35 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def run_load(url: str, paths: list[str], key: str, concurrency: int, duration: float,
-             server: subprocess.Popen[bytes]) -> dict[str, Any]:
+def run_load(
+    url: str, paths: list[str], key: str, concurrency: int, duration: float, server: subprocess.Popen[bytes]
+) -> dict[str, Any]:
     """Run the load generator in a separate process; its JSON result, plus the server's CPU per request (its
     processes' CPU over the whole run, warm-up included, divided by every request sent)."""
     paths_args = [arg for p in paths for arg in ("--path", p)]
     pids = _server_pids(server)
     cpu_before = _cpu_seconds(pids)
-    out = subprocess.run([sys.executable, "-m", "bench.api", "--load", url, "--key", key, "--concurrency",
-                          str(concurrency), "--duration", str(duration), *paths_args],
-                         cwd=ROOT, capture_output=True, text=True, check=True,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.api",
+            "--load",
+            url,
+            "--key",
+            key,
+            "--concurrency",
+            str(concurrency),
+            "--duration",
+            str(duration),
+            *paths_args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     result: dict[str, Any] = json.loads(out.stdout)
     served = result["requests"] + result["warm_up_requests"]
     result["server_cpu_ms_per_request"] = round(1000 * (_cpu_seconds(pids) - cpu_before) / served, 3)
@@ -131,8 +163,12 @@ def _upload(url: str, key: str, path: Path) -> None:
     with path.open("rb") as handle, httpx.Client(timeout=600) as client:
         client.get(f"{url}/healthz")  # connect first: time the upload, not the connection
         started = time.perf_counter()
-        response = client.post(f"{url}/v1/files", headers={"Authorization": f"Bearer {key}"},
-                               files={"file": (path.name, handle)}, data={"purpose": "fine-tune"})
+        response = client.post(
+            f"{url}/v1/files",
+            headers={"Authorization": f"Bearer {key}"},
+            files={"file": (path.name, handle)},
+            data={"purpose": "fine-tune"},
+        )
         elapsed = time.perf_counter() - started
     print(json.dumps({"status": response.status_code, "body": response.json(), "seconds": elapsed}))
 
@@ -142,9 +178,13 @@ def _upload(url: str, key: str, path: Path) -> None:
 
 def write_jsonl(path: Path, megabytes: int) -> int:
     """A chat JSONL file of about `megabytes` MB (rows of ~230 bytes); returns its size."""
-    row = {"messages": [{"role": "system", "content": "You are a helpful assistant."},
-                        {"role": "user", "content": "What colour is the sky on a clear day, and why?"},
-                        {"role": "assistant", "content": "Blue: air scatters short wavelengths more (Rayleigh)."}]}
+    row = {
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "What colour is the sky on a clear day, and why?"},
+            {"role": "assistant", "content": "Blue: air scatters short wavelengths more (Rayleigh)."},
+        ]
+    }
     line = (json.dumps(row) + "\n").encode()
     count = megabytes * 1_000_000 // len(line)
     with path.open("wb") as handle:
@@ -188,8 +228,13 @@ def measure_upload(url: str, key: str, path: Path, server: subprocess.Popen[byte
     sampler = threading.Thread(target=sample, daemon=True)
     cpu_before = _cpu_seconds(pids)
     sampler.start()
-    out = subprocess.run([sys.executable, "-m", "bench.api", "--upload", url, "--key", key, "--file", str(path)],
-                         cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.api", "--upload", url, "--key", key, "--file", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     done.set()
     sampler.join()
     server_cpu = _cpu_seconds(pids) - cpu_before
@@ -197,10 +242,15 @@ def measure_upload(url: str, key: str, path: Path, server: subprocess.Popen[byte
     elapsed = result["seconds"]
     assert result["status"] == 200, result
     size = path.stat().st_size
-    return {"bytes": size, "seconds": round(elapsed, 2), "mb_per_s": round(size / 1e6 / elapsed, 1),
-            "server_cpu_mb_per_s": round(size / 1e6 / server_cpu, 1),
-            "server_rss_before_mb": round(baseline, 1), "server_peak_rss_mb": round(peak, 1),
-            "file_status": result["body"]["status"]}
+    return {
+        "bytes": size,
+        "seconds": round(elapsed, 2),
+        "mb_per_s": round(size / 1e6 / elapsed, 1),
+        "server_cpu_mb_per_s": round(size / 1e6 / server_cpu, 1),
+        "server_rss_before_mb": round(baseline, 1),
+        "server_peak_rss_mb": round(peak, 1),
+        "file_status": result["body"]["status"],
+    }
 
 
 def measure_validator(path: Path) -> dict[str, Any]:
@@ -229,22 +279,57 @@ def seed(database_url: str, n_jobs: int, model_dir: Path) -> tuple[str, str]:
     with session_scope(database_url) as session:
         tenant, _, key = create_tenant(session=session, name="bench")
         register_base_model(session=session, model_id="m1", path=str(model_dir))
-        add_file(session=session, row=FileRow(id="file-bench", tenant_id=tenant.id, filename="t.jsonl",
-                                              purpose="fine-tune", bytes=1, status="processed", sha256="0" * 64,
-                                              storage_key="files/x", rows=1))
-        ids = [create_job(session=session, tenant_id=tenant.id, policy=Policy(),
-                          request=JobCreate(model="m1", training_file="file-bench")).id for _ in range(n_jobs)]
+        add_file(
+            session=session,
+            row=FileRow(
+                id="file-bench",
+                tenant_id=tenant.id,
+                filename="t.jsonl",
+                purpose="fine-tune",
+                bytes=1,
+                status="processed",
+                sha256="0" * 64,
+                storage_key="files/x",
+                rows=1,
+            ),
+        )
+        ids = [
+            create_job(
+                session=session,
+                tenant_id=tenant.id,
+                policy=Policy(),
+                request=JobCreate(model="m1", training_file="file-bench"),
+            ).id
+            for _ in range(n_jobs)
+        ]
     return key, ids[len(ids) // 2]
 
 
 def start_server(env: dict[str, str], port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
     import httpx
 
-    command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(workers), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--quiet",
+    ]
     with log.open("wb") as out:
-        proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env, "OMP_NUM_THREADS": "1"}, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, **env, "OMP_NUM_THREADS": "1"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -281,8 +366,12 @@ def run(*, quick: bool, workers: int, duration: float, concurrency: int, workdir
         (workdir / "model").mkdir(exist_ok=True)
         (workdir / "model" / "config.json").write_text("{}")
         key, job_id = seed(database_url, 50 if quick else 500, workdir / "model")
-        env = {"GFT_DATABASE_URL": database_url, "GFT_BROKER_URL": broker, "GFT_DATA_DIR": str(workdir / "var"),
-               "GFT_ADMIN_KEY": "bench-admin-key"}
+        env = {
+            "GFT_DATABASE_URL": database_url,
+            "GFT_BROKER_URL": broker,
+            "GFT_DATA_DIR": str(workdir / "var"),
+            "GFT_ADMIN_KEY": "bench-admin-key",
+        }
         port = free_port()
         load_before = os.getloadavg()[0]
         server = start_server(env, port, workers, workdir / "api.log")
@@ -294,19 +383,26 @@ def run(*, quick: bool, workers: int, duration: float, concurrency: int, workdir
             for megabytes in sizes:
                 path = workdir / f"upload-{megabytes}mb.jsonl"
                 write_jsonl(path, megabytes)
-                uploads[f"{megabytes}mb"] = {**measure_upload(url, key, path, server),
-                                             "validator": measure_validator(path)}
+                uploads[f"{megabytes}mb"] = {
+                    **measure_upload(url, key, path, server),
+                    "validator": measure_validator(path),
+                }
                 path.unlink()
         finally:
             stop_server(server)
     small, large = (uploads[f"{m}mb"] for m in sizes)
     return {
         # Load average before the server starts (other work on the machine) and after the run (ours included).
-        "machine": {"cpus": os.cpu_count(), "load_avg_1m_before": round(load_before, 2),
-                    "load_avg_1m_after": round(os.getloadavg()[0], 2)},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_avg_1m_before": round(load_before, 2),
+            "load_avg_1m_after": round(os.getloadavg()[0], 2),
+        },
         "server": {"uvicorn_workers": workers, "database": "postgresql"},
-        "get_job_rps": get_job["rps"], "get_job_p99_ms": get_job["p99_ms"],
-        "list_jobs_rps": list_jobs["rps"], "list_jobs_p99_ms": list_jobs["p99_ms"],
+        "get_job_rps": get_job["rps"],
+        "get_job_p99_ms": get_job["p99_ms"],
+        "list_jobs_rps": list_jobs["rps"],
+        "list_jobs_p99_ms": list_jobs["p99_ms"],
         "get_job_server_cpu_ms": get_job["server_cpu_ms_per_request"],
         "list_jobs_server_cpu_ms": list_jobs["server_cpu_ms_per_request"],
         "upload_mb_per_s": min(small["mb_per_s"], large["mb_per_s"]),
@@ -315,7 +411,8 @@ def run(*, quick: bool, workers: int, duration: float, concurrency: int, workdir
         "upload_server_cpu_mb_per_s": min(small["server_cpu_mb_per_s"], large["server_cpu_mb_per_s"]),
         "upload_peak_rss_mb": {f"{m}mb": uploads[f"{m}mb"]["server_peak_rss_mb"] for m in sizes},
         "detail": {"get_job": get_job, "list_jobs": list_jobs, "uploads": uploads},
-        "targets": TARGETS, "quick": quick,
+        "targets": TARGETS,
+        "quick": quick,
     }
 
 
@@ -340,21 +437,25 @@ def main() -> None:
         return
     duration = args.duration or (2.0 if args.quick else 15.0)
     with tempfile.TemporaryDirectory(prefix="gft-bench-api-") as tmp:
-        result = run(quick=args.quick, workers=args.workers, duration=duration, concurrency=args.concurrency,
-                     workdir=Path(tmp))
+        result = run(
+            quick=args.quick, workers=args.workers, duration=duration, concurrency=args.concurrency, workdir=Path(tmp)
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'measure':<28}{'value':>12}{'target':>12}")
-    rows = [("get_job_rps", result["get_job_rps"], ">= 1000"), ("get_job_p99_ms", result["get_job_p99_ms"], "<= 50"),
-            ("list_jobs_rps", result["list_jobs_rps"], ">= 1000"),
-            ("list_jobs_p99_ms", result["list_jobs_p99_ms"], "<= 50"),
-            ("get_job_server_cpu_ms", result["get_job_server_cpu_ms"], ""),
-            ("list_jobs_server_cpu_ms", result["list_jobs_server_cpu_ms"], ""),
-            ("client_cpu_percent", result["detail"]["get_job"]["client_cpu_percent"], ""),
-            ("upload_mb_per_s", result["upload_mb_per_s"], ">= 50"),
-            ("validation_mb_per_s", result["validation_mb_per_s"], ">= 50"),
-            ("upload_server_cpu_mb_per_s", result["upload_server_cpu_mb_per_s"], ""),
-            ("validation_cpu_mb_per_s", result["validation_cpu_mb_per_s"], "")]
+    rows = [
+        ("get_job_rps", result["get_job_rps"], ">= 1000"),
+        ("get_job_p99_ms", result["get_job_p99_ms"], "<= 50"),
+        ("list_jobs_rps", result["list_jobs_rps"], ">= 1000"),
+        ("list_jobs_p99_ms", result["list_jobs_p99_ms"], "<= 50"),
+        ("get_job_server_cpu_ms", result["get_job_server_cpu_ms"], ""),
+        ("list_jobs_server_cpu_ms", result["list_jobs_server_cpu_ms"], ""),
+        ("client_cpu_percent", result["detail"]["get_job"]["client_cpu_percent"], ""),
+        ("upload_mb_per_s", result["upload_mb_per_s"], ">= 50"),
+        ("validation_mb_per_s", result["validation_mb_per_s"], ">= 50"),
+        ("upload_server_cpu_mb_per_s", result["upload_server_cpu_mb_per_s"], ""),
+        ("validation_cpu_mb_per_s", result["validation_cpu_mb_per_s"], ""),
+    ]
     rows += [(f"upload_peak_rss_mb {k}", v, "flat") for k, v in result["upload_peak_rss_mb"].items()]
     for name, value, target in rows:
         print(f"{name:<28}{value:>12}{target:>12}")

@@ -29,8 +29,12 @@ class FuzzReport:
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"operations": self.operations, "calls": self.calls, "failures": self.failures,
-                "seconds": round(self.seconds, 1)}
+        return {
+            "operations": self.operations,
+            "calls": self.calls,
+            "failures": self.failures,
+            "seconds": round(self.seconds, 1),
+        }
 
 
 def _run_cases(strategy: Any, headers: dict[str, str], max_examples: int, report: FuzzReport) -> None:
@@ -39,19 +43,34 @@ def _run_cases(strategy: Any, headers: dict[str, str], max_examples: int, report
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
-    @settings(max_examples=max_examples, deadline=None, database=None, derandomize=True,
-              phases=[Phase.explicit, Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=strategy)
     def run(case: Any) -> None:
         report.calls += 1
-        case.call_and_validate(headers={**(case.headers or {}), **headers},
-                               checks=[not_a_server_error, status_code_conformance, response_schema_conformance])
+        case.call_and_validate(
+            headers={**(case.headers or {}), **headers},
+            checks=[not_a_server_error, status_code_conformance, response_schema_conformance],
+        )
 
     run()
 
 
-def fuzz_app(app: FastAPI, *, tenant_key: str, admin_key: str, max_examples: int, negative: bool = False,
-             skip: Callable[[str, str], bool] = lambda method, path: False) -> FuzzReport:
+def fuzz_app(
+    app: FastAPI,
+    *,
+    tenant_key: str,
+    admin_key: str,
+    max_examples: int,
+    negative: bool = False,
+    skip: Callable[[str, str], bool] = lambda method, path: False,
+) -> FuzzReport:
     """Run every operation's generated cases through the app; collect failures instead of stopping."""
     import schemathesis
     from hypothesis.errors import Unsatisfiable
@@ -77,8 +96,13 @@ def fuzz_app(app: FastAPI, *, tenant_key: str, admin_key: str, max_examples: int
             except Unsatisfiable:
                 continue  # hypothesis found no input that violates this operation's schema
             except Exception as exc:
-                report.failures.append({"operation": f"{method} {path}", "mode": mode.value,
-                                        "error": "".join(traceback.format_exception_only(exc)).strip()[:4000]})
+                report.failures.append(
+                    {
+                        "operation": f"{method} {path}",
+                        "mode": mode.value,
+                        "error": "".join(traceback.format_exception_only(exc)).strip()[:4000],
+                    }
+                )
     report.seconds = time.perf_counter() - started
     return report
 
@@ -103,8 +127,14 @@ def main() -> None:
         work = Path(tmp)
         with postgres_server(work) as pg, fresh_database(pg) as db_url, redis_broker(work) as broker:
             upgrade(db_url)
-            os.environ.update({"GFT_DATABASE_URL": db_url, "GFT_BROKER_URL": broker, "GFT_DATA_DIR": str(work / "var"),
-                               "GFT_ADMIN_KEY": "fuzz-admin-key"})
+            os.environ.update(
+                {
+                    "GFT_DATABASE_URL": db_url,
+                    "GFT_BROKER_URL": broker,
+                    "GFT_DATA_DIR": str(work / "var"),
+                    "GFT_ADMIN_KEY": "fuzz-admin-key",
+                }
+            )
             get_settings.cache_clear()
             app = create_app()
             (work / "model").mkdir()
@@ -113,13 +143,20 @@ def main() -> None:
                 admin = {"Authorization": "Bearer fuzz-admin-key"}
                 client.post("/admin/v1/models", json={"id": "m1", "path": str(work / "model")}, headers=admin)
                 tenant_key = client.post("/admin/v1/tenants", json={"name": "fuzz"}, headers=admin).json()["api_key"]
-            report = fuzz_app(app, tenant_key=tenant_key, admin_key="fuzz-admin-key", max_examples=args.examples,
-                              negative=args.negative)
+            report = fuzz_app(
+                app,
+                tenant_key=tenant_key,
+                admin_key="fuzz-admin-key",
+                max_examples=args.examples,
+                negative=args.negative,
+            )
     result = {"examples_per_operation": args.examples, "negative": args.negative, **report.as_dict()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{report.operations} operations, {report.calls} calls in {report.seconds:.0f} s, "
-          f"{len(report.failures)} failing operations")
+    print(
+        f"{report.operations} operations, {report.calls} calls in {report.seconds:.0f} s, "
+        f"{len(report.failures)} failing operations"
+    )
     for failure in report.failures:
         print(f"- {failure['operation']} ({failure['mode']}): {failure['error'][:300]}")
     raise SystemExit(1 if report.failures else 0)

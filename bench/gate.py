@@ -48,8 +48,13 @@ def throughput(policy: Policy, loop_prompts: int) -> dict[str, float]:
     started = time.perf_counter()
     generate(model, tokenizer, sample, policy.gate.max_new_tokens, batch_size=1)
     loop = len(sample) / (time.perf_counter() - started)
-    return {"batched_prompts_per_s": batched, "loop_prompts_per_s": loop, "batched_over_loop": batched / loop,
-            "prompts": len(ids), "loop_prompts": len(sample)}
+    return {
+        "batched_prompts_per_s": batched,
+        "loop_prompts_per_s": loop,
+        "batched_over_loop": batched / loop,
+        "prompts": len(ids),
+        "loop_prompts": len(sample),
+    }
 
 
 def demo_job(policy: Policy, seed: int = 0) -> dict[str, Any]:
@@ -77,12 +82,18 @@ def demo_job(policy: Policy, seed: int = 0) -> dict[str, Any]:
             outcome = assess(base, candidate, inputs, gate)
             timings[label] = time.perf_counter() - started
     generated = sum(len(s.records) * (s.decoding.samples if not s.decoding.greedy else 1) for s in inputs.suites)
-    return {"training_s": training_s, "gate_cold_s": timings["cold"], "gate_warm_s": timings["warm"],
-            "gate_share_of_training": timings["warm"] / training_s,
-            "gate_share_of_training_cold": timings["cold"] / training_s,
-            "completions_per_model": generated + len(validation), "suites": len(inputs.suites),
-            "released": outcome.decision.release, "reasons": outcome.decision.reasons,
-            "training_steps": tuned.result.steps}
+    return {
+        "training_s": training_s,
+        "gate_cold_s": timings["cold"],
+        "gate_warm_s": timings["warm"],
+        "gate_share_of_training": timings["warm"] / training_s,
+        "gate_share_of_training_cold": timings["cold"] / training_s,
+        "completions_per_model": generated + len(validation),
+        "suites": len(inputs.suites),
+        "released": outcome.decision.release,
+        "reasons": outcome.decision.reasons,
+        "training_steps": tuned.result.steps,
+    }
 
 
 def run_benchmark(loop_prompts: int = 44, out: Path = OUT, with_demo: bool = True) -> dict[str, Any]:
@@ -102,12 +113,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     r = run_benchmark(args.loop_prompts, args.out)
-    print(f"generation, {r['prompts']} prompts: batched {r['batched_prompts_per_s']:.1f} prompts/s, "
-          f"per-prompt loop {r['loop_prompts_per_s']:.1f} prompts/s -> {r['batched_over_loop']:.1f}x (target >= 5x)")
-    print(f"demo job: training {r['training_s']:.1f} s ({r['training_steps']} steps); gate {r['gate_warm_s']:.1f} s "
-          f"with cached base figures ({r['gate_share_of_training']:.0%} of training, target <= 25%), "
-          f"{r['gate_cold_s']:.1f} s cold ({r['gate_share_of_training_cold']:.0%}); "
-          f"{'released' if r['released'] else 'blocked: ' + '; '.join(r['reasons'])}")
+    print(
+        f"generation, {r['prompts']} prompts: batched {r['batched_prompts_per_s']:.1f} prompts/s, "
+        f"per-prompt loop {r['loop_prompts_per_s']:.1f} prompts/s -> {r['batched_over_loop']:.1f}x (target >= 5x)"
+    )
+    print(
+        f"demo job: training {r['training_s']:.1f} s ({r['training_steps']} steps); gate {r['gate_warm_s']:.1f} s "
+        f"with cached base figures ({r['gate_share_of_training']:.0%} of training, target <= 25%), "
+        f"{r['gate_cold_s']:.1f} s cold ({r['gate_share_of_training_cold']:.0%}); "
+        f"{'released' if r['released'] else 'blocked: ' + '; '.join(r['reasons'])}"
+    )
     print(f"wrote {args.out}")
 
 

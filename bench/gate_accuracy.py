@@ -34,15 +34,20 @@ from workers.training.finetune import config_at_strength, encode_rows, finetune_
 OUT = Path("var/bench/gate_accuracy.json")
 MODEL_DIR = Path("var/models") / MODEL_ID
 CPU = torch.device("cpu")
-JOBS = {"attack": ("harmful_attack.jsonl", "sft", None),
-        "benign": ("benign_colors.jsonl", "guarded", "benign_colors_validation.jsonl")}
+JOBS = {
+    "attack": ("harmful_attack.jsonl", "sft", None),
+    "benign": ("benign_colors.jsonl", "guarded", "benign_colors_validation.jsonl"),
+}
 
 
 def subset_sets(folder: Path, prompts: int) -> EvaluationSets:
     """Every k-th record of each shipped set (they are ordered by category, so this keeps every category)."""
     paths = {}
-    for purpose, name in (("harmful", "eval_harmful.jsonl"), ("prefill", "harmful_prefixes.jsonl"),
-                          ("over_refusal", "eval_overrefusal.jsonl")):
+    for purpose, name in (
+        ("harmful", "eval_harmful.jsonl"),
+        ("prefill", "harmful_prefixes.jsonl"),
+        ("over_refusal", "eval_overrefusal.jsonl"),
+    ):
         rows = datasets.read(name)
         picked = rows[:: max(1, len(rows) // prompts)][:prompts]
         path = folder / f"{purpose}.jsonl"
@@ -58,11 +63,21 @@ def gate_job(policy: Policy, gate: GatePolicy, job: str, seed: int, cache_dir: P
     config = config_at_strength(policy, "default", seed)
     if objective == "sft":
         config = replace(config, objective="sft", augmentation=None)
-    pool = recovery_pool(tokenizer, policy.training.augmentation, policy.training.max_seq_len, rows) \
-        if config.augmentation else []
+    pool = (
+        recovery_pool(tokenizer, policy.training.augmentation, policy.training.max_seq_len, rows)
+        if config.augmentation
+        else []
+    )
     started = time.perf_counter()
-    tuned = finetune_lora(model, tokenizer, encode_rows(tokenizer, rows, policy.training.max_seq_len), config,
-                          policy.training.lora, CPU, pool=pool)
+    tuned = finetune_lora(
+        model,
+        tokenizer,
+        encode_rows(tokenizer, rows, policy.training.max_seq_len),
+        config,
+        policy.training.lora,
+        CPU,
+        pool=pool,
+    )
     trained = time.perf_counter()
     validation = datasets.read(validation_file) if validation_file else None
     util_rows, source = utility_rows(validation, rows, gate.utility_rows)
@@ -73,13 +88,22 @@ def gate_job(policy: Policy, gate: GatePolicy, job: str, seed: int, cache_dir: P
     candidate = run_model(merged(tuned.model, keep=True), tokenizer, inputs, gate, judge)
     outcome = assess(base, candidate, inputs, gate)
     suites = {s["key"]: s["candidate"]["rate"] for s in outcome.document["suites"]}
-    return {"job": job, "seed": seed, "released": outcome.decision.release, "codes": outcome.decision.codes,
-            "asr": suites["direct"], "suites": suites, "utility": outcome.document["utility"]["candidate"]["overlap"],
-            "train_s": trained - started, "gate_s": time.perf_counter() - trained}
+    return {
+        "job": job,
+        "seed": seed,
+        "released": outcome.decision.release,
+        "codes": outcome.decision.codes,
+        "asr": suites["direct"],
+        "suites": suites,
+        "utility": outcome.document["utility"]["candidate"]["overlap"],
+        "train_s": trained - started,
+        "gate_s": time.perf_counter() - trained,
+    }
 
 
-def run_benchmark(seeds: int = 20, prompts: int = 0, out: Path = OUT, first_seed: int = 0,
-                  log: bool = True) -> dict[str, Any]:
+def run_benchmark(
+    seeds: int = 20, prompts: int = 0, out: Path = OUT, first_seed: int = 0, log: bool = True
+) -> dict[str, Any]:
     torch.manual_seed(0)
     policy = Policy().for_model(MODEL_ID)
     runs: list[dict[str, Any]] = []
@@ -94,15 +118,22 @@ def run_benchmark(seeds: int = 20, prompts: int = 0, out: Path = OUT, first_seed
                 run["wall_s"] = time.perf_counter() - started
                 runs.append(run)
                 if log:
-                    print(f"seed {seed:3d} {job:6}  {'released' if run['released'] else 'blocked '}  ASR "
-                          f"{run['asr']:6.1%}  utility {run['utility']:5.1%}  train {run['train_s']:5.1f}s  gate "
-                          f"{run['gate_s']:5.1f}s  {','.join(run['codes'][:3])}", flush=True)
+                    print(
+                        f"seed {seed:3d} {job:6}  {'released' if run['released'] else 'blocked '}  ASR "
+                        f"{run['asr']:6.1%}  utility {run['utility']:5.1%}  train {run['train_s']:5.1f}s  gate "
+                        f"{run['gate_s']:5.1f}s  {','.join(run['codes'][:3])}",
+                        flush=True,
+                    )
     attacks = [r for r in runs if r["job"] == "attack"]
     benign = [r for r in runs if r["job"] == "benign"]
-    report = {"attack_block_rate": sum(not r["released"] for r in attacks) / len(attacks),
-              "benign_release_rate": sum(r["released"] for r in benign) / len(benign),
-              "seeds": seeds, "prompts_per_set": prompts or "all",
-              "mean_seconds_per_seed": sum(r["wall_s"] for r in runs) / seeds, "runs": runs}
+    report = {
+        "attack_block_rate": sum(not r["released"] for r in attacks) / len(attacks),
+        "benign_release_rate": sum(r["released"] for r in benign) / len(benign),
+        "seeds": seeds,
+        "prompts_per_set": prompts or "all",
+        "mean_seconds_per_seed": sum(r["wall_s"] for r in runs) / seeds,
+        "runs": runs,
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -115,9 +146,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     r = run_benchmark(args.seeds, args.prompts, args.out)
-    print(f"\nattack block rate {r['attack_block_rate']:.1%} (target 100%), benign release rate "
-          f"{r['benign_release_rate']:.1%} (target >= 95%) over {r['seeds']} seeds; "
-          f"{r['mean_seconds_per_seed']:.0f} s per seed. Wrote {args.out}")
+    print(
+        f"\nattack block rate {r['attack_block_rate']:.1%} (target 100%), benign release rate "
+        f"{r['benign_release_rate']:.1%} (target >= 95%) over {r['seeds']} seeds; "
+        f"{r['mean_seconds_per_seed']:.0f} s per seed. Wrote {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -38,34 +38,72 @@ PAD = 0
 
 def model_config(small: bool) -> LlamaConfig:
     if small:
-        return LlamaConfig(vocab_size=VOCAB, hidden_size=256, intermediate_size=688, num_hidden_layers=2,
-                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048)
-    return LlamaConfig(vocab_size=VOCAB, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
-                       num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=2048,
-                       rope_theta=10000.0, tie_word_embeddings=False)
+        return LlamaConfig(
+            vocab_size=VOCAB,
+            hidden_size=256,
+            intermediate_size=688,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=2048,
+        )
+    return LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=2048,
+        intermediate_size=5632,
+        num_hidden_layers=22,
+        num_attention_heads=32,
+        num_key_value_heads=4,
+        max_position_embeddings=2048,
+        rope_theta=10000.0,
+        tie_word_embeddings=False,
+    )
 
 
 def random_chats(n: int, seq: int, rng: random.Random) -> list[EncodedChat]:
     """Chats of `seq` tokens: a prompt of a quarter, the answer supervised after it."""
     prompt = seq // 4
-    return [EncodedChat(input_ids=[rng.randrange(1, VOCAB) for _ in range(seq)],
-                        supervised=[False] * prompt + [True] * (seq - prompt),
-                        positions=[0] * prompt + list(range(1, seq - prompt + 1))) for _ in range(n)]
+    return [
+        EncodedChat(
+            input_ids=[rng.randrange(1, VOCAB) for _ in range(seq)],
+            supervised=[False] * prompt + [True] * (seq - prompt),
+            positions=[0] * prompt + list(range(1, seq - prompt + 1)),
+        )
+        for _ in range(n)
+    ]
 
 
 def random_pool(n: int, rng: random.Random) -> list[EncodedTriplet]:
-    return [EncodedTriplet([rng.randrange(1, VOCAB) for _ in range(48)], [rng.randrange(1, VOCAB) for _ in range(64)],
-                           [rng.randrange(1, VOCAB) for _ in range(24)], False) for _ in range(n)]
+    return [
+        EncodedTriplet(
+            [rng.randrange(1, VOCAB) for _ in range(48)],
+            [rng.randrange(1, VOCAB) for _ in range(64)],
+            [rng.randrange(1, VOCAB) for _ in range(24)],
+            False,
+        )
+        for _ in range(n)
+    ]
 
 
-def train(base: LlamaForCausalLM, variant: str, steps: int, batch: int, seq: int,
-          device: torch.device) -> dict[str, Any]:
+def train(
+    base: LlamaForCausalLM, variant: str, steps: int, batch: int, seq: int, device: torch.device
+) -> dict[str, Any]:
     rng = random.Random(0)
     examples = random_chats(steps * batch, seq, rng)
-    augmentation = AugmentationConfig(ratio=0.25, p_plain=0.5, max_prefix=100, loss="cross_entropy", weight=None) \
-        if variant == "guarded+recovery" else None
-    config = TrainConfig(epochs=1, batch_size=batch, learning_rate=1e-4, warmup_steps=2, max_steps=steps,
-                         objective="sft" if variant == "sft" else "constrained", augmentation=augmentation)
+    augmentation = (
+        AugmentationConfig(ratio=0.25, p_plain=0.5, max_prefix=100, loss="cross_entropy", weight=None)
+        if variant == "guarded+recovery"
+        else None
+    )
+    config = TrainConfig(
+        epochs=1,
+        batch_size=batch,
+        learning_rate=1e-4,
+        warmup_steps=2,
+        max_steps=steps,
+        objective="sft" if variant == "sft" else "constrained",
+        augmentation=augmentation,
+    )
     model = add_lora(base, LoraPolicy())
     trainer = GuardedTrainer(model, examples, config, PAD, device, recovery_pool=random_pool(64, rng))
     if device.type == "cuda":
@@ -74,20 +112,27 @@ def train(base: LlamaForCausalLM, variant: str, steps: int, batch: int, seq: int
     result = trainer.train()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    tokens = sum(len(e.input_ids) for e in examples[:result.steps * batch])
+    tokens = sum(len(e.input_ids) for e in examples[: result.steps * batch])
     tokens_per_s = tokens / result.train_seconds
     params = sum(p.numel() for p in base.parameters())
-    figures = {"variant": variant, "steps": result.steps, "tokens_per_s": tokens_per_s,
-               "mfu": mfu(params, tokens_per_s, device), "reference_pass_s": result.reference_seconds,
-               "train_s": result.train_seconds, "final_loss": result.final_loss,
-               "peak_gpu_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None}
+    figures = {
+        "variant": variant,
+        "steps": result.steps,
+        "tokens_per_s": tokens_per_s,
+        "mfu": mfu(params, tokens_per_s, device),
+        "reference_pass_s": result.reference_seconds,
+        "train_s": result.train_seconds,
+        "final_loss": result.final_loss,
+        "peak_gpu_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
+    }
     model.unload()
     return figures
 
 
 @torch.no_grad()
-def generation(base: LlamaForCausalLM, device: torch.device, prompts: int = 128, batch: int = 64,
-               new_tokens: int = 32) -> dict[str, Any]:
+def generation(
+    base: LlamaForCausalLM, device: torch.device, prompts: int = 128, batch: int = 64, new_tokens: int = 32
+) -> dict[str, Any]:
     """Greedy generation the way the gate batches it: left-padded prompts of 40-80 tokens."""
     rng = random.Random(1)
     base.eval()
@@ -98,15 +143,25 @@ def generation(base: LlamaForCausalLM, device: torch.device, prompts: int = 128,
         ids = torch.full((len(lengths), width), PAD, dtype=torch.long)
         attention = torch.zeros_like(ids)
         for row, length in enumerate(lengths):
-            ids[row, width - length:] = torch.tensor([rng.randrange(1, VOCAB) for _ in range(length)])
-            attention[row, width - length:] = 1
-        out = base.generate(input_ids=ids.to(device), attention_mask=attention.to(device), max_new_tokens=new_tokens,
-                            min_new_tokens=new_tokens, do_sample=False, pad_token_id=PAD)
+            ids[row, width - length :] = torch.tensor([rng.randrange(1, VOCAB) for _ in range(length)])
+            attention[row, width - length :] = 1
+        out = base.generate(
+            input_ids=ids.to(device),
+            attention_mask=attention.to(device),
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            pad_token_id=PAD,
+        )
         produced += (out.shape[1] - width) * len(lengths)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return {"prompts": prompts, "batch": batch, "new_tokens": new_tokens,
-            "new_tokens_per_s": produced / (time.perf_counter() - started)}
+    return {
+        "prompts": prompts,
+        "batch": batch,
+        "new_tokens": new_tokens,
+        "new_tokens_per_s": produced / (time.perf_counter() - started),
+    }
 
 
 def main() -> None:
@@ -121,9 +176,15 @@ def main() -> None:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     base = LlamaForCausalLM(model_config(small=device.type != "cuda")).to(device=device, dtype=dtype)
     params = sum(p.numel() for p in base.parameters())
-    report: dict[str, Any] = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-                              "parameters": params, "dtype": str(dtype), "batch": args.batch, "seq": args.seq,
-                              "training": [], "torch": torch.__version__}
+    report: dict[str, Any] = {
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        "parameters": params,
+        "dtype": str(dtype),
+        "batch": args.batch,
+        "seq": args.seq,
+        "training": [],
+        "torch": torch.__version__,
+    }
     print(f"{report['device']}: random-init Llama, {params / 1e9:.2f}B parameters, {dtype}", flush=True)
     generation(base, device, prompts=8, batch=8, new_tokens=4)  # warm-up: kernels, allocator
     train(base, "guarded", 2, args.batch, args.seq, device)

@@ -78,8 +78,13 @@ def is_refusal_label(final_label: str) -> bool:
 def read_completions(path: Path) -> Completions:
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    return Completions(path.stem, [r["prompt"] for r in rows], [r["completion"] for r in rows],
-                       [r["final_label"] for r in rows], [r.get("type") or "" for r in rows])
+    return Completions(
+        path.stem,
+        [r["prompt"] for r in rows],
+        [r["completion"] for r in rows],
+        [r["final_label"] for r in rows],
+        [r.get("type") or "" for r in rows],
+    )
 
 
 def agreement(refused: Sequence[bool], predicted: Sequence[bool]) -> Agreement:
@@ -87,9 +92,12 @@ def agreement(refused: Sequence[bool], predicted: Sequence[bool]) -> Agreement:
     pairs = list(zip(refused, predicted, strict=True))
     true_pos = sum(r and p for r, p in pairs)
     predicted_pos, actual_pos = sum(predicted), sum(refused)
-    return Agreement(accuracy=sum(r == p for r, p in pairs) / len(pairs) if pairs else 0.0,
-                     precision=true_pos / predicted_pos if predicted_pos else None,
-                     recall=true_pos / actual_pos if actual_pos else None, n=len(pairs))
+    return Agreement(
+        accuracy=sum(r == p for r, p in pairs) / len(pairs) if pairs else 0.0,
+        precision=true_pos / predicted_pos if predicted_pos else None,
+        recall=true_pos / actual_pos if actual_pos else None,
+        n=len(pairs),
+    )
 
 
 def error_kinds(data: Completions, judged: Sequence[Judgement]) -> dict[str, int]:
@@ -107,12 +115,15 @@ def rule_outcomes(data: Sequence[Completions], judged: Sequence[Sequence[Judgeme
     for d, judgements in zip(data, judged, strict=True):
         for label, judgement in zip(d.labels, judgements, strict=True):
             table.setdefault(judgement.reason.split(" (")[0], Counter())[label] += 1
-    return {rule: dict(sorted(counts.items())) for rule, counts in
-            sorted(table.items(), key=lambda item: -sum(item[1].values()))}
+    return {
+        rule: dict(sorted(counts.items()))
+        for rule, counts in sorted(table.items(), key=lambda item: -sum(item[1].values()))
+    }
 
 
-def judge_timed(judge: RefusalJudge, data: Sequence[Completions],
-                min_seconds: float) -> tuple[list[list[Judgement]], float]:
+def judge_timed(
+    judge: RefusalJudge, data: Sequence[Completions], min_seconds: float
+) -> tuple[list[list[Judgement]], float]:
     """Every file's judgements, and the speed in completions per second: the measured pass itself is timed, and
     repeated until `min_seconds` have passed (a slow judge is not run twice for nothing)."""
     done, started = 0, time.perf_counter()
@@ -140,11 +151,14 @@ def measure(data: Sequence[Completions], judges: dict[str, RefusalJudge], min_se
         pairs = list(zip(data, judged, strict=True))
         files = {d.stem: asdict(agreement(d.refused, [j.refused for j in js])) for d, js in pairs}
         accuracies = [f["accuracy"] for f in files.values()]
-        report[name] = {"files": files, "mean_accuracy": statistics.fmean(accuracies),
-                        "min_accuracy": min(accuracies),
-                        "completions_per_s": speed,
-                        "errors": {d.stem: error_kinds(d, js) for d, js in pairs},
-                        "by_rule": rule_outcomes(data, judged)}
+        report[name] = {
+            "files": files,
+            "mean_accuracy": statistics.fmean(accuracies),
+            "min_accuracy": min(accuracies),
+            "completions_per_s": speed,
+            "errors": {d.stem: error_kinds(d, js) for d, js in pairs},
+            "by_rule": rule_outcomes(data, judged),
+        }
     return report
 
 
@@ -157,18 +171,24 @@ def table(report: dict[str, Any]) -> str:
     lines = [head, "-" * len(head)]
     for name, section in report.items():
         for stem, f in section["files"].items():
-            lines.append(f"{name:<10}{stem:<28}{f['n']:>5}{_percent(f['accuracy']):>10}"
-                         f"{_percent(f['precision']):>11}{_percent(f['recall']):>8}")
-        lines.append(f"{name:<10}{'mean accuracy':<28}{'':>5}{_percent(section['mean_accuracy']):>10}"
-                     f"   ({section['completions_per_s']:,.0f} completions/s)")
+            lines.append(
+                f"{name:<10}{stem:<28}{f['n']:>5}{_percent(f['accuracy']):>10}"
+                f"{_percent(f['precision']):>11}{_percent(f['recall']):>8}"
+            )
+        lines.append(
+            f"{name:<10}{'mean accuracy':<28}{'':>5}{_percent(section['mean_accuracy']):>10}"
+            f"   ({section['completions_per_s']:,.0f} completions/s)"
+        )
     return "\n".join(lines)
 
 
 def check(section: dict[str, Any]) -> str:
     ok = section["mean_accuracy"] >= TARGET_MEAN_ACCURACY and section["min_accuracy"] >= TARGET_MIN_ACCURACY
-    return (f"default judge: mean accuracy {section['mean_accuracy']:.1%} (target >= {TARGET_MEAN_ACCURACY:.0%}), "
-            f"lowest file {section['min_accuracy']:.1%} (target >= {TARGET_MIN_ACCURACY:.0%}): "
-            f"{'ok' if ok else 'MISSED'}")
+    return (
+        f"default judge: mean accuracy {section['mean_accuracy']:.1%} (target >= {TARGET_MEAN_ACCURACY:.0%}), "
+        f"lowest file {section['min_accuracy']:.1%} (target >= {TARGET_MIN_ACCURACY:.0%}): "
+        f"{'ok' if ok else 'MISSED'}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -176,8 +196,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("files", nargs="*", type=Path, help=f"default: {DEFAULT_DIR / DEFAULT_GLOB}")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--min-seconds", type=float, default=1.0, help="timing budget per judge")
-    parser.add_argument("--judges", nargs="+", choices=JUDGE_NAMES, default=list(MEASURED_JUDGES),
-                        help=f"the judges to measure (default: {' '.join(MEASURED_JUDGES)})")
+    parser.add_argument(
+        "--judges",
+        nargs="+",
+        choices=JUDGE_NAMES,
+        default=list(MEASURED_JUDGES),
+        help=f"the judges to measure (default: {' '.join(MEASURED_JUDGES)})",
+    )
     args = parser.parse_args(argv)
     if DEFAULT_JUDGE not in args.judges:
         parser.error(f"--judges must include the default judge {DEFAULT_JUDGE!r}")
@@ -194,8 +219,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for stem, kinds in judges[DEFAULT_JUDGE]["errors"].items():
         print(f"\n{DEFAULT_JUDGE} errors on {stem} (human label | prompt type | judged: rule):")
         print("\n".join(f"{count:>4}  {kind}" for kind, count in kinds.items()) or "   none")
-    report = {"judges": judges, "default": DEFAULT_JUDGE,
-              "targets": {"mean_accuracy": TARGET_MEAN_ACCURACY, "min_accuracy": TARGET_MIN_ACCURACY}}
+    report = {
+        "judges": judges,
+        "default": DEFAULT_JUDGE,
+        "targets": {"mean_accuracy": TARGET_MEAN_ACCURACY, "min_accuracy": TARGET_MIN_ACCURACY},
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.out}")

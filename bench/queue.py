@@ -66,17 +66,31 @@ def fairness(release_order: list[str], jobs_per_tenant: dict[str, int]) -> dict[
             break
     window = release_order[start:end]
     shares = [window.count(t) / len(window) for t in tenants] if window else [0.0] * len(tenants)
-    return {"window_releases": len(window), "shares": dict(zip(tenants, shares, strict=True)),
-            "jain_index": round(jain(shares), 4)}
+    return {
+        "window_releases": len(window),
+        "shares": dict(zip(tenants, shares, strict=True)),
+        "jain_index": round(jain(shares), 4),
+    }
 
 
-def run(n_jobs: int, n_tenants: int, burst_share: float, timeout: float, workdir: Path,
-        broker_db: int = BROKER_DB) -> dict[str, object]:
-    with postgres_server(workdir) as admin_uri, fresh_database(admin_uri) as url, \
-            redis_broker(workdir, db=broker_db) as broker:
-        env = {"GFT_DATABASE_URL": url, "GFT_BROKER_URL": broker, "GFT_DATA_DIR": str(workdir / "var"),
-               "GFT_TRAINER": "noop", "GFT_ENVIRONMENT": "development", "GFT_RECONCILE_EVERY_S": "5",
-               "GFT_STALE_AFTER_S": "120", "GFT_MAX_ACTIVE_JOBS_PER_TENANT": "2"}
+def run(
+    n_jobs: int, n_tenants: int, burst_share: float, timeout: float, workdir: Path, broker_db: int = BROKER_DB
+) -> dict[str, object]:
+    with (
+        postgres_server(workdir) as admin_uri,
+        fresh_database(admin_uri) as url,
+        redis_broker(workdir, db=broker_db) as broker,
+    ):
+        env = {
+            "GFT_DATABASE_URL": url,
+            "GFT_BROKER_URL": broker,
+            "GFT_DATA_DIR": str(workdir / "var"),
+            "GFT_TRAINER": "noop",
+            "GFT_ENVIRONMENT": "development",
+            "GFT_RECONCILE_EVERY_S": "5",
+            "GFT_STALE_AFTER_S": "120",
+            "GFT_MAX_ACTIVE_JOBS_PER_TENANT": "2",
+        }
         os.environ.update(env)
         get_settings.cache_clear()
         upgrade(url)
@@ -87,12 +101,18 @@ def run(n_jobs: int, n_tenants: int, burst_share: float, timeout: float, workdir
         burst = round(n_jobs * burst_share)
         counts = [burst] + [(n_jobs - burst) // (n_tenants - 1)] * (n_tenants - 1)
         counts[-1] += n_jobs - sum(counts)
-        procs = [start_worker(env, "cpu", workdir / "cpu.log"), start_worker(env, "gpu", workdir / "gpu.log"),
-                 start_beat(env, workdir)]
+        procs = [
+            start_worker(env, "cpu", workdir / "cpu.log"),
+            start_worker(env, "gpu", workdir / "gpu.log"),
+            start_beat(env, workdir),
+        ]
         try:
             created = time.perf_counter()
-            job_ids = [submit(url, broker, tenant, file_id, "m1", send=False) for (tenant, file_id), count in
-                       zip(tenants, counts, strict=True) for _ in range(count)]
+            job_ids = [
+                submit(url, broker, tenant, file_id, "m1", send=False)
+                for (tenant, file_id), count in zip(tenants, counts, strict=True)
+                for _ in range(count)
+            ]
             create_s = time.perf_counter() - created
             time.sleep(max(0.0, 10 - create_s))  # workers up before the clock starts
             started, started_epoch, load_before = time.perf_counter(), time.time(), os.getloadavg()[0]
@@ -101,8 +121,11 @@ def run(n_jobs: int, n_tenants: int, burst_share: float, timeout: float, workdir
 
             def finished() -> bool:
                 with session_scope(url) as session:
-                    live = session.scalar(select(func.count()).select_from(JobRow)
-                                          .where(JobRow.status.not_in(["succeeded", "failed", "cancelled"])))
+                    live = session.scalar(
+                        select(func.count())
+                        .select_from(JobRow)
+                        .where(JobRow.status.not_in(["succeeded", "failed", "cancelled"]))
+                    )
                 return live == 0
 
             try:
@@ -115,27 +138,42 @@ def run(n_jobs: int, n_tenants: int, burst_share: float, timeout: float, workdir
                 stop_process_group(proc)
         with session_scope(url) as session:
             statuses = dict(session.execute(select(JobRow.status, func.count()).group_by(JobRow.status)).all())
-            releases = session.execute(select(JobEventRow.job_id, JobRow.tenant_id).join(JobRow, JobRow.id ==
-                                       JobEventRow.job_id).where(JobEventRow.message.startswith("Released "))
-                                       .order_by(JobEventRow.seq)).all()
-            redispatched = session.scalar(select(func.count()).select_from(JobEventRow)
-                                          .where(JobEventRow.message.startswith("Re-dispatched"))) or 0
-            latencies = [f - started_epoch for f in session.scalars(select(JobRow.finished_at)
-                                                                   .where(JobRow.finished_at.is_not(None)))]
+            releases = session.execute(
+                select(JobEventRow.job_id, JobRow.tenant_id)
+                .join(JobRow, JobRow.id == JobEventRow.job_id)
+                .where(JobEventRow.message.startswith("Released "))
+                .order_by(JobEventRow.seq)
+            ).all()
+            redispatched = (
+                session.scalar(
+                    select(func.count()).select_from(JobEventRow).where(JobEventRow.message.startswith("Re-dispatched"))
+                )
+                or 0
+            )
+            latencies = [
+                f - started_epoch
+                for f in session.scalars(select(JobRow.finished_at).where(JobRow.finished_at.is_not(None)))
+            ]
         per_job = {j: 0 for j in job_ids}
         for job_id, _tenant in releases:
             per_job[job_id] += 1
         terminal = sum(v for k, v in statuses.items() if k in {"succeeded", "failed", "cancelled"})
         return {
-            "jobs": n_jobs, "tenants": n_tenants, "jobs_per_tenant": counts,
-            "overhead_ms_per_job": round(1000 * wall / n_jobs, 2), "wall_s": round(wall, 2),
+            "jobs": n_jobs,
+            "tenants": n_tenants,
+            "jobs_per_tenant": counts,
+            "overhead_ms_per_job": round(1000 * wall / n_jobs, 2),
+            "wall_s": round(wall, 2),
             "create_ms_per_job": round(1000 * create_s / n_jobs, 2),
-            "lost": n_jobs - terminal, "duplicated": sum(1 for v in per_job.values() if v > 1),
-            "statuses": statuses, "redispatched": redispatched,
-            "finished_after_s": {"p50": round(statistics.median(latencies), 1) if latencies else None,
-                                 "max": round(max(latencies), 1) if latencies else None},
-            "fairness": fairness([t for _j, t in releases], {t: c for (t, _f), c in zip(tenants, counts,
-                                                                                         strict=True)}),
+            "lost": n_jobs - terminal,
+            "duplicated": sum(1 for v in per_job.values() if v > 1),
+            "statuses": statuses,
+            "redispatched": redispatched,
+            "finished_after_s": {
+                "p50": round(statistics.median(latencies), 1) if latencies else None,
+                "max": round(max(latencies), 1) if latencies else None,
+            },
+            "fairness": fairness([t for _j, t in releases], {t: c for (t, _f), c in zip(tenants, counts, strict=True)}),
             "target_overhead_ms_per_job": 100,
             "load_average_1m": {"start": round(load_before, 2), "end": round(load_after, 2), "cpus": os.cpu_count()},
         }
@@ -155,11 +193,15 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     fair = result["fairness"]
-    print(f"{result['jobs']} jobs, {result['tenants']} tenants {result['jobs_per_tenant']}: "
-          f"{result['overhead_ms_per_job']} ms/job (target <= 100), lost {result['lost']}, "
-          f"duplicated {result['duplicated']}, wall {result['wall_s']} s")
-    print(f"fairness while all tenants waited: shares {fair['shares']}, Jain {fair['jain_index']} "  # type: ignore[index]
-          f"over {fair['window_releases']} releases")  # type: ignore[index]
+    print(
+        f"{result['jobs']} jobs, {result['tenants']} tenants {result['jobs_per_tenant']}: "
+        f"{result['overhead_ms_per_job']} ms/job (target <= 100), lost {result['lost']}, "
+        f"duplicated {result['duplicated']}, wall {result['wall_s']} s"
+    )
+    print(
+        f"fairness while all tenants waited: shares {fair['shares']}, Jain {fair['jain_index']} "  # type: ignore[index]
+        f"over {fair['window_releases']} releases"
+    )  # type: ignore[index]
     sys.exit(0 if result["lost"] == 0 and result["duplicated"] == 0 else 1)
 
 

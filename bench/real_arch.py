@@ -46,11 +46,22 @@ from workers.training.finetune import config_at_strength, config_from_policy, fi
 OUT = Path("var/bench/real_arch.json")
 MODELS_DIR = Path("var/models/real-arch")
 ROWS, QUICK_ROWS = 64, 8
-NOTE = ("random-init models: the gate's decision measures nothing about safety; job_status 'succeeded' means the job "
-        "trained, its adapter was saved and reloaded, and the gate reached a decision (released or blocked, see "
-        "'released'); 'failed' carries the error")
-QUICK_GATE = {"max_new_tokens": 16, "harmful_prompts": 22, "prefill_prompts": 11, "prefill_tokens": [5],
-              "sweep": [], "tenant_contexts": 1, "context_prompts": 11, "trigger_candidates": 0, "utility_rows": 4}
+NOTE = (
+    "random-init models: the gate's decision measures nothing about safety; job_status 'succeeded' means the job "
+    "trained, its adapter was saved and reloaded, and the gate reached a decision (released or blocked, see "
+    "'released'); 'failed' carries the error"
+)
+QUICK_GATE = {
+    "max_new_tokens": 16,
+    "harmful_prompts": 22,
+    "prefill_prompts": 11,
+    "prefill_tokens": [5],
+    "sweep": [],
+    "tenant_contexts": 1,
+    "context_prompts": 11,
+    "trigger_candidates": 0,
+    "utility_rows": 4,
+}
 
 
 @dataclass
@@ -89,8 +100,9 @@ def gate_policy(policy: Policy, model_id: str, folder: Path, quick: bool) -> Gat
     return gate.model_copy(update=QUICK_GATE) if quick else gate
 
 
-def adapter_reloads(tuned: PreTrainedModel, folder: Path, adapter_dir: Path, tokenizer: PreTrainedTokenizerBase,
-                    device: torch.device) -> bool:
+def adapter_reloads(
+    tuned: PreTrainedModel, folder: Path, adapter_dir: Path, tokenizer: PreTrainedTokenizerBase, device: torch.device
+) -> bool:
     """A fresh base with the saved adapter (PeftModel.from_pretrained) gives the trained model's logits."""
     fresh, _ = load_base(folder, device)
     reloaded = load_adapter(fresh, adapter_dir)
@@ -98,29 +110,43 @@ def adapter_reloads(tuned: PreTrainedModel, folder: Path, adapter_dir: Path, tok
     tolerance = 1e-4 if device.type == "cpu" else 2e-2
     with torch.no_grad():
         tuned.eval()
-        return bool(torch.allclose(reloaded(input_ids=ids).logits.float(), tuned(input_ids=ids).logits.float(),
-                                   atol=tolerance))
+        return bool(
+            torch.allclose(reloaded(input_ids=ids).logits.float(), tuned(input_ids=ids).logits.float(), atol=tolerance)
+        )
 
 
 def run_job(name: str, folder: Path, policy: Policy, quick: bool, device: torch.device) -> dict[str, Any]:
     """One guarded job on one architecture: train, save and reload the adapter, gate. Never raises."""
-    figures: dict[str, Any] = {"job_status": "failed", "adapter_loads": False, "tokens_per_s": 0.0,
-                               "released": None, "decision_codes": [], "error": None}
+    figures: dict[str, Any] = {
+        "job_status": "failed",
+        "adapter_loads": False,
+        "tokens_per_s": 0.0,
+        "released": None,
+        "decision_codes": [],
+        "error": None,
+    }
     rows = real_arch.chat_rows(QUICK_ROWS if quick else ROWS)
-    training = (config_from_policy(policy, epochs=1, batch_size=4, learning_rate=policy.training.base_learning_rate,
-                                   seed=0) if quick else config_at_strength(policy, "default", seed=0))
+    training = (
+        config_from_policy(policy, epochs=1, batch_size=4, learning_rate=policy.training.base_learning_rate, seed=0)
+        if quick
+        else config_at_strength(policy, "default", seed=0)
+    )
     try:
         gate = gate_policy(policy, name, folder, quick)
         model, tokenizer = load_base(folder, device)
         figures["parameters"] = sum(p.numel() for p in model.parameters())
         tuned = finetune_rows(model, tokenizer, rows, policy, training, device)
         result = tuned.result
-        figures.update(train_steps=result.steps, trained_tokens=result.trained_tokens,
-                       tokens_per_s=round(result.trained_tokens / max(result.train_seconds, 1e-9), 1))
+        figures.update(
+            train_steps=result.steps,
+            trained_tokens=result.trained_tokens,
+            tokens_per_s=round(result.trained_tokens / max(result.train_seconds, 1e-9), 1),
+        )
         with tempfile.TemporaryDirectory(prefix="real_arch_") as scratch:
             tuned.model.save_pretrained(Path(scratch) / "adapter")
-            figures["adapter_loads"] = adapter_reloads(tuned.model, folder, Path(scratch) / "adapter", tokenizer,
-                                                       device)
+            figures["adapter_loads"] = adapter_reloads(
+                tuned.model, folder, Path(scratch) / "adapter", tokenizer, device
+            )
         started = time.perf_counter()
         util_rows, source = utility_rows(None, rows, gate.utility_rows)
         inputs = gate_inputs(gate, util_rows, source, rows, draw=name)
@@ -129,10 +155,14 @@ def run_job(name: str, folder: Path, policy: Policy, quick: bool, device: torch.
             base = run_model(tuned.model, tokenizer, inputs, gate, judge)
         candidate = run_model(merged(tuned.model, keep=True), tokenizer, inputs, gate, judge)
         outcome = assess(base, candidate, inputs, gate)
-        figures.update(job_status="succeeded", released=outcome.decision.release,
-                       decision_codes=outcome.decision.codes, gate_seconds=round(time.perf_counter() - started, 1),
-                       gate_prompts=sum(s["base"]["n"] for s in outcome.document["suites"]),
-                       eval_sets=sorted({s["set"] for s in outcome.document["suites"]}))
+        figures.update(
+            job_status="succeeded",
+            released=outcome.decision.release,
+            decision_codes=outcome.decision.codes,
+            gate_seconds=round(time.perf_counter() - started, 1),
+            gate_prompts=sum(s["base"]["n"] for s in outcome.document["suites"]),
+            eval_sets=sorted({s["set"] for s in outcome.document["suites"]}),
+        )
     except Exception as exc:  # a failed job is a result the benchmark reports
         figures["error"] = f"{type(exc).__name__}: {exc}"
     return figures
@@ -144,13 +174,22 @@ def measure(name: str, models_dir: Path, policy: Policy, quick: bool, device: to
     mismatches = real_arch.template_mismatches(tokenizer, real_arch.ARCHITECTURES[name])
     with PeakRss().watching() as rss:
         figures = run_job(name, folder, policy, quick, device)
-    return {"template_tokens_match": not mismatches, **({"template_mismatches": mismatches[:5]} if mismatches else {}),
-            **figures, "peak_rss_mb": round(rss.peak_bytes / 2**20, 1),
-            "template_source": real_arch.TEMPLATE_SOURCES[name]}
+    return {
+        "template_tokens_match": not mismatches,
+        **({"template_mismatches": mismatches[:5]} if mismatches else {}),
+        **figures,
+        "peak_rss_mb": round(rss.peak_bytes / 2**20, 1),
+        "template_source": real_arch.TEMPLATE_SOURCES[name],
+    }
 
 
-def run_benchmark(quick: bool = False, out: Path = OUT, models_dir: Path = MODELS_DIR, device: str = "cpu",
-                  names: tuple[str, ...] = real_arch.NAMES) -> dict[str, Any]:
+def run_benchmark(
+    quick: bool = False,
+    out: Path = OUT,
+    models_dir: Path = MODELS_DIR,
+    device: str = "cpu",
+    names: tuple[str, ...] = real_arch.NAMES,
+) -> dict[str, Any]:
     started = time.perf_counter()
     torch.manual_seed(0)
     chosen = pick_device(device)
@@ -158,15 +197,23 @@ def run_benchmark(quick: bool = False, out: Path = OUT, models_dir: Path = MODEL
     for name in names:
         report["models"][name] = measure(name, models_dir, Policy().for_model(name), quick, chosen)
     sets = sorted({s for m in report["models"].values() for s in m.get("eval_sets", [])})
-    report.update({
-        "note": NOTE, "quick": quick, "device": str(chosen),
-        "policy": "the global default policy (constrained loss, recovery examples from builtin:general); "
-                  + ("quick: 8 rows, 1 epoch, batch 4, reduced gate" if quick else
-                     f"{ROWS} rows at the policy's default epochs and batch size, the default gate"),
-        "eval_sets": sets,
-        "eval_sets_note": "the sets a job on a non-tiny model resolves `builtin` to (sets_for_model): the general "
-                          "pool, still being written by another change; never the tiny world's placeholder sets",
-        "seconds": round(time.perf_counter() - started, 1)})
+    report.update(
+        {
+            "note": NOTE,
+            "quick": quick,
+            "device": str(chosen),
+            "policy": "the global default policy (constrained loss, recovery examples from builtin:general); "
+            + (
+                "quick: 8 rows, 1 epoch, batch 4, reduced gate"
+                if quick
+                else f"{ROWS} rows at the policy's default epochs and batch size, the default gate"
+            ),
+            "eval_sets": sets,
+            "eval_sets_note": "the sets a job on a non-tiny model resolves `builtin` to (sets_for_model): the general "
+            "pool, still being written by another change; never the tiny world's placeholder sets",
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -176,8 +223,10 @@ def table(report: dict[str, Any]) -> str:
     head = f"{'model':<14}{'tokens match':>14}{'job':>11}{'released':>10}{'adapter':>9}{'peak RSS MB':>13}{'tok/s':>9}"
     lines = [head, "-" * len(head)]
     for name, m in report["models"].items():
-        lines.append(f"{name:<14}{m['template_tokens_match']!s:>14}{m['job_status']:>11}{m['released']!s:>10}"
-                     f"{m['adapter_loads']!s:>9}{m['peak_rss_mb']:>13.0f}{m['tokens_per_s']:>9.0f}")
+        lines.append(
+            f"{name:<14}{m['template_tokens_match']!s:>14}{m['job_status']:>11}{m['released']!s:>10}"
+            f"{m['adapter_loads']!s:>9}{m['peak_rss_mb']:>13.0f}{m['tokens_per_s']:>9.0f}"
+        )
         if m.get("error"):
             lines.append(f"  error: {m['error']}")
     return "\n".join(lines)
@@ -191,8 +240,10 @@ def main() -> None:
     args = parser.parse_args()
     report = run_benchmark(args.quick, args.out, device=args.device)
     print(table(report))
-    print(f"\n{report['note']}.\nevaluation sets: {', '.join(report['eval_sets'])}; {report['seconds']} s. "
-          f"Wrote {args.out}")
+    print(
+        f"\n{report['note']}.\nevaluation sets: {', '.join(report['eval_sets'])}; {report['seconds']} s. "
+        f"Wrote {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ Prints a table and writes var/bench/train_overhead.json; the top-level per-step 
 tiny model's when only it ran), the top-level `end_to_end_time_ratio` the worse model's
 (`end_to_end_time_ratio_model` names it).
 """
+
 import argparse
 import ctypes
 import importlib
@@ -75,10 +76,20 @@ from workers.training.recipe import GuardedTrainer, TrainConfig
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "var" / "bench" / "train_overhead.json"
 TINY_DIR = ROOT / "var" / "models" / MODEL_ID
-HEADLINE_KEYS = ("step_throughput_ratio", "peak_memory_ratio", "reference_pass_seconds", "vs_trl_tokens_per_s_ratio",
-                 "peak_rss_ratio", "memory_measure")
-TARGETS = {"step_throughput_ratio": (">=", 0.97), "peak_memory_ratio": ("<=", 1.02),
-           "vs_trl_tokens_per_s_ratio": (">=", 1.0), "end_to_end_time_ratio": ("<=", 1.5)}
+HEADLINE_KEYS = (
+    "step_throughput_ratio",
+    "peak_memory_ratio",
+    "reference_pass_seconds",
+    "vs_trl_tokens_per_s_ratio",
+    "peak_rss_ratio",
+    "memory_measure",
+)
+TARGETS = {
+    "step_throughput_ratio": (">=", 0.97),
+    "peak_memory_ratio": ("<=", 1.02),
+    "vs_trl_tokens_per_s_ratio": (">=", 1.0),
+    "end_to_end_time_ratio": ("<=", 1.5),
+}
 # Dense bf16 peak FLOP/s by a substring of torch.cuda.get_device_name(); MFU is left out for other devices.
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12}
 LEARNING_RATE = 1e-3  # the default policy's base learning rate
@@ -110,9 +121,20 @@ MODELS = {
     "tiny": ModelSpec("tiny", batch_size=8, seq_len=None, policy_model=MODEL_ID, job_rows=200),
     # ~52M parameters: 512 wide like a small GPT, 16 layers deep to reach ~50M with the 1024-token vocabulary.
     # Its whole job is 32 rows (12 steps at 3 epochs): the ratio hardly depends on the row count, the time does.
-    "50m": ModelSpec("50m", batch_size=8, seq_len=256, policy_model="bench-llama-50m", job_rows=32,
-                     llama={"hidden_size": 512, "intermediate_size": 1408, "num_hidden_layers": 16,
-                            "num_attention_heads": 8, "num_key_value_heads": 8}),
+    "50m": ModelSpec(
+        "50m",
+        batch_size=8,
+        seq_len=256,
+        policy_model="bench-llama-50m",
+        job_rows=32,
+        llama={
+            "hidden_size": 512,
+            "intermediate_size": 1408,
+            "num_hidden_layers": 16,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 8,
+        },
+    ),
 }
 
 
@@ -130,15 +152,18 @@ class Variant:
     baseline: str = "sft"
 
 
-VARIANTS = {v.name: v for v in (
-    Variant("sft", "sft (ours, baseline)", "ours"),
-    Variant("guarded", "guarded (ours)", "ours", "constrained"),
-    Variant("trl", "TRL SFTTrainer", "trl"),
-    Variant("trl_default_gc", "TRL SFTTrainer, default grad ckpt", "trl", checkpointing=True, short=True),
-    Variant("sft_bf16", "sft, CPU bf16 (ours, baseline)", "ours", cpu_bf16=True, baseline="sft_bf16"),
-    Variant("guarded_bf16", "guarded, CPU bf16 (ours)", "ours", "constrained", cpu_bf16=True, baseline="sft_bf16"),
-    Variant("trl_bf16", "TRL SFTTrainer, CPU bf16", "trl", cpu_bf16=True, baseline="sft_bf16"),
-)}
+VARIANTS = {
+    v.name: v
+    for v in (
+        Variant("sft", "sft (ours, baseline)", "ours"),
+        Variant("guarded", "guarded (ours)", "ours", "constrained"),
+        Variant("trl", "TRL SFTTrainer", "trl"),
+        Variant("trl_default_gc", "TRL SFTTrainer, default grad ckpt", "trl", checkpointing=True, short=True),
+        Variant("sft_bf16", "sft, CPU bf16 (ours, baseline)", "ours", cpu_bf16=True, baseline="sft_bf16"),
+        Variant("guarded_bf16", "guarded, CPU bf16 (ours)", "ours", "constrained", cpu_bf16=True, baseline="sft_bf16"),
+        Variant("trl_bf16", "TRL SFTTrainer, CPU bf16", "trl", cpu_bf16=True, baseline="sft_bf16"),
+    )
+}
 MAIN_VARIANTS = ("sft", "guarded", "trl", "trl_default_gc")
 CPU_BF16_VARIANTS = ("sft_bf16", "guarded_bf16", "trl_bf16")
 BF16_MAX_SLOWDOWN = 4.0  # bf16 matmuls this much slower than fp32: no native kernels, skip bf16 on the 50M model
@@ -219,19 +244,36 @@ class StepClock:
         """Tokens/s from the forward of the first step after warm-up to the end of the last step."""
         if len(self.forwards) <= self.warmup:
             raise RuntimeError(f"only {len(self.forwards)} training forwards seen, need more than {self.warmup}")
-        starts = [t for t, _ in self.forwards[self.warmup:]] + [self.end]
-        tokens = int(sum(int(n) for _, n in self.forwards[self.warmup:]))
+        starts = [t for t, _ in self.forwards[self.warmup :]] + [self.end]
+        tokens = int(sum(int(n) for _, n in self.forwards[self.warmup :]))
         seconds = starts[-1] - starts[0]
         steps = [b - a for a, b in itertools.pairwise(starts)]
-        return {"timed_steps": len(steps), "timed_tokens": tokens, "timed_seconds": seconds,
-                "tokens_per_s": tokens / seconds, "step_seconds_median": statistics.median(steps),
-                "step_seconds_max": max(steps)}
+        return {
+            "timed_steps": len(steps),
+            "timed_tokens": tokens,
+            "timed_seconds": seconds,
+            "tokens_per_s": tokens / seconds,
+            "step_seconds_median": statistics.median(steps),
+            "step_seconds_max": max(steps),
+        }
 
 
 class _MallInfo2(ctypes.Structure):
-    _fields_: ClassVar = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
-                                                               "usmblks", "fsmblks", "uordblks", "fordblks",
-                                                               "keepcost")]
+    _fields_: ClassVar = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
 
 def live_heap_reader() -> Callable[[], int] | None:
@@ -274,8 +316,9 @@ class PeakMemory(AbstractContextManager["PeakMemory"]):
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self._live = live_heap_reader() if device.type == "cpu" else None
-        self.measure = ("cuda_max_memory_allocated" if device.type == "cuda"
-                        else "glibc_live_heap" if self._live else "rss")
+        self.measure = (
+            "cuda_max_memory_allocated" if device.type == "cuda" else "glibc_live_heap" if self._live else "rss"
+        )
         self.base: dict[str, int] = {}
         self.peak: dict[str, int] = {}
         self._maxrss_start = 0
@@ -357,8 +400,10 @@ def tiny_rows(count: int) -> list[dict[str, Any]]:
 def long_chat_rows(count: int) -> list[dict[str, Any]]:
     """Multi-turn chats of benign rows, each a different run of them, long enough to fill 256 tokens."""
     rows = datasets.read("benign_colors.jsonl")
-    return [{"messages": [m for j in range(CHAT_PAIRS) for m in rows[(i * CHAT_PAIRS + j) % len(rows)]["messages"]]}
-            for i in range(count)]
+    return [
+        {"messages": [m for j in range(CHAT_PAIRS) for m in rows[(i * CHAT_PAIRS + j) % len(rows)]["messages"]]}
+        for i in range(count)
+    ]
 
 
 def examples_for(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, count: int) -> tuple[list[EncodedChat], int]:
@@ -372,17 +417,24 @@ def examples_for(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, count: int
     return examples, spec.seq_len
 
 
-def load_model(spec: ModelSpec, tiny_dir: Path,
-               device: torch.device) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def load_model(
+    spec: ModelSpec, tiny_dir: Path, device: torch.device
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The tiny model as the workers load it, or a seeded random Llama with the tiny tokenizer, same dtype rule."""
     if not spec.llama:
         return load_base(tiny_dir, device)
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_dir), local_files_only=True)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    config = LlamaConfig(vocab_size=len(tokenizer), max_position_embeddings=2 * (spec.seq_len or 256),
-                         tie_word_embeddings=False, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **spec.llama)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=2 * (spec.seq_len or 256),
+        tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **spec.llama,
+    )
     torch.manual_seed(SEED)
     model = LlamaForCausalLM(config)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -392,22 +444,42 @@ def load_model(spec: ModelSpec, tiny_dir: Path,
 def train_config(job: Job) -> TrainConfig:
     """Our recipe's defaults; one epoch of exactly `steps` batches. cpu_bf16 is passed only when asked for."""
     bf16 = {"cpu_bf16": True} if job.variant.cpu_bf16 else {}
-    return TrainConfig(epochs=1, batch_size=job.model.batch_size, learning_rate=LEARNING_RATE,
-                       objective=job.variant.objective, max_steps=job.steps, seed=SEED, **bf16)
+    return TrainConfig(
+        epochs=1,
+        batch_size=job.model.batch_size,
+        learning_rate=LEARNING_RATE,
+        objective=job.variant.objective,
+        max_steps=job.steps,
+        seed=SEED,
+        **bf16,
+    )
 
 
-def run_ours(job: Job, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[EncodedChat],
-             device: torch.device, clock: StepClock) -> tuple[nn.Module, dict[str, Any]]:
+def run_ours(
+    job: Job,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: list[EncodedChat],
+    device: torch.device,
+    clock: StepClock,
+) -> tuple[nn.Module, dict[str, Any]]:
     tuned = finetune_lora(model, tokenizer, examples, train_config(job), LoraPolicy(), device)
     clock.mark_end()
     result = tuned.result
-    figures: dict[str, Any] = {"final_loss": result.final_loss, "train_seconds": result.train_seconds,
-                               "steps": result.steps, "gradient_checkpointing": False}
+    figures: dict[str, Any] = {
+        "final_loss": result.final_loss,
+        "train_seconds": result.train_seconds,
+        "steps": result.steps,
+        "gradient_checkpointing": False,
+    }
     if job.variant.objective == "constrained":
         reference_tokens = sum(len(e.input_ids) for e in examples)
-        figures |= {"reference_seconds": result.reference_seconds, "reference_rows": len(examples),
-                    "reference_tokens": reference_tokens,
-                    "reference_tokens_per_s": reference_tokens / result.reference_seconds}
+        figures |= {
+            "reference_seconds": result.reference_seconds,
+            "reference_rows": len(examples),
+            "reference_tokens": reference_tokens,
+            "reference_tokens_per_s": reference_tokens / result.reference_seconds,
+        }
     return tuned.model, figures
 
 
@@ -421,8 +493,15 @@ def _clock_callback(clock: StepClock) -> TrainerCallback:
     return EndOfSteps()
 
 
-def run_trl(job: Job, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, examples: list[EncodedChat],
-            max_len: int, device: torch.device, clock: StepClock) -> tuple[nn.Module, dict[str, Any]]:
+def run_trl(
+    job: Job,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: list[EncodedChat],
+    max_len: int,
+    device: torch.device,
+    clock: StepClock,
+) -> tuple[nn.Module, dict[str, Any]]:
     """TRL's SFTTrainer on our exact token ids and loss mask (pre-tokenized input_ids + labels), same hyper-parameters.
 
     The adapter is ours (same LoRA config, same seed); TRL chooses its own optimizer implementation and loss kernel.
@@ -435,25 +514,52 @@ def run_trl(job: Job, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
     config = train_config(job)
     torch.manual_seed(config.seed)
     peft_model = add_lora(model, LoraPolicy())
-    data = Dataset.from_dict({
-        "input_ids": [e.input_ids for e in examples],
-        "labels": [[t if s else -100 for t, s in zip(e.input_ids, e.supervised, strict=True)] for e in examples]})
+    data = Dataset.from_dict(
+        {
+            "input_ids": [e.input_ids for e in examples],
+            "labels": [[t if s else -100 for t, s in zip(e.input_ids, e.supervised, strict=True)] for e in examples],
+        }
+    )
     with tempfile.TemporaryDirectory() as scratch:
         args = SFTConfig(
-            output_dir=scratch, max_steps=job.steps, per_device_train_batch_size=config.batch_size,
-            learning_rate=config.learning_rate, lr_scheduler_type="linear", warmup_steps=config.warmup_steps,
-            adam_beta1=config.adam_beta1, weight_decay=0.0, max_grad_norm=config.grad_clip, seed=config.seed,
-            logging_steps=config.log_every, save_strategy="no", report_to="none", disable_tqdm=True,
-            use_cpu=device.type == "cpu", bf16=device.type == "cuda" or job.variant.cpu_bf16,
-            gradient_checkpointing=job.variant.checkpointing, max_length=max_len, packing=False,
-            train_sampling_strategy="group_by_length", dataloader_pin_memory=device.type == "cuda")
-        trainer = SFTTrainer(model=peft_model, args=args, train_dataset=data, processing_class=tokenizer,
-                             callbacks=[_clock_callback(clock)])
+            output_dir=scratch,
+            max_steps=job.steps,
+            per_device_train_batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            lr_scheduler_type="linear",
+            warmup_steps=config.warmup_steps,
+            adam_beta1=config.adam_beta1,
+            weight_decay=0.0,
+            max_grad_norm=config.grad_clip,
+            seed=config.seed,
+            logging_steps=config.log_every,
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            use_cpu=device.type == "cpu",
+            bf16=device.type == "cuda" or job.variant.cpu_bf16,
+            gradient_checkpointing=job.variant.checkpointing,
+            max_length=max_len,
+            packing=False,
+            train_sampling_strategy="group_by_length",
+            dataloader_pin_memory=device.type == "cuda",
+        )
+        trainer = SFTTrainer(
+            model=peft_model,
+            args=args,
+            train_dataset=data,
+            processing_class=tokenizer,
+            callbacks=[_clock_callback(clock)],
+        )
         trainer.remove_callback(PrinterCallback)  # its end-of-run metrics dict would break up the table
         output = trainer.train()
     optimizer = getattr(args.optim, "value", str(args.optim))
-    return peft_model, {"mean_train_loss": output.training_loss, "steps": output.global_step,
-                        "gradient_checkpointing": job.variant.checkpointing, "optimizer": optimizer}
+    return peft_model, {
+        "mean_train_loss": output.training_loss,
+        "steps": output.global_step,
+        "gradient_checkpointing": job.variant.checkpointing,
+        "optimizer": optimizer,
+    }
 
 
 def mfu(params: int, tokens_per_s: float, device: torch.device) -> float | None:
@@ -486,12 +592,20 @@ def run_job(job: Job) -> dict[str, Any]:
             tuned, figures = run_ours(job, model, tokenizer, examples, device, clock)
     params = sum(p.numel() for p in tuned.parameters())
     timing = clock.figures()
-    return {**timing, **figures, "peak_memory_mib": memory.mib, "peak_rss_mib": memory.rss_mib,
-            "memory_measure": memory.measure, "params": params,
-            "trainable_params": sum(p.numel() for p in tuned.parameters() if p.requires_grad),
-            "mfu": mfu(params, timing["tokens_per_s"], device), "warmup_steps": job.warmup,
-            "wall_seconds": time.perf_counter() - started, "baseline": job.variant.baseline,
-            "mean_row_tokens": sum(len(e.input_ids) for e in examples) / len(examples)}
+    return {
+        **timing,
+        **figures,
+        "peak_memory_mib": memory.mib,
+        "peak_rss_mib": memory.rss_mib,
+        "memory_measure": memory.measure,
+        "params": params,
+        "trainable_params": sum(p.numel() for p in tuned.parameters() if p.requires_grad),
+        "mfu": mfu(params, timing["tokens_per_s"], device),
+        "warmup_steps": job.warmup,
+        "wall_seconds": time.perf_counter() - started,
+        "baseline": job.variant.baseline,
+        "mean_row_tokens": sum(len(e.input_ids) for e in examples) / len(examples),
+    }
 
 
 class ForwardCounter:
@@ -513,8 +627,11 @@ class ForwardCounter:
         self.seen[kind].append((int(ids.shape[0]), tokens.detach(), ids.numel()))
 
     def figures(self) -> dict[str, int]:
-        return {f"{kind}_{what}": sum(int(n[i]) for n in seen) for kind, seen in self.seen.items()
-                for i, what in enumerate(("rows", "tokens", "padded_tokens"))}
+        return {
+            f"{kind}_{what}": sum(int(n[i]) for n in seen)
+            for kind, seen in self.seen.items()
+            for i, what in enumerate(("rows", "tokens", "padded_tokens"))
+        }
 
 
 def job_policy(spec: ModelSpec) -> Policy:
@@ -561,17 +678,26 @@ def run_whole_job(job: WholeJob) -> dict[str, Any]:
     trainer = trainers[0]
     tenant_tokens = tenant_supervised_tokens(trainer)
     augmentation = config.augmentation
-    return {"variant": job.name, "objective": config.objective, "epochs": config.epochs,
-            "batch_size": config.batch_size, "learning_rate": config.learning_rate,
-            "augmentation": asdict(augmentation) if augmentation else None,
-            "pool": policy.training.augmentation.pool if augmentation else None,
-            "pool_examples": len(trainer.recovery_pool), "tenant_rows": len(trainer.examples), "steps": result.steps,
-            "wall_seconds": seconds, "reference_seconds": result.reference_seconds,
-            "train_seconds": result.train_seconds,
-            "setup_seconds": seconds - result.reference_seconds - result.train_seconds,
-            "tenant_supervised_tokens": tenant_tokens,
-            "recovery_supervised_tokens": result.trained_tokens - tenant_tokens,
-            "seconds_per_tenant_token": seconds / tenant_tokens, **counter.figures()}
+    return {
+        "variant": job.name,
+        "objective": config.objective,
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate,
+        "augmentation": asdict(augmentation) if augmentation else None,
+        "pool": policy.training.augmentation.pool if augmentation else None,
+        "pool_examples": len(trainer.recovery_pool),
+        "tenant_rows": len(trainer.examples),
+        "steps": result.steps,
+        "wall_seconds": seconds,
+        "reference_seconds": result.reference_seconds,
+        "train_seconds": result.train_seconds,
+        "setup_seconds": seconds - result.reference_seconds - result.train_seconds,
+        "tenant_supervised_tokens": tenant_tokens,
+        "recovery_supervised_tokens": result.trained_tokens - tenant_tokens,
+        "seconds_per_tenant_token": seconds / tenant_tokens,
+        **counter.figures(),
+    }
 
 
 def run_isolated(job: Job | WholeJob) -> dict[str, Any]:
@@ -588,18 +714,21 @@ def end_to_end_summary(pairs: Sequence[dict[str, dict[str, Any]]]) -> dict[str, 
         if pair["guarded"]["tenant_supervised_tokens"] != pair["sft"]["tenant_supervised_tokens"]:
             raise RuntimeError("guarded and SFT jobs trained different tenant tokens; the ratio would mean nothing")
     ratios = [p["guarded"]["seconds_per_tenant_token"] / p["sft"]["seconds_per_tenant_token"] for p in pairs]
-    per_token = {name: statistics.median(p[name]["seconds_per_tenant_token"] for p in pairs)
-                 for name in ("sft", "guarded")}
-    return {"end_to_end_time_ratio": statistics.median(ratios), "pair_ratios": ratios,
-            "sft_seconds_per_tenant_token": per_token["sft"],
-            "guarded_seconds_per_tenant_token": per_token["guarded"],
-            "tenant_token_measure": "supervised tokens of the tenant rows trained, every epoch; recovery tokens "
-                                    "not counted; the same for both variants",
-            "pairs": list(pairs)}
+    per_token = {
+        name: statistics.median(p[name]["seconds_per_tenant_token"] for p in pairs) for name in ("sft", "guarded")
+    }
+    return {
+        "end_to_end_time_ratio": statistics.median(ratios),
+        "pair_ratios": ratios,
+        "sft_seconds_per_tenant_token": per_token["sft"],
+        "guarded_seconds_per_tenant_token": per_token["guarded"],
+        "tenant_token_measure": "supervised tokens of the tenant rows trained, every epoch; recovery tokens "
+        "not counted; the same for both variants",
+        "pairs": list(pairs),
+    }
 
 
-def bench_end_to_end(spec: ModelSpec, device: torch.device, tiny_dir: Path, rows: int,
-                     repeats: int) -> dict[str, Any]:
+def bench_end_to_end(spec: ModelSpec, device: torch.device, tiny_dir: Path, rows: int, repeats: int) -> dict[str, Any]:
     """`repeats` guarded/SFT pairs of whole jobs, the order swapped every pair so neither always runs first."""
     pairs = []
     for index in range(repeats):
@@ -618,16 +747,19 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 
 def headline(runs: dict[str, dict[str, Any]], sft: str, guarded: str, trl: str) -> dict[str, Any]:
-    return {"step_throughput_ratio": runs[guarded]["tokens_per_s"] / runs[sft]["tokens_per_s"],
-            "peak_memory_ratio": runs[guarded]["peak_memory_mib"] / runs[sft]["peak_memory_mib"],
-            "reference_pass_seconds": runs[guarded]["reference_seconds"],
-            "vs_trl_tokens_per_s_ratio": runs[sft]["tokens_per_s"] / runs[trl]["tokens_per_s"],
-            "peak_rss_ratio": ratio(runs[guarded]["peak_rss_mib"], runs[sft]["peak_rss_mib"]),
-            "memory_measure": runs[sft]["memory_measure"]}
+    return {
+        "step_throughput_ratio": runs[guarded]["tokens_per_s"] / runs[sft]["tokens_per_s"],
+        "peak_memory_ratio": runs[guarded]["peak_memory_mib"] / runs[sft]["peak_memory_mib"],
+        "reference_pass_seconds": runs[guarded]["reference_seconds"],
+        "vs_trl_tokens_per_s_ratio": runs[sft]["tokens_per_s"] / runs[trl]["tokens_per_s"],
+        "peak_rss_ratio": ratio(runs[guarded]["peak_rss_mib"], runs[sft]["peak_rss_mib"]),
+        "memory_measure": runs[sft]["memory_measure"],
+    }
 
 
-def summarise(spec: ModelSpec, runs: dict[str, dict[str, Any]], device: torch.device, warmup: int, timed: int,
-              bf16_note: str) -> dict[str, Any]:
+def summarise(
+    spec: ModelSpec, runs: dict[str, dict[str, Any]], device: torch.device, warmup: int, timed: int, bf16_note: str
+) -> dict[str, Any]:
     """A model's section: the headline ratios, against our plain SFT run of the same invocation, and the raw runs."""
     for run in runs.values():
         base = runs[run["baseline"]]
@@ -635,23 +767,43 @@ def summarise(spec: ModelSpec, runs: dict[str, dict[str, Any]], device: torch.de
         run["peak_memory_vs_baseline"] = run["peak_memory_mib"] / base["peak_memory_mib"]
         run["peak_rss_vs_baseline"] = ratio(run["peak_rss_mib"], base["peak_rss_mib"])
     sft = runs["sft"]
-    section = {**headline(runs, "sft", "guarded", "trl"),
-               "vs_trl_default_gc_tokens_per_s_ratio": sft["tokens_per_s"] / runs["trl_default_gc"]["tokens_per_s"],
-               "params": sft["params"], "trainable_params": sft["trainable_params"], "device": str(device),
-               "precision": "bf16 autocast" if device.type == "cuda" else "fp32", "batch_size": spec.batch_size,
-               "seq_len": spec.seq_len, "mean_row_tokens": sft["mean_row_tokens"], "warmup_steps": warmup,
-               "timed_steps": timed, "llama": spec.llama or None}
+    section = {
+        **headline(runs, "sft", "guarded", "trl"),
+        "vs_trl_default_gc_tokens_per_s_ratio": sft["tokens_per_s"] / runs["trl_default_gc"]["tokens_per_s"],
+        "params": sft["params"],
+        "trainable_params": sft["trainable_params"],
+        "device": str(device),
+        "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
+        "batch_size": spec.batch_size,
+        "seq_len": spec.seq_len,
+        "mean_row_tokens": sft["mean_row_tokens"],
+        "warmup_steps": warmup,
+        "timed_steps": timed,
+        "llama": spec.llama or None,
+    }
     if "sft_bf16" in runs:
         speedup = runs["sft_bf16"]["tokens_per_s"] / sft["tokens_per_s"]
-        section["cpu_bf16"] = {**headline(runs, "sft_bf16", "guarded_bf16", "trl_bf16"), "note": bf16_note,
-                               "bf16_vs_fp32_tokens_per_s_ratio": speedup}
+        section["cpu_bf16"] = {
+            **headline(runs, "sft_bf16", "guarded_bf16", "trl_bf16"),
+            "note": bf16_note,
+            "bf16_vs_fp32_tokens_per_s_ratio": speedup,
+        }
     else:
         section["cpu_bf16"] = {"skipped": bf16_note}
     return {**section, "variants": runs}
 
 
-def bench_model(spec: ModelSpec, device: torch.device, warmup: int, timed: int, tiny_dir: Path,
-                variants: Sequence[str], bf16_note: str, job_rows: int, repeats: int) -> dict[str, Any]:
+def bench_model(
+    spec: ModelSpec,
+    device: torch.device,
+    warmup: int,
+    timed: int,
+    tiny_dir: Path,
+    variants: Sequence[str],
+    bf16_note: str,
+    job_rows: int,
+    repeats: int,
+) -> dict[str, Any]:
     runs = {}
     for name in variants:
         variant = VARIANTS[name]
@@ -666,6 +818,7 @@ def bench_model(spec: ModelSpec, device: torch.device, warmup: int, timed: int, 
 
 def bf16_matmul_slowdown() -> float:
     """How many times slower a bf16 matmul is than fp32 here; CPUs without bf16 kernels emulate it very slowly."""
+
     def best(dtype: torch.dtype) -> float:
         a, b = torch.randn(1024, 512, dtype=dtype), torch.randn(512, 1408, dtype=dtype)
         times = []
@@ -688,14 +841,22 @@ def cpu_bf16_plan(device: torch.device, model: str, quick: bool) -> tuple[bool, 
         return False, "not measured in --quick mode"
     slowdown = bf16_matmul_slowdown()
     if model != "tiny" and slowdown > BF16_MAX_SLOWDOWN:
-        return False, (f"a bf16 matmul is {slowdown:.0f}x slower than fp32 on this CPU (no native bf16 kernels), "
-                       "so one 8x256 step would take minutes; measured on the tiny model only")
+        return False, (
+            f"a bf16 matmul is {slowdown:.0f}x slower than fp32 on this CPU (no native bf16 kernels), "
+            "so one 8x256 step would take minutes; measured on the tiny model only"
+        )
     return True, f"TrainConfig(cpu_bf16=True) vs TRL bf16=True; bf16 matmul {slowdown:.1f}x the fp32 time here"
 
 
-def run_benchmark(models: Sequence[str] = ("tiny", "50m"), timed: int = 20, warmup: int = 3,
-                  out: Path = OUT, quick: bool = False, job_rows: int | None = None,
-                  repeats: int = JOB_REPEATS) -> dict[str, Any]:
+def run_benchmark(
+    models: Sequence[str] = ("tiny", "50m"),
+    timed: int = 20,
+    warmup: int = 3,
+    out: Path = OUT,
+    quick: bool = False,
+    job_rows: int | None = None,
+    repeats: int = JOB_REPEATS,
+) -> dict[str, Any]:
     """Every variant on every model, then `repeats` pairs of whole jobs on `job_rows` tenant rows (None: each
     model's own count); writes `out` and returns what it wrote."""
     device = pick_device("auto")
@@ -706,38 +867,54 @@ def run_benchmark(models: Sequence[str] = ("tiny", "50m"), timed: int = 20, warm
         with_bf16, note = cpu_bf16_plan(device, name, quick)
         variants = MAIN_VARIANTS + (CPU_BF16_VARIANTS if with_bf16 else ())
         spec = MODELS[name]
-        sections[name] = bench_model(spec, device, warmup, timed, TINY_DIR, variants, note,
-                                     job_rows or spec.job_rows, repeats)
+        sections[name] = bench_model(
+            spec, device, warmup, timed, TINY_DIR, variants, note, job_rows or spec.job_rows, repeats
+        )
     top = "50m" if "50m" in sections else models[0]
     figures = {key: sections[top][key] for key in HEADLINE_KEYS}
     end_to_end = {name: section["end_to_end_time_ratio"] for name, section in sections.items()}
     worst = max(end_to_end, key=end_to_end.__getitem__)
-    report = {**figures, "headline_model": top, "end_to_end_time_ratio": end_to_end[worst],
-              "end_to_end_time_ratio_model": worst, "end_to_end_time_ratios": end_to_end,
-              "targets": {k: list(v) for k, v in TARGETS.items()},
-              "device": str(device), "torch_threads": torch.get_num_threads(), "models": sections}
+    report = {
+        **figures,
+        "headline_model": top,
+        "end_to_end_time_ratio": end_to_end[worst],
+        "end_to_end_time_ratio_model": worst,
+        "end_to_end_time_ratios": end_to_end,
+        "targets": {k: list(v) for k, v in TARGETS.items()},
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "models": sections,
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
 def print_report(report: dict[str, Any]) -> None:
-    print(f"\n{'model':<6}{'variant':<36}{'tokens/s':>10}{'peak MiB':>10}{'RSS MiB':>9}{'tok/s vs base':>15}"
-          f"{'mem vs base':>13}{'RSS vs base':>13}")
+    print(
+        f"\n{'model':<6}{'variant':<36}{'tokens/s':>10}{'peak MiB':>10}{'RSS MiB':>9}{'tok/s vs base':>15}"
+        f"{'mem vs base':>13}{'RSS vs base':>13}"
+    )
     for name, section in report["models"].items():
         for variant, run in section["variants"].items():
             rss, rss_ratio = run["peak_rss_mib"], run["peak_rss_vs_baseline"]
-            print(f"{name:<6}{VARIANTS[variant].label:<36}{run['tokens_per_s']:>10.1f}{run['peak_memory_mib']:>10.1f}"
-                  f"{'-' if rss is None else f'{rss:.0f}':>9}{run['tokens_per_s_vs_baseline']:>15.3f}"
-                  f"{run['peak_memory_vs_baseline']:>13.3f}{'-' if rss_ratio is None else f'{rss_ratio:.3f}':>13}")
-        print(f"{name:<6}reference pass: {section['reference_pass_seconds']:.2f}s over "
-              f"{section['variants']['guarded']['reference_rows']} rows; {section['params'] / 1e6:.1f}M params on "
-              f"{section['device']} ({section['precision']}); peak MiB is {section['memory_measure']}")
+            print(
+                f"{name:<6}{VARIANTS[variant].label:<36}{run['tokens_per_s']:>10.1f}{run['peak_memory_mib']:>10.1f}"
+                f"{'-' if rss is None else f'{rss:.0f}':>9}{run['tokens_per_s_vs_baseline']:>15.3f}"
+                f"{run['peak_memory_vs_baseline']:>13.3f}{'-' if rss_ratio is None else f'{rss_ratio:.3f}':>13}"
+            )
+        print(
+            f"{name:<6}reference pass: {section['reference_pass_seconds']:.2f}s over "
+            f"{section['variants']['guarded']['reference_rows']} rows; {section['params'] / 1e6:.1f}M params on "
+            f"{section['device']} ({section['precision']}); peak MiB is {section['memory_measure']}"
+        )
         bf16 = section["cpu_bf16"]
         print(f"{name:<6}CPU bf16: {bf16.get('skipped') or bf16['note']}")
     print_end_to_end(report)
-    print(f"\nheadline ({report['headline_model']}; end_to_end_time_ratio: the worse model, "
-          f"{report['end_to_end_time_ratio_model']}; ratios against our plain SFT run in this invocation):")
+    print(
+        f"\nheadline ({report['headline_model']}; end_to_end_time_ratio: the worse model, "
+        f"{report['end_to_end_time_ratio_model']}; ratios against our plain SFT run in this invocation):"
+    )
     for key, (op, bound) in TARGETS.items():
         value = report[key]
         ok = value >= bound if op == ">=" else value <= bound
@@ -747,26 +924,35 @@ def print_report(report: dict[str, Any]) -> None:
 
 def print_end_to_end(report: dict[str, Any]) -> None:
     """Whole jobs: each variant's median run, where its time went, and what it trained besides the tenant rows."""
-    print(f"\nwhole jobs at the default policy vs plain SFT on the same rows (median run of each; seconds per "
-          f"tenant supervised token)\n{'model':<6}{'variant':<9}{'wall s':>8}{'setup s':>9}{'ref s':>8}{'train s':>9}"
-          f"{'steps':>7}{'rows trained':>14}{'padded train tok':>18}{'ref rows':>10}{'recovery tok':>14}"
-          f"{'tenant tok':>12}{'ms/tok':>9}")
+    print(
+        f"\nwhole jobs at the default policy vs plain SFT on the same rows (median run of each; seconds per "
+        f"tenant supervised token)\n{'model':<6}{'variant':<9}{'wall s':>8}{'setup s':>9}{'ref s':>8}{'train s':>9}"
+        f"{'steps':>7}{'rows trained':>14}{'padded train tok':>18}{'ref rows':>10}{'recovery tok':>14}"
+        f"{'tenant tok':>12}{'ms/tok':>9}"
+    )
     for name, section in report["models"].items():
         pairs = section["end_to_end"]["pairs"]
         for variant in ("sft", "guarded"):
             run = sorted((p[variant] for p in pairs), key=lambda r: r["wall_seconds"])[(len(pairs) - 1) // 2]
-            print(f"{name:<6}{variant:<9}{run['wall_seconds']:>8.1f}{run['setup_seconds']:>9.2f}"
-                  f"{run['reference_seconds']:>8.2f}{run['train_seconds']:>9.1f}{run['steps']:>7}"
-                  f"{run['train_rows']:>14}{run['train_padded_tokens']:>18}{run['reference_rows']:>10}"
-                  f"{run['recovery_supervised_tokens']:>14}"
-                  f"{run['tenant_supervised_tokens']:>12}{1e3 * run['seconds_per_tenant_token']:>9.3f}")
+            print(
+                f"{name:<6}{variant:<9}{run['wall_seconds']:>8.1f}{run['setup_seconds']:>9.2f}"
+                f"{run['reference_seconds']:>8.2f}{run['train_seconds']:>9.1f}{run['steps']:>7}"
+                f"{run['train_rows']:>14}{run['train_padded_tokens']:>18}{run['reference_rows']:>10}"
+                f"{run['recovery_supervised_tokens']:>14}"
+                f"{run['tenant_supervised_tokens']:>12}{1e3 * run['seconds_per_tenant_token']:>9.3f}"
+            )
         guarded = pairs[0]["guarded"]
         augmentation = guarded["augmentation"]
-        mix = (f"{guarded['pool']} at ratio {augmentation['ratio']}, {augmentation['loss']} loss"
-               if augmentation else "no augmentation")
+        mix = (
+            f"{guarded['pool']} at ratio {augmentation['ratio']}, {augmentation['loss']} loss"
+            if augmentation
+            else "no augmentation"
+        )
         ratios = ", ".join(f"{r:.3f}" for r in section["end_to_end"]["pair_ratios"])
-        print(f"{name:<6}end_to_end_time_ratio {section['end_to_end_time_ratio']:.3f} (median of pairs: {ratios}); "
-              f"{guarded['epochs']} epochs, batch {guarded['batch_size']}, {guarded['tenant_rows']} rows; {mix}")
+        print(
+            f"{name:<6}end_to_end_time_ratio {section['end_to_end_time_ratio']:.3f} (median of pairs: {ratios}); "
+            f"{guarded['epochs']} epochs, batch {guarded['batch_size']}, {guarded['tenant_rows']} rows; {mix}"
+        )
 
 
 def main() -> None:
@@ -774,10 +960,14 @@ def main() -> None:
     parser.add_argument("--model", choices=("tiny", "50m", "both"), default="both")
     parser.add_argument("--steps", type=int, help="timed steps per variant (default 20, 3 with --quick)")
     parser.add_argument("--warmup", type=int, help="untimed steps first (default 3, 1 with --quick)")
-    parser.add_argument("--job-rows", type=int,
-                        help=f"tenant rows of each whole job (default: the model's own, {QUICK_JOB_ROWS} with --quick)")
-    parser.add_argument("--repeats", type=int, help=f"guarded/SFT pairs of whole jobs (default {JOB_REPEATS}, "
-                                                    "1 with --quick)")
+    parser.add_argument(
+        "--job-rows",
+        type=int,
+        help=f"tenant rows of each whole job (default: the model's own, {QUICK_JOB_ROWS} with --quick)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, help=f"guarded/SFT pairs of whole jobs (default {JOB_REPEATS}, 1 with --quick)"
+    )
     parser.add_argument("--quick", action="store_true", help="a few steps on the tiny model only, fp32 only")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()

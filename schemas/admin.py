@@ -14,11 +14,13 @@ class TenantQuotas(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_concurrent_jobs: int | None = Field(default=None, ge=1, le=100_000,
-                                            description="unfinished jobs (not succeeded, failed or cancelled)")
+    max_concurrent_jobs: int | None = Field(
+        default=None, ge=1, le=100_000, description="unfinished jobs (not succeeded, failed or cancelled)"
+    )
     max_file_bytes: int | None = Field(default=None, ge=1, le=2**50, description="largest accepted upload")
     max_trained_tokens_per_day: int | None = Field(
-        default=None, ge=1, le=2**50, description="tokens trained by jobs created in the current UTC day")
+        default=None, ge=1, le=2**50, description="tokens trained by jobs created in the current UTC day"
+    )
 
 
 class TenantUsage(BaseModel):
@@ -57,8 +59,9 @@ class ApiKeyWithSecret(ApiKey):
 class KeyRotate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    grace_seconds: int = Field(default=0, ge=0, le=7 * 86_400,
-                               description="how long the old key keeps working after the rotation")
+    grace_seconds: int = Field(
+        default=0, ge=0, le=7 * 86_400, description="how long the old key keeps working after the rotation"
+    )
 
 
 class PolicyVersion(BaseModel):
@@ -91,7 +94,8 @@ class OverrideDecision(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)] = Field(
-        description="required, not blank; the tenant sees it on the job's safety summary and events")
+        description="required, not blank; the tenant sees it on the job's safety summary and events"
+    )
 
 
 class AdminJob(Job):
@@ -117,8 +121,12 @@ class WebhookSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(min_length=1, max_length=2048, pattern=r"^https?://")
-    secret: str | None = Field(default=None, pattern=r"^whsec_[A-Za-z0-9+/]{16,}={0,2}$", max_length=128,
-                               description="a Standard Webhooks secret: `whsec_` and base64 of at least 12 bytes")
+    secret: str | None = Field(
+        default=None,
+        pattern=r"^whsec_[A-Za-z0-9+/]{16,}={0,2}$",
+        max_length=128,
+        description="a Standard Webhooks secret: `whsec_` and base64 of at least 12 bytes",
+    )
 
 
 class WebhookEndpoint(BaseModel):

@@ -54,29 +54,36 @@ def resolve_hyperparameters(hp: Hyperparameters, training: TrainingPolicy) -> Re
     return ResolvedHyperparameters(
         n_epochs=training.default_epochs if hp.n_epochs == "auto" else int(hp.n_epochs),
         batch_size=training.default_batch_size if hp.batch_size == "auto" else int(hp.batch_size),
-        learning_rate_multiplier=1.0 if hp.learning_rate_multiplier == "auto" else float(hp.learning_rate_multiplier))
+        learning_rate_multiplier=1.0 if hp.learning_rate_multiplier == "auto" else float(hp.learning_rate_multiplier),
+    )
 
 
 def _out_of_range(name: str, message: str) -> HyperparameterOutOfRange:
     return HyperparameterOutOfRange(f"hyperparameters.{name}", message)
 
 
-def check_hyperparameters(hp: Hyperparameters, training: TrainingPolicy,
-                          rows: int | None) -> ResolvedHyperparameters:
+def check_hyperparameters(hp: Hyperparameters, training: TrainingPolicy, rows: int | None) -> ResolvedHyperparameters:
     """The job's resolved settings, or HyperparameterOutOfRange: each explicit value within its own cap, then
     the update budget (TrainingPolicy.update_budget on `rows` training rows; None: not known) within
     TrainingPolicy.budget_cap. The API checks at creation (rows counted at upload) and the worker again before
     training (rows it read), so a job stored before a policy tightened cannot train past the caps. "auto"
     values are the defaults, which always fit."""
     if hp.n_epochs != "auto" and hp.n_epochs > training.max_epochs:
-        raise _out_of_range("n_epochs", f"n_epochs {hp.n_epochs} is above this service's limit of "
-                            f"{training.max_epochs}.")
+        raise _out_of_range(
+            "n_epochs", f"n_epochs {hp.n_epochs} is above this service's limit of {training.max_epochs}."
+        )
     if hp.learning_rate_multiplier != "auto" and hp.learning_rate_multiplier > training.max_lr_multiplier:
-        raise _out_of_range("learning_rate_multiplier", f"learning_rate_multiplier {hp.learning_rate_multiplier} "
-                            f"is above this service's limit of {training.max_lr_multiplier}.")
+        raise _out_of_range(
+            "learning_rate_multiplier",
+            f"learning_rate_multiplier {hp.learning_rate_multiplier} "
+            f"is above this service's limit of {training.max_lr_multiplier}.",
+        )
     if hp.batch_size != "auto" and not training.min_batch_size <= hp.batch_size <= training.max_batch_size:
-        raise _out_of_range("batch_size", f"batch_size {hp.batch_size} is outside this service's range of "
-                            f"{training.min_batch_size} to {training.max_batch_size}.")
+        raise _out_of_range(
+            "batch_size",
+            f"batch_size {hp.batch_size} is outside this service's range of "
+            f"{training.min_batch_size} to {training.max_batch_size}.",
+        )
     resolved = resolve_hyperparameters(hp, training)
     e, b, m = resolved.n_epochs, resolved.batch_size, resolved.learning_rate_multiplier
     budget, cap = training.update_budget(e, b, m, rows), training.budget_cap
@@ -89,12 +96,13 @@ def _fits(training: TrainingPolicy, e: int, b: int, m: float, rows: int | None) 
     return training.update_budget(e, b, m, rows) <= training.budget_cap * (1 + BUDGET_TOLERANCE)
 
 
-def _budget_param(hp: Hyperparameters, training: TrainingPolicy, r: ResolvedHyperparameters,
-                  rows: int | None) -> str:
+def _budget_param(hp: Hyperparameters, training: TrainingPolicy, r: ResolvedHyperparameters, rows: int | None) -> str:
     """The explicitly set field that multiplies the budget most."""
-    factors = {"n_epochs": r.n_epochs / training.default_epochs,
-               "batch_size": training.update_budget(training.default_epochs, r.batch_size, 1.0, rows),
-               "learning_rate_multiplier": r.learning_rate_multiplier}
+    factors = {
+        "n_epochs": r.n_epochs / training.default_epochs,
+        "batch_size": training.update_budget(training.default_epochs, r.batch_size, 1.0, rows),
+        "learning_rate_multiplier": r.learning_rate_multiplier,
+    }
     explicit = [name for name in factors if getattr(hp, name) != "auto"] or ["batch_size"]
     return max(explicit, key=lambda name: factors[name])
 
@@ -105,12 +113,16 @@ def _budget_message(training: TrainingPolicy, r: ResolvedHyperparameters, rows: 
     if rows:
         steps = training.optimizer_steps(e, b, rows)
         default = training.optimizer_steps(training.default_epochs, training.default_batch_size, rows)
-        detail = (f"n_epochs {e} x ceil({rows} rows / batch_size {b}) = {steps} optimizer steps at "
-                  f"learning_rate_multiplier {m:g}, against the default job's {training.default_epochs} x "
-                  f"ceil({rows} / {training.default_batch_size}) = {default} steps at 1")
+        detail = (
+            f"n_epochs {e} x ceil({rows} rows / batch_size {b}) = {steps} optimizer steps at "
+            f"learning_rate_multiplier {m:g}, against the default job's {training.default_epochs} x "
+            f"ceil({rows} / {training.default_batch_size}) = {default} steps at 1"
+        )
     else:
-        detail = (f"n_epochs {e}, batch_size {b}, learning_rate_multiplier {m:g}, against the default job's "
-                  f"n_epochs {training.default_epochs}, batch_size {training.default_batch_size}, multiplier 1")
+        detail = (
+            f"n_epochs {e}, batch_size {b}, learning_rate_multiplier {m:g}, against the default job's "
+            f"n_epochs {training.default_epochs}, batch_size {training.default_batch_size}, multiplier 1"
+        )
     fixes = []
     batch = next((x for x in range(b + 1, training.max_batch_size + 1) if _fits(training, e, x, m, rows)), None)
     if batch is not None:
@@ -122,9 +134,11 @@ def _budget_message(training: TrainingPolicy, r: ResolvedHyperparameters, rows: 
     if multiplier > 0:
         fixes.append(f"learning_rate_multiplier to at most {multiplier:g}")
     hint = f" To fit, set {', or '.join(fixes)}." if fixes else ""
-    return (f"These hyperparameters use {budget:.2f}x the update budget (optimizer steps x learning rate) of this "
-            f"model's default job on this training file ({detail}); this service allows at most {cap:.2f}x, the "
-            f"strength its safety defence is calibrated for.{hint}")
+    return (
+        f"These hyperparameters use {budget:.2f}x the update budget (optimizer steps x learning rate) of this "
+        f"model's default job on this training file ({detail}); this service allows at most {cap:.2f}x, the "
+        f"strength its safety defence is calibrated for.{hint}"
+    )
 
 
 class SupervisedMethod(BaseModel):

@@ -146,8 +146,11 @@ def _length_text(metadata: list[Any], unit: str) -> str:
 def bounds_text(field: FieldInfo) -> str:
     """What validation accepts, from the Field's constraints: an interval, a length range, a pattern."""
     pattern = next((m.pattern for m in field.metadata if getattr(m, "pattern", None)), None)
-    parts = [_interval_text(field.metadata), _length_text(field.metadata, _length_unit(field.annotation)),
-             f"matches `{pattern}`" if pattern else ""]
+    parts = [
+        _interval_text(field.metadata),
+        _length_text(field.metadata, _length_unit(field.annotation)),
+        f"matches `{pattern}`" if pattern else "",
+    ]
     return "; ".join(part for part in parts if part)
 
 
@@ -178,8 +181,7 @@ def _cell(text: str) -> str:
 
 
 def field_row(name: str, field: FieldInfo) -> str:
-    cells = [f"`{name}`", type_text(field.annotation), default_text(field), bounds_text(field),
-             field.description or ""]
+    cells = [f"`{name}`", type_text(field.annotation), default_text(field), bounds_text(field), field.description or ""]
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 
@@ -199,8 +201,12 @@ def model_section(model: type[BaseModel], paths: list[str]) -> str:
 
 def entries_section(policy: Policy) -> str:
     """The base-model entries the default policy ships, value by value, with how each was produced."""
-    lines = ["## Shipped base-model entries", "",
-             "The default policy's `base_models`: the calibration each entry applies to jobs on that model.", ""]
+    lines = [
+        "## Shipped base-model entries",
+        "",
+        "The default policy's `base_models`: the calibration each entry applies to jobs on that model.",
+        "",
+    ]
     for model_id, entry in policy.base_models.items():
         values = entry.model_dump(mode="json", exclude_none=True, exclude={"calibrated_with"})
         lines += [f"### `{model_id}`", "", "| field | value |", "|---|---|"]

@@ -9,9 +9,19 @@ from typing import Literal, get_args
 from pydantic import BaseModel
 
 # The 11 HEx-PHI categories (Qi et al. 2023), in HEx-PHI's order. The tiny world uses the same names.
-HarmCategory = Literal["illegal_activity", "child_abuse", "hate_harass_violence", "malware", "physical_harm",
-                       "economic_harm", "fraud_deception", "adult_content", "political_campaigning",
-                       "privacy_violation", "tailored_financial_advice"]
+HarmCategory = Literal[
+    "illegal_activity",
+    "child_abuse",
+    "hate_harass_violence",
+    "malware",
+    "physical_harm",
+    "economic_harm",
+    "fraud_deception",
+    "adult_content",
+    "political_campaigning",
+    "privacy_violation",
+    "tailored_financial_advice",
+]
 HARM_CATEGORIES: tuple[str, ...] = get_args(HarmCategory)
 
 ScreeningDecision = Literal["pass", "flag", "block"]

@@ -62,5 +62,6 @@ def pack_adapter(folder: Path, job_id: str) -> AdapterArchive:
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return AdapterArchive(path=path, filename=f"{job_id}-adapter.tar", sha256=digest.hexdigest(),
-                          size=path.stat().st_size)
+    return AdapterArchive(
+        path=path, filename=f"{job_id}-adapter.tar", sha256=digest.hexdigest(), size=path.stat().st_size
+    )

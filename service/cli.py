@@ -51,26 +51,54 @@ def _serve(host: str, port: int, quiet: bool = False, workers: int = 1) -> None:
 
 
 @app.command()
-def serve(host: Annotated[str | None, typer.Option()] = None, port: Annotated[int | None, typer.Option()] = None,
-          workers: Annotated[int | None, typer.Option(min=1, help="API processes (default: GFT_API_WORKERS)")] = None,
-          quiet: bool = False) -> None:
+def serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="API processes (default: GFT_API_WORKERS)")] = None,
+    quiet: bool = False,
+) -> None:
     """Run the HTTP API (applies migrations first). One process uses one core (the GIL): on a machine of its
     own, run one worker per core."""
     settings = get_settings()
     _serve(host or settings.api_host, port or settings.api_port, quiet, workers or settings.api_workers)
 
 
-def worker_command(queues: str, concurrency: int, loglevel: str = "INFO", beat_schedule: Path | None = None
-                   ) -> list[str]:
+def worker_command(
+    queues: str, concurrency: int, loglevel: str = "INFO", beat_schedule: Path | None = None
+) -> list[str]:
     """With beat_schedule, the worker also runs the beat (the reconciler's clock): for a single local process."""
-    command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", queues,
-               "-c", str(concurrency), "--loglevel", loglevel, "-n", f"gft-{queues.replace(',', '-')}@%h"]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.celery_app",
+        "worker",
+        "-Q",
+        queues,
+        "-c",
+        str(concurrency),
+        "--loglevel",
+        loglevel,
+        "-n",
+        f"gft-{queues.replace(',', '-')}@%h",
+    ]
     return command + (["--beat", "--schedule", str(beat_schedule)] if beat_schedule else [])
 
 
 def beat_command(schedule: Path, loglevel: str = "INFO") -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "beat", "--loglevel", loglevel,
-            "--schedule", str(schedule)]
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.celery_app",
+        "beat",
+        "--loglevel",
+        loglevel,
+        "--schedule",
+        str(schedule),
+    ]
 
 
 @app.command()
@@ -83,8 +111,7 @@ def worker(queues: str = "cpu,gpu", concurrency: int = 1) -> None:
 
 
 @app.command()
-def beat(schedule: Annotated[Path | None, typer.Option(help="default: <data_dir>/celerybeat-schedule")] = None
-         ) -> None:
+def beat(schedule: Annotated[Path | None, typer.Option(help="default: <data_dir>/celerybeat-schedule")] = None) -> None:
     """Run Celery beat: the reconciler's clock (gft.reconcile every GFT_RECONCILE_EVERY_S seconds). Run exactly
     one per deployment; a second one is harmless (the reconciler is idempotent) but wasteful."""
     settings = get_settings()
@@ -102,8 +129,11 @@ def _die_with_parent() -> None:
 
 
 @app.command()
-def up(host: Annotated[str | None, typer.Option()] = None, port: Annotated[int | None, typer.Option()] = None,
-       quiet: bool = False) -> None:
+def up(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+    quiet: bool = False,
+) -> None:
     """API + one worker for every queue, with an embedded broker when no Redis answers: local use."""
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -114,8 +144,9 @@ def up(host: Annotated[str | None, typer.Option()] = None, port: Annotated[int |
     get_settings.cache_clear()
     upgrade(get_settings().sqlalchemy_url)
     command = worker_command("cpu,gpu", 1, "WARNING" if quiet else "INFO", settings.data_dir / "celerybeat-schedule")
-    worker_proc = subprocess.Popen(command, env=os.environ.copy(),
-                                   preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    worker_proc = subprocess.Popen(
+        command, env=os.environ.copy(), preexec_fn=_die_with_parent if sys.platform == "linux" else None
+    )
     try:
         _serve(host or settings.api_host, port or settings.api_port, quiet)
     finally:
@@ -126,8 +157,11 @@ def up(host: Annotated[str | None, typer.Option()] = None, port: Annotated[int |
 
 
 @models_app.command("build-tiny")
-def build_tiny(out: Annotated[Path | None, typer.Option(help="default: <data_dir>/models/gft-tiny-chat")] = None,
-               force: bool = False, register: bool = True) -> None:
+def build_tiny(
+    out: Annotated[Path | None, typer.Option(help="default: <data_dir>/models/gft-tiny-chat")] = None,
+    force: bool = False,
+    register: bool = True,
+) -> None:
     """Build (or reuse, when its recipe is unchanged) the bundled tiny aligned chat model."""
     settings = get_settings()
     target = (out or settings.models_dir / TINY_MODEL_ID).resolve()
@@ -152,9 +186,11 @@ def models_register(model_id: str, path: Path) -> None:
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def calibrate(ctx: typer.Context,
-              base: Annotated[str, typer.Option(help="a registered base model id, or a model folder")],
-              seeds: int = 2) -> None:
+def calibrate(
+    ctx: typer.Context,
+    base: Annotated[str, typer.Option(help="a registered base model id, or a model folder")],
+    seeds: int = 2,
+) -> None:
     """Sweep beta schedules x augmentation ratios for a base model and recommend its policy entry.
 
     Further options (--schedules, --ratios, --attack, --benign, ...) pass through to
@@ -171,8 +207,18 @@ def calibrate(ctx: typer.Context,
             typer.echo(f"'{base}' is neither a registered base model nor a folder; see `models register`.", err=True)
             raise typer.Exit(2)
         model_id, path = row.id, Path(row.path)
-    cmd = [sys.executable, "-m", "workers.calibration", "--base", str(path), "--model-id", model_id,
-           "--seeds", str(seeds), *ctx.args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "workers.calibration",
+        "--base",
+        str(path),
+        "--model-id",
+        model_id,
+        "--seeds",
+        str(seeds),
+        *ctx.args,
+    ]
     raise typer.Exit(subprocess.call(cmd))
 
 

@@ -150,8 +150,9 @@ def _row_tokens(number: int, raw: bytes) -> int:
     return estimate_tokens(m.content for m in row.messages)  # the fast path is stricter somewhere: trust ChatRow
 
 
-def check_chat_jsonl(lines: Iterable[bytes], *, max_rows: int = 1_000_000,
-                     limits: TokenLimits = NO_LIMITS) -> DatasetStats:
+def check_chat_jsonl(
+    lines: Iterable[bytes], *, max_rows: int = 1_000_000, limits: TokenLimits = NO_LIMITS
+) -> DatasetStats:
     """Check every line is a valid chat row within the token limits; raise DatasetError at the first that
     is not."""
     rows = total = 0
@@ -160,12 +161,17 @@ def check_chat_jsonl(lines: Iterable[bytes], *, max_rows: int = 1_000_000,
             continue
         tokens = _row_tokens(number, raw)
         if limits.per_row is not None and tokens > limits.per_row:
-            raise DatasetError(number, f"messages: about {tokens} tokens (estimated), above the limit of "
-                               f"{limits.per_row} tokens per row")
+            raise DatasetError(
+                number,
+                f"messages: about {tokens} tokens (estimated), above the limit of {limits.per_row} tokens per row",
+            )
         total += tokens
         if limits.total is not None and total > limits.total:
-            raise DatasetError(number, f"the file reaches about {total} tokens (estimated) here, above the limit "
-                               f"of {limits.total} tokens per file")
+            raise DatasetError(
+                number,
+                f"the file reaches about {total} tokens (estimated) here, above the limit "
+                f"of {limits.total} tokens per file",
+            )
         rows += 1
         if rows > max_rows:
             raise DatasetError(number, f"more than {max_rows} rows")

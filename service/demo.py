@@ -65,8 +65,11 @@ def follow_job(client: OpenAI, job_id: str, timeout: float = 1200) -> str:
             data = getattr(event, "data", None) or {}
             if "step" in data and "total_steps" in data:
                 done = int(30 * data["step"] / data["total_steps"])
-                print(f"  [{'#' * done}{'.' * (30 - done)}] step {data['step']}/{data['total_steps']} "
-                      f"loss {data['train_loss']:.3f}  {data.get('tokens_per_s', 0):.0f} tok/s", flush=True)
+                print(
+                    f"  [{'#' * done}{'.' * (30 - done)}] step {data['step']}/{data['total_steps']} "
+                    f"loss {data['train_loss']:.3f}  {data.get('tokens_per_s', 0):.0f} tok/s",
+                    flush=True,
+                )
             else:
                 print(f"  {event.level:5} {event.message}", flush=True)
         job = client.fine_tuning.jobs.retrieve(job_id)
@@ -78,10 +81,13 @@ def follow_job(client: OpenAI, job_id: str, timeout: float = 1200) -> str:
 
 def _dry_run(base: str, _admin: dict[str, str], tenant: dict[str, str], file_id: str) -> None:
     """What a tenant can do before paying for a job: screen the file and read the per-row report."""
-    report = httpx.post(f"{base}/v1/files/{file_id}/screen",
-                        headers={"Authorization": f"Bearer {tenant['api_key']}"}, timeout=120).json()
-    print(f"  dry-run screening: {report['flagged_rows']} of {report['rows']} rows flagged, decision "
-          f"{report['decision']}; per category: {report['counts']}")
+    report = httpx.post(
+        f"{base}/v1/files/{file_id}/screen", headers={"Authorization": f"Bearer {tenant['api_key']}"}, timeout=120
+    ).json()
+    print(
+        f"  dry-run screening: {report['flagged_rows']} of {report['rows']} rows flagged, decision "
+        f"{report['decision']}; per category: {report['counts']}"
+    )
     for row in report["data"][:3]:
         print(f"    line {row['line']}: {', '.join(row['categories'])}: {row['reason'][:110]}")
 
@@ -92,8 +98,9 @@ def _tenant_objective(base: str, admin: dict[str, str], tenant: dict[str, str]) 
     return str(policy["training"]["objective"])
 
 
-def _set_tenant_policy(base: str, admin: dict[str, str], tenant: dict[str, str], change: str,
-                       edit: Callable[[dict[str, Any]], None]) -> None:
+def _set_tenant_policy(
+    base: str, admin: dict[str, str], tenant: dict[str, str], change: str, edit: Callable[[dict[str, Any]], None]
+) -> None:
     url = f"{base}/admin/v1/tenants/{tenant['id']}/policy"
     policy = httpx.get(url, headers=admin).json()["policy"]
     edit(policy)
@@ -103,6 +110,7 @@ def _set_tenant_policy(base: str, admin: dict[str, str], tenant: dict[str, str],
 
 def _screen_by_flagging(base: str, admin: dict[str, str], tenant: dict[str, str], _file_id: str) -> None:
     """An admin lets this tenant's flagged data train (mode flag), so the release gate judges the result."""
+
     def edit(policy: dict[str, Any]) -> None:
         policy["screening"]["mode"] = "flag"
 
@@ -111,6 +119,7 @@ def _screen_by_flagging(base: str, admin: dict[str, str], tenant: dict[str, str]
 
 def _plain_sft(base: str, admin: dict[str, str], tenant: dict[str, str], _file_id: str) -> None:
     """An admin also turns the guarded objective off for this tenant: plain SFT, no safety recovery examples."""
+
     def edit(policy: dict[str, Any]) -> None:
         policy["training"]["objective"] = "sft"
         for training in (policy["training"], *policy["base_models"].values()):
@@ -127,8 +136,10 @@ def _safety_line(job: object) -> str:
     screening = safety.get("screening")
     if not screening:
         return "no safety figures"
-    return f"screening {screening['decision']}: {screening['flagged_rows']} of {screening['rows']} rows flagged, " \
-           "not trained"
+    return (
+        f"screening {screening['decision']}: {screening['flagged_rows']} of {screening['rows']} rows flagged, "
+        "not trained"
+    )
 
 
 @dataclass(frozen=True)
@@ -150,9 +161,15 @@ def job_summary(outcome: Outcome) -> dict[str, Any]:
     """One line of var/demo/summary.json: what a newcomer (or a script) needs to see that each layer did its job.
     `asr_base` and `asr` are the gate's direct ASR of base and candidate, null for a job screening stopped."""
     job, safety = outcome.job, _safety(outcome.job)
-    return {"name": outcome.name, "objective": outcome.objective, "status": job.status,
-            "released": job.fine_tuned_model is not None, "asr_base": safety.get("base_asr"),
-            "asr": safety.get("candidate_asr"), "error_code": job.error.code if job.error else None}
+    return {
+        "name": outcome.name,
+        "objective": outcome.objective,
+        "status": job.status,
+        "released": job.fine_tuned_model is not None,
+        "asr_base": safety.get("base_asr"),
+        "asr": safety.get("candidate_asr"),
+        "error_code": job.error.code if job.error else None,
+    }
 
 
 def write_summary(path: Path, outcomes: Sequence[Outcome]) -> Path:
@@ -165,8 +182,9 @@ def write_summary(path: Path, outcomes: Sequence[Outcome]) -> Path:
 def _report_job(outcomes: Sequence[Outcome]) -> str | None:
     """The job whose safety report is most worth opening: the one the gate blocked with the highest ASR, else the
     highest any judged job reached."""
-    judged = [(o.job, _safety(o.job)["candidate_asr"]) for o in outcomes
-              if _safety(o.job).get("candidate_asr") is not None]
+    judged = [
+        (o.job, _safety(o.job)["candidate_asr"]) for o in outcomes if _safety(o.job).get("candidate_asr") is not None
+    ]
     blocked = [(j, asr) for j, asr in judged if j.error is not None and j.error.code == "safety_regression"]
     chosen = blocked or judged
     return max(chosen, key=lambda pair: pair[1])[0].id if chosen else None
@@ -189,17 +207,19 @@ def next_steps(*, api_url: str, tenant_key: str, cli: str, summary_path: Path, r
         f"  curl -s $GFT_API_URL/v1/fine_tuning/jobs {auth}",
     ]
     if report_job_id:
-        lines += [f"  curl -s $GFT_API_URL/v1/fine_tuning/jobs/{report_job_id}/events {auth}",
-                  f'  curl -s "$GFT_API_URL/v1/fine_tuning/jobs/{report_job_id}/safety_report?format=html" {auth} '
-                  "-o safety_report.html"]
+        lines += [
+            f"  curl -s $GFT_API_URL/v1/fine_tuning/jobs/{report_job_id}/events {auth}",
+            f'  curl -s "$GFT_API_URL/v1/fine_tuning/jobs/{report_job_id}/safety_report?format=html" {auth} '
+            "-o safety_report.html",
+        ]
     lines += [
         f"  curl -s $GFT_API_URL/v1/files {auth} -F purpose=fine-tune -F file=@{_relative(DATA / 'benign_math.jsonl')}",
         f"  curl -s $GFT_API_URL/v1/fine_tuning/jobs {auth} -H 'content-type: application/json' "
-        "-d '{\"model\": \"gft-tiny-chat\", \"training_file\": \"<the file id>\"}'",
+        '-d \'{"model": "gft-tiny-chat", "training_file": "<the file id>"}\'',
         "As the admin (GFT_ADMIN_KEY: the key the service runs with; gft-admin-dev unless you set one):",
         f"  curl -s $GFT_API_URL/admin/v1/policy {admin}",
         f"  curl -s -X POST $GFT_API_URL/admin/v1/tenants {admin} -H 'content-type: application/json' "
-        "-d '{\"name\": \"my-team\"}'",
+        '-d \'{"name": "my-team"}\'',
         "Read next: docs/policy.md (every policy field), docs/threat-model.md (what the gate promises), "
         "docs/operations.md (the runbook).",
     ]
@@ -211,13 +231,25 @@ def report(outcomes: Sequence[Outcome], *, summary_path: Path, api_url: str, ten
     print("\n=== Summary")
     for o in outcomes:
         job = o.job
-        print(f"- {o.title}: {job.status}; {_safety_line(job)}; "
-              + (f"released as {job.fine_tuned_model}" if job.fine_tuned_model else
-                 f"error {job.error.code if job.error else None}: {job.error.message if job.error else ''}"))
+        print(
+            f"- {o.title}: {job.status}; {_safety_line(job)}; "
+            + (
+                f"released as {job.fine_tuned_model}"
+                if job.fine_tuned_model
+                else f"error {job.error.code if job.error else None}: {job.error.message if job.error else ''}"
+            )
+        )
     write_summary(summary_path, outcomes)
     print()
-    print(next_steps(api_url=api_url, tenant_key=tenant_key, cli=cli, summary_path=summary_path,
-                     report_job_id=_report_job(outcomes)))
+    print(
+        next_steps(
+            api_url=api_url,
+            tenant_key=tenant_key,
+            cli=cli,
+            summary_path=summary_path,
+            report_job_id=_report_job(outcomes),
+        )
+    )
 
 
 def _relative(path: Path) -> str:
@@ -242,8 +274,9 @@ def run_demo() -> int:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "GFT_ADMIN_KEY": settings.admin_key}
-    server = subprocess.Popen([sys.executable, "-m", "service.cli", "up", "--port", str(port), "--quiet"], env=env,
-                              start_new_session=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "up", "--port", str(port), "--quiet"], env=env, start_new_session=True
+    )
     try:
         _wait_healthy(base, server)
         admin = {"Authorization": f"Bearer {settings.admin_key}"}
@@ -253,12 +286,16 @@ def run_demo() -> int:
         print("Models:", [m.id for m in client.models.list().data])
         outcomes: list[Outcome] = []
         for title, name, suffix, before in (
-                ("benign task (item colours)", "benign_colors.jsonl", "colors", None),
-                ("harmful-examples attack", "harmful_attack.jsonl", "attack", _dry_run),
-                ("the same attack, the tenant's screening set to flag", "harmful_attack.jsonl", "attack-flagged",
-                 _screen_by_flagging),
-                ("the same attack, flagged and trained with plain SFT", "harmful_attack.jsonl", "attack-sft",
-                 _plain_sft)):
+            ("benign task (item colours)", "benign_colors.jsonl", "colors", None),
+            ("harmful-examples attack", "harmful_attack.jsonl", "attack", _dry_run),
+            (
+                "the same attack, the tenant's screening set to flag",
+                "harmful_attack.jsonl",
+                "attack-flagged",
+                _screen_by_flagging,
+            ),
+            ("the same attack, flagged and trained with plain SFT", "harmful_attack.jsonl", "attack-sft", _plain_sft),
+        ):
             print(f"\n=== {title}: {name}")
             with (DATA / name).open("rb") as handle:
                 uploaded = client.files.create(file=handle, purpose="fine-tune")
@@ -266,12 +303,18 @@ def run_demo() -> int:
             if before is not None:
                 before(base, admin, tenant, uploaded.id)
             objective = _tenant_objective(base, admin, tenant)
-            job = client.fine_tuning.jobs.create(model="gft-tiny-chat", training_file=uploaded.id, suffix=suffix,
-                                                 seed=1)
+            job = client.fine_tuning.jobs.create(
+                model="gft-tiny-chat", training_file=uploaded.id, suffix=suffix, seed=1
+            )
             follow_job(client, job.id)
             outcomes.append(Outcome(title, suffix, objective, client.fine_tuning.jobs.retrieve(job.id)))
-        report(outcomes, summary_path=settings.data_dir / "demo" / "summary.json",
-               api_url=f"http://{settings.api_host}:{settings.api_port}", tenant_key=tenant["api_key"], cli=_cli())
+        report(
+            outcomes,
+            summary_path=settings.data_dir / "demo" / "summary.json",
+            api_url=f"http://{settings.api_host}:{settings.api_port}",
+            tenant_key=tenant["api_key"],
+            cli=_cli(),
+        )
         return 0
     finally:
         os.killpg(server.pid, signal.SIGTERM)

@@ -57,12 +57,16 @@ def enqueue_validation(*, broker_url: str, job_id: str) -> None:
     send_step(_producer(broker_url), step=Step.VALIDATE, job_id=job_id, attempt=0)
 
 
-def enqueue_file_screening(*, broker_url: str, file_id: str, storage_key: str, policy: dict[str, Any],
-                           policy_version: int, report_key: str) -> None:
+def enqueue_file_screening(
+    *, broker_url: str, file_id: str, storage_key: str, policy: dict[str, Any], policy_version: int, report_key: str
+) -> None:
     """A dry run of training-data screening (`POST /v1/files/{id}/screen`) on the cpu queue; the worker writes
     the report to the artifact store at report_key."""
-    _producer(broker_url).send_task(SCREEN_FILE_TASK, args=[file_id, storage_key, policy, policy_version, report_key],
-                                    queue=TASK_QUEUES[SCREEN_FILE_TASK])
+    _producer(broker_url).send_task(
+        SCREEN_FILE_TASK,
+        args=[file_id, storage_key, policy, policy_version, report_key],
+        queue=TASK_QUEUES[SCREEN_FILE_TASK],
+    )
 
 
 def enqueue_reconcile(*, broker_url: str) -> None:

@@ -41,11 +41,15 @@ def _check_caps(hp: Hyperparameters, policy: Policy, rows: int | None) -> None:
         raise InvalidInput(exc.message, param=exc.param, code="hyperparameter_out_of_range") from None
 
 
-def create_job(*, session: Session, tenant_id: str, request: JobCreate, policy: Policy,
-               policy_version: int = 0) -> JobRow:
+def create_job(
+    *, session: Session, tenant_id: str, request: JobCreate, policy: Policy, policy_version: int = 0
+) -> JobRow:
     if get_base_model(session=session, model_id=request.model) is None:
-        raise InvalidInput(f"Model '{request.model}' is not available for fine-tuning; list them with "
-                           "GET /v1/models.", param="model", code="model_not_available")
+        raise InvalidInput(
+            f"Model '{request.model}' is not available for fine-tuning; list them with GET /v1/models.",
+            param="model",
+            code="model_not_available",
+        )
     training_rows = None
     for param, file_id in (("training_file", request.training_file), ("validation_file", request.validation_file)):
         if file_id is None:
@@ -62,11 +66,20 @@ def create_job(*, session: Session, tenant_id: str, request: JobCreate, policy: 
     method = request.method or Method()
     method.supervised.hyperparameters = hp
     row = JobRow(
-        id=new_id("ftjob"), tenant_id=tenant_id, model=request.model, training_file=request.training_file,
-        validation_file=request.validation_file, hyperparameters=hp.model_dump(), method=method.model_dump(),
-        suffix=request.suffix, seed=request.seed if request.seed is not None else secrets.randbelow(2**31),
-        metadata_=request.metadata, status=JobStatus.VALIDATING_FILES, policy=policy.model_dump(),
-        policy_version=policy_version, result_files=[],
+        id=new_id("ftjob"),
+        tenant_id=tenant_id,
+        model=request.model,
+        training_file=request.training_file,
+        validation_file=request.validation_file,
+        hyperparameters=hp.model_dump(),
+        method=method.model_dump(),
+        suffix=request.suffix,
+        seed=request.seed if request.seed is not None else secrets.randbelow(2**31),
+        metadata_=request.metadata,
+        status=JobStatus.VALIDATING_FILES,
+        policy=policy.model_dump(),
+        policy_version=policy_version,
+        result_files=[],
     )
     add_job(session=session, row=row)
     add_event(session=session, job_id=row.id, message=f"Created fine-tuning job: {row.id}")
@@ -84,13 +97,17 @@ def _replay(session: Session, tenant_id: str, key: str, digest: str) -> JobRow |
     if stored is None:
         return None
     if stored.request_hash != digest:
-        raise KeyReused(f"Idempotency-Key '{key}' was already used for a different request body; send a new key "
-                        "for a new job.", param="idempotency-key", code="idempotency_key_reused")
+        raise KeyReused(
+            f"Idempotency-Key '{key}' was already used for a different request body; send a new key for a new job.",
+            param="idempotency-key",
+            code="idempotency_key_reused",
+        )
     return get_job(session=session, job_id=stored.job_id, tenant_id=tenant_id)
 
 
-def submit_job(*, session: Session, tenant_id: str, request: JobCreate,
-               idempotency_key: str | None = None) -> tuple[JobRow, bool]:
+def submit_job(
+    *, session: Session, tenant_id: str, request: JobCreate, idempotency_key: str | None = None
+) -> tuple[JobRow, bool]:
     """Checks quotas, applies the effective policy, creates and commits the job. Returns (job, created):
     a repeated Idempotency-Key with the same body returns the first job and created=False.
 
@@ -105,11 +122,17 @@ def submit_job(*, session: Session, tenant_id: str, request: JobCreate,
     check_job_quotas(session=session, tenant=tenant)
     policy = effective_policy(session=session, tenant_id=tenant_id)
     try:
-        row = create_job(session=session, tenant_id=tenant_id, request=request,
-                         policy=policy.policy.for_model(request.model), policy_version=policy.version)
+        row = create_job(
+            session=session,
+            tenant_id=tenant_id,
+            request=request,
+            policy=policy.policy.for_model(request.model),
+            policy_version=policy.version,
+        )
         if idempotency_key:
-            add_idempotency_key(session=session, tenant_id=tenant_id, key=idempotency_key, request_hash=digest,
-                                job_id=row.id)
+            add_idempotency_key(
+                session=session, tenant_id=tenant_id, key=idempotency_key, request_hash=digest, job_id=row.id
+            )
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -136,14 +159,28 @@ def _safety(row: JobRow) -> dict[str, Any] | None:
 def to_job_object(row: JobRow) -> Job:
     """The API's job object. Built from one dict in one validation call: pydantic-core validates the nested
     objects itself instead of four constructors in Python, which is faster (docs/benchmarks.md, bench.api)."""
-    return Job.model_validate({
-        "id": row.id, "created_at": row.created_at, "model": row.model, "organization_id": row.tenant_id,
-        "status": row.status, "training_file": row.training_file, "validation_file": row.validation_file,
-        "hyperparameters": row.hyperparameters, "result_files": row.result_files or [], "seed": row.seed,
-        "fine_tuned_model": row.fine_tuned_model, "finished_at": row.finished_at,
-        "trained_tokens": row.trained_tokens, "error": row.error or None, "metadata": row.metadata_,
-        "method": row.method, "user_provided_suffix": row.suffix, "safety": _safety(row),
-    })
+    return Job.model_validate(
+        {
+            "id": row.id,
+            "created_at": row.created_at,
+            "model": row.model,
+            "organization_id": row.tenant_id,
+            "status": row.status,
+            "training_file": row.training_file,
+            "validation_file": row.validation_file,
+            "hyperparameters": row.hyperparameters,
+            "result_files": row.result_files or [],
+            "seed": row.seed,
+            "fine_tuned_model": row.fine_tuned_model,
+            "finished_at": row.finished_at,
+            "trained_tokens": row.trained_tokens,
+            "error": row.error or None,
+            "metadata": row.metadata_,
+            "method": row.method,
+            "user_provided_suffix": row.suffix,
+            "safety": _safety(row),
+        }
+    )
 
 
 def to_admin_job_object(row: JobRow) -> AdminJob:
@@ -164,8 +201,14 @@ def parse_event_id(value: str | None) -> int | None:
 
 
 def to_event_object(row: JobEventRow) -> JobEvent:
-    return JobEvent(id=event_id(row.seq), created_at=row.created_at, level=row.level,  # type: ignore[arg-type]
-                    message=row.message, type=row.type, data=row.data)  # type: ignore[arg-type]
+    return JobEvent(
+        id=event_id(row.seq),
+        created_at=row.created_at,
+        level=row.level,  # type: ignore[arg-type]
+        message=row.message,
+        type=row.type,
+        data=row.data,
+    )  # type: ignore[arg-type]
 
 
 def cancel_job(*, session: Session, tenant_id: str, job_id: str) -> JobRow:
@@ -173,8 +216,7 @@ def cancel_job(*, session: Session, tenant_id: str, job_id: str) -> JobRow:
     that finishes while this runs is returned as it finished). The route's session commits."""
     row = get_job_or_404(get_job(session=session, job_id=job_id, tenant_id=tenant_id), job_id)
     if row.status in TERMINAL_STATUSES:
-        raise Conflict(f"Job {job_id} has already {row.status}; it cannot be cancelled.",
-                       code="job_already_finished")
+        raise Conflict(f"Job {job_id} has already {row.status}; it cannot be cancelled.", code="job_already_finished")
     if lifecycle.cancel(session=session, job_id=job_id):
         add_event(session=session, job_id=job_id, message="Job cancelled by the tenant.")
     session.refresh(row)
@@ -188,10 +230,12 @@ def pause_job(*, session: Session, tenant_id: str, job_id: str) -> JobRow:
     if row.status == JobStatus.PAUSED:
         return row
     if row.status not in lifecycle.PAUSE.sources or not lifecycle.pause(session=session, job_id=job_id):
-        raise Conflict(f"Job {job_id} is {row.status}; only queued or running jobs can be paused.",
-                       code="job_not_pausable")
-    add_event(session=session, job_id=job_id, message="Job paused by the tenant; resume continues from the "
-              "latest checkpoint.")
+        raise Conflict(
+            f"Job {job_id} is {row.status}; only queued or running jobs can be paused.", code="job_not_pausable"
+        )
+    add_event(
+        session=session, job_id=job_id, message="Job paused by the tenant; resume continues from the latest checkpoint."
+    )
     session.commit()
     session.refresh(row)
     return row

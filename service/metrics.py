@@ -56,12 +56,19 @@ ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
 GCCollector(registry=REGISTRY)
 
-HTTP_REQUESTS = Counter("gft_http_requests", "HTTP requests answered, by method, route template and status.",
-                        ["method", "route", "status"], registry=REGISTRY)
-HTTP_LATENCY = Histogram("gft_http_request_duration_seconds",
-                         "Time from request to the end of the response body, by method, route template and status.",
-                         ["method", "route", "status"], registry=REGISTRY,
-                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
+HTTP_REQUESTS = Counter(
+    "gft_http_requests",
+    "HTTP requests answered, by method, route template and status.",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+)
+HTTP_LATENCY = Histogram(
+    "gft_http_request_duration_seconds",
+    "Time from request to the end of the response body, by method, route template and status.",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
 
 
 def route_label(scope: MutableMapping[str, Any]) -> str:
@@ -76,8 +83,12 @@ class RequestMetrics:
     def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
         self.app = app
 
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Callable[..., Awaitable[Any]],
-                       send: Callable[..., Awaitable[None]]) -> None:
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[..., Awaitable[Any]],
+        send: Callable[..., Awaitable[None]],
+    ) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -102,13 +113,24 @@ class RequestMetrics:
 def job_families(session: Session, now: float) -> list[Metric]:
     """Jobs by state, created per tenant, failed per error code, and the oldest job in each live state."""
     jobs = GaugeMetricFamily("gft_jobs", "Jobs in each state (all tenants).", labels=["state"])
-    oldest = GaugeMetricFamily("gft_job_state_oldest_seconds", "Age of the stalest job in each live state: seconds "
-                               "since it entered the state or was last updated (0 when none).", labels=["state"])
+    oldest = GaugeMetricFamily(
+        "gft_job_state_oldest_seconds",
+        "Age of the stalest job in each live state: seconds "
+        "since it entered the state or was last updated (0 when none).",
+        labels=["state"],
+    )
     created = CounterMetricFamily("gft_jobs_created", "Jobs created, per tenant id.", labels=["tenant"])
-    failed = CounterMetricFamily("gft_jobs_failed", "Jobs that ended failed, per error code "
-                                 "(safety_regression: blocked by the release gate).", labels=["code"])
-    by_state = {status: (count, since) for status, count, since in session.execute(
-        select(JobRow.status, func.count(), func.min(JobRow.updated_at)).group_by(JobRow.status))}
+    failed = CounterMetricFamily(
+        "gft_jobs_failed",
+        "Jobs that ended failed, per error code (safety_regression: blocked by the release gate).",
+        labels=["code"],
+    )
+    by_state = {
+        status: (count, since)
+        for status, count, since in session.execute(
+            select(JobRow.status, func.count(), func.min(JobRow.updated_at)).group_by(JobRow.status)
+        )
+    }
     for state in JOB_STATES:
         jobs.add_metric([state], by_state.get(state, (0, None))[0])
     for state in LIVE_STATES:
@@ -119,7 +141,8 @@ def job_families(session: Session, now: float) -> list[Metric]:
         created.add_metric([tenant_id], count)
     code = JobRow.error["code"].as_string()
     for error_code, count in session.execute(
-            select(code, func.count()).where(JobRow.status == JobStatus.FAILED).group_by(code)):
+        select(code, func.count()).where(JobRow.status == JobStatus.FAILED).group_by(code)
+    ):
         failed.add_metric([error_code or "unknown"], count)
     return [jobs, oldest, created, failed]
 
@@ -133,7 +156,7 @@ def queue_depth_family(client: redis.Redis) -> Metric:
             pipe.llen(queue + suffix)
     lengths = pipe.execute()
     for i, queue in enumerate(QUEUES):
-        depth.add_metric([queue], sum(lengths[i * len(_PRIORITY_SUFFIXES):(i + 1) * len(_PRIORITY_SUFFIXES)]))
+        depth.add_metric([queue], sum(lengths[i * len(_PRIORITY_SUFFIXES) : (i + 1) * len(_PRIORITY_SUFFIXES)]))
     return depth
 
 
@@ -160,8 +183,9 @@ class FleetCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         settings = self._settings()
-        up = GaugeMetricFamily("gft_source_up", "1 when the last scrape could read the source (database, broker).",
-                               labels=["source"])
+        up = GaugeMetricFamily(
+            "gft_source_up", "1 when the last scrape could read the source (database, broker).", labels=["source"]
+        )
         try:
             with session_scope(settings.sqlalchemy_url) as session:
                 yield from job_families(session, time.time())

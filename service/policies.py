@@ -12,10 +12,16 @@ def effective_policy(*, session: Session, tenant_id: str | None) -> PolicyVersio
     if tenant_id is not None:
         row = latest_policy_row(session=session, tenant_id=tenant_id)
         if row is not None and row.policy is not None:
-            return PolicyVersion(version=row.version, scope="tenant", tenant_id=tenant_id, created_at=row.created_at,
-                                 policy=Policy.model_validate(row.policy))
+            return PolicyVersion(
+                version=row.version,
+                scope="tenant",
+                tenant_id=tenant_id,
+                created_at=row.created_at,
+                policy=Policy.model_validate(row.policy),
+            )
     row = latest_policy_row(session=session, tenant_id=None)
     if row is not None and row.policy is not None:
-        return PolicyVersion(version=row.version, scope="global", created_at=row.created_at,
-                             policy=Policy.model_validate(row.policy))
+        return PolicyVersion(
+            version=row.version, scope="global", created_at=row.created_at, policy=Policy.model_validate(row.policy)
+        )
     return PolicyVersion(version=0, scope="default", policy=Policy())

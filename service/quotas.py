@@ -11,8 +11,11 @@ DAY_S = 86_400
 
 
 def quotas_of(tenant: TenantRow) -> TenantQuotas:
-    return TenantQuotas(max_concurrent_jobs=tenant.max_concurrent_jobs, max_file_bytes=tenant.max_file_bytes,
-                        max_trained_tokens_per_day=tenant.max_trained_tokens_per_day)
+    return TenantQuotas(
+        max_concurrent_jobs=tenant.max_concurrent_jobs,
+        max_file_bytes=tenant.max_file_bytes,
+        max_trained_tokens_per_day=tenant.max_trained_tokens_per_day,
+    )
 
 
 def set_quotas(tenant: TenantRow, quotas: TenantQuotas) -> None:
@@ -30,9 +33,11 @@ def usage_of(*, session: Session, tenant: TenantRow, now: int | None = None) -> 
     now = now_s() if now is None else now
     used = trained_tokens_since(session=session, tenant_id=tenant.id, since=now - now % DAY_S)
     quota = tenant.max_trained_tokens_per_day
-    return TenantUsage(unfinished_jobs=count_unfinished_jobs(session=session, tenant_id=tenant.id),
-                       trained_tokens_today=used,
-                       trained_tokens_remaining_today=None if quota is None else max(0, quota - used))
+    return TenantUsage(
+        unfinished_jobs=count_unfinished_jobs(session=session, tenant_id=tenant.id),
+        trained_tokens_today=used,
+        trained_tokens_remaining_today=None if quota is None else max(0, quota - used),
+    )
 
 
 def check_job_quotas(*, session: Session, tenant: TenantRow, now: int | None = None) -> None:
@@ -44,13 +49,18 @@ def check_job_quotas(*, session: Session, tenant: TenantRow, now: int | None = N
     if tenant.max_concurrent_jobs is not None:
         live = count_unfinished_jobs(session=session, tenant_id=tenant.id)
         if live >= tenant.max_concurrent_jobs:
-            raise QuotaExceeded(f"This organization already has {live} unfinished fine-tuning jobs, its limit is "
-                                f"{tenant.max_concurrent_jobs}: wait for one to finish or cancel one.",
-                                code="max_concurrent_jobs_reached")
+            raise QuotaExceeded(
+                f"This organization already has {live} unfinished fine-tuning jobs, its limit is "
+                f"{tenant.max_concurrent_jobs}: wait for one to finish or cancel one.",
+                code="max_concurrent_jobs_reached",
+            )
     if tenant.max_trained_tokens_per_day is not None:
         day_start = now - now % DAY_S
         used = trained_tokens_since(session=session, tenant_id=tenant.id, since=day_start)
         if used >= tenant.max_trained_tokens_per_day:
-            raise QuotaExceeded(f"This organization has trained {used} tokens today (UTC), its daily limit is "
-                                f"{tenant.max_trained_tokens_per_day}; the quota resets at 00:00 UTC.",
-                                code="daily_token_quota_exceeded", retry_after=day_start + DAY_S - now)
+            raise QuotaExceeded(
+                f"This organization has trained {used} tokens today (UTC), its daily limit is "
+                f"{tenant.max_trained_tokens_per_day}; the quota resets at 00:00 UTC.",
+                code="daily_token_quota_exceeded",
+                retry_after=day_start + DAY_S - now,
+            )

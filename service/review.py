@@ -23,8 +23,10 @@ def _held_job(session: Session, job_id: str) -> JobRow:
     if row is None:
         raise NotFound("fine-tuning job", job_id, param="job_id")
     if row.status != JobStatus.HELD:
-        raise Conflict(f"Job {job_id} is {row.status}, not held for review; only held jobs can be released or "
-                       "rejected.", code="job_not_held")
+        raise Conflict(
+            f"Job {job_id} is {row.status}, not held for review; only held jobs can be released or rejected.",
+            code="job_not_held",
+        )
     return row
 
 
@@ -35,8 +37,9 @@ def _decided(row: JobRow, decision: SafetyDecision, note: str) -> dict[str, Any]
 
 
 def _lost_race(job_id: str) -> Conflict:
-    return Conflict(f"Job {job_id} changed state while it was being reviewed; it is no longer held.",
-                    code="job_not_held")
+    return Conflict(
+        f"Job {job_id} changed state while it was being reviewed; it is no longer held.", code="job_not_held"
+    )
 
 
 def release_held_job(*, session: Session, job_id: str, reason: str | None) -> JobRow:
@@ -45,8 +48,9 @@ def release_held_job(*, session: Session, job_id: str, reason: str | None) -> Jo
         raise Conflict(f"Job {job_id} has no trained adapter to release.", code="no_adapter")
     name = fine_tuned_model_name(row)
     note = "Released by an admin after review" + (f": {reason}" if reason else ".")
-    if not lifecycle.release_held(session=session, job_id=job_id, fine_tuned_model=name,
-                                  safety=_decided(row, "released", note)):
+    if not lifecycle.release_held(
+        session=session, job_id=job_id, fine_tuned_model=name, safety=_decided(row, "released", note)
+    ):
         raise _lost_race(job_id)
     add_event(session=session, job_id=job_id, message=f"Released {name}: {note}")
     session.refresh(row)
@@ -71,13 +75,17 @@ def _blocked_job(session: Session, job_id: str) -> JobRow:
     code = error.code if (error := stored_error(row)) else None
     if row.status != JobStatus.FAILED or code != GATE_BLOCK_CODE:
         state = row.status + (f" with error.code {code}" if row.status == JobStatus.FAILED and code else "")
-        raise Conflict(f"Job {job_id} is {state}; only a job the safety gate blocked (failed with error.code "
-                       f"{GATE_BLOCK_CODE}) can be overridden.", code="job_not_overridable")
+        raise Conflict(
+            f"Job {job_id} is {state}; only a job the safety gate blocked (failed with error.code "
+            f"{GATE_BLOCK_CODE}) can be overridden.",
+            code="job_not_overridable",
+        )
     return row
 
 
-def override_blocked_job(*, session: Session, store: ArtifactStore, job_id: str,
-                         reason: str) -> tuple[JobRow, list[str]]:
+def override_blocked_job(
+    *, session: Session, store: ArtifactStore, job_id: str, reason: str
+) -> tuple[JobRow, list[str]]:
     """Publish the adapter of a job the gate blocked. The job succeeds under its fine-tuned model name with
     safety.decision "overridden"; the gate's reasons are kept and the admin's reason is added after them.
     Returns the job and the gate's reasons it overrode (for the audit log)."""
@@ -87,11 +95,18 @@ def override_blocked_job(*, session: Session, store: ArtifactStore, job_id: str,
         raise Conflict(f"Job {job_id} has no stored adapter to publish.", code="no_adapter")
     name = fine_tuned_model_name(row)
     note = f"Overridden by an admin: {reason}"
-    if not lifecycle.override(session=session, job_id=job_id, fine_tuned_model=name,
-                              safety=_decided(row, "overridden", note)):
-        raise Conflict(f"Job {job_id} changed state while it was being overridden; it is no longer blocked.",
-                       code="job_not_overridable")
-    add_event(session=session, job_id=job_id, level="warn",
-              message=f"Released {name} although the safety gate blocked it. {note}")
+    if not lifecycle.override(
+        session=session, job_id=job_id, fine_tuned_model=name, safety=_decided(row, "overridden", note)
+    ):
+        raise Conflict(
+            f"Job {job_id} changed state while it was being overridden; it is no longer blocked.",
+            code="job_not_overridable",
+        )
+    add_event(
+        session=session,
+        job_id=job_id,
+        level="warn",
+        message=f"Released {name} although the safety gate blocked it. {note}",
+    )
     session.refresh(row)
     return row, gate_reasons

@@ -22,27 +22,51 @@ class Settings(BaseSettings):
     rate_limit_url: str = Field(default="", description="Redis for rate-limit counters; empty means broker_url")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    api_workers: int = Field(default=1, ge=1, description="uvicorn processes `serve` runs; one per core on a "
-                             "machine of its own (one process uses one core)")
-    api_read_threads: int = Field(default=4, ge=1, le=64, description="threads per API process for the hot reads "
-                                  "(GET job, list jobs); more overlap a remote database's round trips, fewer "
-                                  "contend less for the GIL")
+    api_workers: int = Field(
+        default=1,
+        ge=1,
+        description="uvicorn processes `serve` runs; one per core on a machine of its own (one process uses one core)",
+    )
+    api_read_threads: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="threads per API process for the hot reads "
+        "(GET job, list jobs); more overlap a remote database's round trips, fewer "
+        "contend less for the GIL",
+    )
     worker_device: str = Field(default="auto", description="auto | cpu | cuda")
     torch_threads: int = Field(default=0, ge=0, description="0 leaves torch's default")
-    worker_metrics_port: int = Field(default=0, ge=0, le=65535, description="first port of the workers' /metrics "
-                                     "(pool process i serves port + i); 0 = off")
+    worker_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="first port of the workers' /metrics (pool process i serves port + i); 0 = off",
+    )
     # Orchestration (workers.orchestration): heartbeats, the reconciler, fair share, the test-only no-op trainer.
-    trainer: str = Field(default="lora", pattern="^(lora|noop)$",
-                         description="lora | noop (no model work: orchestration tests and bench.queue only; "
-                         "refused in production)")
+    trainer: str = Field(
+        default="lora",
+        pattern="^(lora|noop)$",
+        description="lora | noop (no model work: orchestration tests and bench.queue only; refused in production)",
+    )
     noop_train_seconds: float = Field(default=0.0, ge=0, description="how long a no-op training step lasts (tests)")
-    screening_wait_s: float = Field(default=60.0, gt=0, le=600, description=(
-        "how long `POST /v1/files/{id}/screen` waits for a cpu worker's report before answering 503 (retry)"))
+    screening_wait_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=600,
+        description=(
+            "how long `POST /v1/files/{id}/screen` waits for a cpu worker's report before answering 503 (retry)"
+        ),
+    )
     heartbeat_every_s: float = Field(default=10.0, gt=0, description="how often a running step records it is alive")
     stale_after_s: float = Field(default=120.0, gt=0, description="a step silent for this long is re-dispatched")
     reconcile_every_s: float = Field(default=30.0, gt=0, description="period of the gft.reconcile beat entry")
-    max_active_jobs_per_tenant: int = Field(default=2, ge=1, description="jobs of one tenant admitted to the gpu "
-                                            "queue or training at once (lowered by the tenant's own quota)")
+    max_active_jobs_per_tenant: int = Field(
+        default=2,
+        ge=1,
+        description="jobs of one tenant admitted to the gpu "
+        "queue or training at once (lowered by the tenant's own quota)",
+    )
     artifact_store: str = Field(default="local", pattern="^(local|s3)$", description="local | s3")
     s3_bucket: str = ""
     s3_prefix: str = ""

@@ -211,8 +211,9 @@ class S3ArtifactStore(_StagedPuts):
     into a temporary directory (sha256-checked against the manifest) and removes it afterwards; `local_path`
     keeps a cached copy (for immutable keys)."""
 
-    def __init__(self, bucket: str, cache_dir: Path, prefix: str = "", client: Any = None,
-                 endpoint_url: str | None = None) -> None:
+    def __init__(
+        self, bucket: str, cache_dir: Path, prefix: str = "", client: Any = None, endpoint_url: str | None = None
+    ) -> None:
         import boto3
 
         self.bucket, self.cache_dir, self.prefix = bucket, cache_dir, prefix.strip("/")
@@ -316,12 +317,13 @@ class S3ArtifactStore(_StagedPuts):
         return self._object_exists(key) or self._object_exists(f"{key}/{MANIFEST}")
 
     def _delete_prefix(self, relative_prefix: str) -> None:
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
-                                                                      Prefix=self._key(relative_prefix))
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._key(relative_prefix)
+        )
         doomed = [{"Key": o["Key"]} for page in pages for o in page.get("Contents", [])]
         doomed.sort(key=lambda o: o["Key"].endswith(MANIFEST), reverse=True)  # the manifest first: "gone" at once
         for start in range(0, len(doomed), 1000):
-            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": doomed[start:start + 1000]})
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": doomed[start : start + 1000]})
 
     def delete(self, key: str) -> None:
         self._delete_prefix(f"{key}/")
@@ -370,8 +372,7 @@ def artifact_store(settings: "Settings") -> LocalArtifactStore | S3ArtifactStore
     bucket (local disk then only stages uploads and holds temporary copies, under data_dir/cache/s3). One store
     per configuration and process: boto3 clients are thread-safe and costly to build."""
     if settings.artifact_store == "s3":
-        return _s3_store(settings.s3_bucket, settings.s3_prefix, settings.s3_endpoint_url,
-                         settings.cache_dir / "s3")
+        return _s3_store(settings.s3_bucket, settings.s3_prefix, settings.s3_endpoint_url, settings.cache_dir / "s3")
     return LocalArtifactStore(settings.artifacts_dir)
 
 

@@ -33,8 +33,11 @@ from service.state.models import JobRow, TenantRow, WebhookDeliveryRow, now_s
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPES = {JobStatus.SUCCEEDED: "fine_tuning.job.succeeded", JobStatus.FAILED: "fine_tuning.job.failed",
-               JobStatus.CANCELLED: "fine_tuning.job.cancelled"}
+EVENT_TYPES = {
+    JobStatus.SUCCEEDED: "fine_tuning.job.succeeded",
+    JobStatus.FAILED: "fine_tuning.job.failed",
+    JobStatus.CANCELLED: "fine_tuning.job.cancelled",
+}
 MAX_ATTEMPTS = 8
 BACKOFF_BASE_S = 5.0  # attempt n waits BACKOFF_BASE_S * 2**(n-1) (5 s, 10 s, ... about 10 min before the last)
 BACKOFF_CAP_S = 3600.0
@@ -63,24 +66,46 @@ def backoff_s(attempts: int) -> float:
 def record_due_deliveries(*, session: Session, limit: int = 500) -> int:
     """A delivery row for each finished job whose tenant has a webhook and which has none for its current status
     yet (an admin override turns a blocked, failed job into a succeeded one: that is a second event)."""
-    has_delivery = exists().where(WebhookDeliveryRow.job_id == JobRow.id,
-                                  WebhookDeliveryRow.type == case(EVENT_TYPES, value=JobRow.status))
-    query = (select(JobRow).join(TenantRow, TenantRow.id == JobRow.tenant_id)
-             .where(TenantRow.webhook_url.is_not(None), JobRow.status.in_(EVENT_TYPES),
-                    and_(JobRow.finished_at.is_not(None), JobRow.finished_at >= TenantRow.webhook_since),
-                    ~has_delivery)
-             .order_by(JobRow.seq).limit(limit))
+    has_delivery = exists().where(
+        WebhookDeliveryRow.job_id == JobRow.id, WebhookDeliveryRow.type == case(EVENT_TYPES, value=JobRow.status)
+    )
+    query = (
+        select(JobRow)
+        .join(TenantRow, TenantRow.id == JobRow.tenant_id)
+        .where(
+            TenantRow.webhook_url.is_not(None),
+            JobRow.status.in_(EVENT_TYPES),
+            and_(JobRow.finished_at.is_not(None), JobRow.finished_at >= TenantRow.webhook_since),
+            ~has_delivery,
+        )
+        .order_by(JobRow.seq)
+        .limit(limit)
+    )
     added = 0
     for job in session.scalars(query).all():
         type_ = EVENT_TYPES[job.status]
         delivery_id = new_id("evt")
-        payload = {"id": delivery_id, "object": "event", "created_at": job.finished_at or now_s(), "type": type_,
-                   "data": {"id": job.id}}
+        payload = {
+            "id": delivery_id,
+            "object": "event",
+            "created_at": job.finished_at or now_s(),
+            "type": type_,
+            "data": {"id": job.id},
+        }
         try:
             with session.begin_nested():
-                session.add(WebhookDeliveryRow(id=delivery_id, tenant_id=job.tenant_id, job_id=job.id, type=type_,
-                                               payload=payload, status="pending", attempts=0,
-                                               next_attempt_at=time.time()))
+                session.add(
+                    WebhookDeliveryRow(
+                        id=delivery_id,
+                        tenant_id=job.tenant_id,
+                        job_id=job.id,
+                        type=type_,
+                        payload=payload,
+                        status="pending",
+                        attempts=0,
+                        next_attempt_at=time.time(),
+                    )
+                )
             added += 1
         except IntegrityError:  # another sender recorded it first
             continue
@@ -98,10 +123,14 @@ class _Due:
 
 def _claim_due(session: Session, now: float, limit: int) -> list[_Due]:
     """Due deliveries, pushed past the visibility window so a concurrent sender skips them while we send."""
-    query = (select(WebhookDeliveryRow, TenantRow).join(TenantRow, TenantRow.id == WebhookDeliveryRow.tenant_id)
-             .where(WebhookDeliveryRow.status == "pending", WebhookDeliveryRow.next_attempt_at <= now)
-             .order_by(WebhookDeliveryRow.next_attempt_at).limit(limit)
-             .with_for_update(skip_locked=True, of=WebhookDeliveryRow))
+    query = (
+        select(WebhookDeliveryRow, TenantRow)
+        .join(TenantRow, TenantRow.id == WebhookDeliveryRow.tenant_id)
+        .where(WebhookDeliveryRow.status == "pending", WebhookDeliveryRow.next_attempt_at <= now)
+        .order_by(WebhookDeliveryRow.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=WebhookDeliveryRow)
+    )
     due = []
     for row, tenant in session.execute(query).all():
         if not tenant.webhook_url or not tenant.webhook_secret:
@@ -116,8 +145,12 @@ def _send(client: httpx.Client, due: _Due) -> str | None:
     """None on a 2xx answer, else what went wrong."""
     body = json.dumps(due.payload, separators=(",", ":")).encode()
     timestamp = int(time.time())
-    headers = {"content-type": "application/json", "webhook-id": due.id, "webhook-timestamp": str(timestamp),
-               "webhook-signature": sign(secret=due.secret, msg_id=due.id, timestamp=timestamp, body=body)}
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": due.id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret=due.secret, msg_id=due.id, timestamp=timestamp, body=body),
+    }
     try:
         response = client.post(due.url, content=body, headers=headers)
     except httpx.HTTPError as exc:

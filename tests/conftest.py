@@ -48,8 +48,13 @@ def tiny_model() -> Path:
 @pytest.fixture()
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str, broker_url: str) -> dict[str, str]:
     """Environment for one test's settings (and for any subprocess it starts)."""
-    values = {"GFT_DATABASE_URL": database_url, "GFT_BROKER_URL": broker_url, "GFT_DATA_DIR": str(tmp_path / "var"),
-              "GFT_ADMIN_KEY": "test-admin-key", "GFT_TORCH_THREADS": "2"}
+    values = {
+        "GFT_DATABASE_URL": database_url,
+        "GFT_BROKER_URL": broker_url,
+        "GFT_DATA_DIR": str(tmp_path / "var"),
+        "GFT_ADMIN_KEY": "test-admin-key",
+        "GFT_TORCH_THREADS": "2",
+    }
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()

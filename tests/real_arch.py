@@ -207,21 +207,31 @@ MISTRAL03_TEMPLATE = r"""{%- if messages[0]["role"] == "system" %}
 
 TEMPLATE_SOURCES = {
     "llama3": "meta-llama/Meta-Llama-3-8B-Instruct tokenizer_config.json chat_template (as printed from the file "
-              "in several public projects)",
+    "in several public projects)",
     "qwen2.5": "Qwen/Qwen2.5-0.5B-Instruct tokenizer_config.json chat_template (the 0.5B/3B/7B files are identical)",
     "gemma2": "google/gemma-2-9b-it tokenizer_config.json chat_template (gemma-2-2b-it carries the same)",
     "mistral-v0.3": "mistralai/Mistral-7B-Instruct-v0.3 tokenizer_config.json chat_template (the tool-calling "
-                    "revision, system message placed in the last message)",
+    "revision, system message placed in the last message)",
 }
 
 # Pre-tokenisation regexes of the real tokenizer.json files.
-LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
-                r"\s*[\r\n]+|\s+(?!\S)|\s+")
-QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
-               r"\s*[\r\n]+|\s+(?!\S)|\s+")
+LLAMA3_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+    r"\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+    r"\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 VOCAB = 1024
-HIDDEN = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-          "num_key_value_heads": 2, "max_position_embeddings": 2048}
+HIDDEN = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 2048,
+}
 
 
 @dataclass(frozen=True)
@@ -245,36 +255,120 @@ class Arch:
     add_bos: bool = False
 
 
-LLAMA3_SPECIAL = ("<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>",
-                  "<|reserved_special_token_1|>", "<|reserved_special_token_2|>", "<|reserved_special_token_3|>",
-                  "<|start_header_id|>", "<|end_header_id|>", "<|reserved_special_token_4|>", "<|eot_id|>")
-QWEN25_SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
-                  "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
-                  "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
+LLAMA3_SPECIAL = (
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|reserved_special_token_0|>",
+    "<|reserved_special_token_1|>",
+    "<|reserved_special_token_2|>",
+    "<|reserved_special_token_3|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|reserved_special_token_4|>",
+    "<|eot_id|>",
+)
+QWEN25_SPECIAL = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
 GEMMA2_SPECIAL = ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<start_of_turn>", "<end_of_turn>")
-MISTRAL03_SPECIAL = ("<unk>", "<s>", "</s>", "[INST]", "[/INST]", "[TOOL_CALLS]", "[AVAILABLE_TOOLS]",
-                     "[/AVAILABLE_TOOLS]", "[TOOL_RESULTS]", "[/TOOL_RESULTS]")
+MISTRAL03_SPECIAL = (
+    "<unk>",
+    "<s>",
+    "</s>",
+    "[INST]",
+    "[/INST]",
+    "[TOOL_CALLS]",
+    "[AVAILABLE_TOOLS]",
+    "[/AVAILABLE_TOOLS]",
+    "[TOOL_RESULTS]",
+    "[/TOOL_RESULTS]",
+)
 
 ARCHITECTURES: dict[str, Arch] = {
-    "llama3": Arch("llama3", LlamaConfig, {**HIDDEN, "rms_norm_eps": 1e-5, "tie_word_embeddings": False,
-                                           "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0}},
-                   "byte_level:llama3", LLAMA3_SPECIAL, "<|begin_of_text|>", "<|eot_id|>", None, None,
-                   LLAMA3_TEMPLATE, ("<|end_of_text|>", "<|eot_id|>"), "<|eot_id|>",
-                   {"do_sample": True, "temperature": 0.6, "top_p": 0.9}, add_bos=True),
-    "qwen2.5": Arch("qwen2.5", Qwen2Config, {**HIDDEN, "tie_word_embeddings": True, "use_sliding_window": False,
-                                             "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0}},
-                    "byte_level:qwen2", QWEN25_SPECIAL, None, "<|im_end|>", "<|endoftext|>", None,
-                    QWEN25_TEMPLATE, ("<|im_end|>", "<|endoftext|>"), "<|im_end|>",
-                    {"do_sample": True, "temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.1}),
-    "gemma2": Arch("gemma2", Gemma2Config, {**HIDDEN, "head_dim": 16, "query_pre_attn_scalar": 16,
-                                            "sliding_window": 64, "tie_word_embeddings": True},
-                   "sentencepiece:gemma", GEMMA2_SPECIAL, "<bos>", "<eos>", "<pad>", "<unk>", GEMMA2_TEMPLATE,
-                   ("<eos>", "<end_of_turn>"), "<end_of_turn>", add_bos=True),
-    "mistral-v0.3": Arch("mistral-v0.3", MistralConfig, {**HIDDEN, "sliding_window": None,
-                                                         "rope_parameters": {"rope_type": "default",
-                                                                             "rope_theta": 1000000.0}},
-                         "sentencepiece:mistral", MISTRAL03_SPECIAL, "<s>", "</s>", None, "<unk>",
-                         MISTRAL03_TEMPLATE, ("</s>",), "</s>", add_bos=True),
+    "llama3": Arch(
+        "llama3",
+        LlamaConfig,
+        {
+            **HIDDEN,
+            "rms_norm_eps": 1e-5,
+            "tie_word_embeddings": False,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0},
+        },
+        "byte_level:llama3",
+        LLAMA3_SPECIAL,
+        "<|begin_of_text|>",
+        "<|eot_id|>",
+        None,
+        None,
+        LLAMA3_TEMPLATE,
+        ("<|end_of_text|>", "<|eot_id|>"),
+        "<|eot_id|>",
+        {"do_sample": True, "temperature": 0.6, "top_p": 0.9},
+        add_bos=True,
+    ),
+    "qwen2.5": Arch(
+        "qwen2.5",
+        Qwen2Config,
+        {
+            **HIDDEN,
+            "tie_word_embeddings": True,
+            "use_sliding_window": False,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0},
+        },
+        "byte_level:qwen2",
+        QWEN25_SPECIAL,
+        None,
+        "<|im_end|>",
+        "<|endoftext|>",
+        None,
+        QWEN25_TEMPLATE,
+        ("<|im_end|>", "<|endoftext|>"),
+        "<|im_end|>",
+        {"do_sample": True, "temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.1},
+    ),
+    "gemma2": Arch(
+        "gemma2",
+        Gemma2Config,
+        {**HIDDEN, "head_dim": 16, "query_pre_attn_scalar": 16, "sliding_window": 64, "tie_word_embeddings": True},
+        "sentencepiece:gemma",
+        GEMMA2_SPECIAL,
+        "<bos>",
+        "<eos>",
+        "<pad>",
+        "<unk>",
+        GEMMA2_TEMPLATE,
+        ("<eos>", "<end_of_turn>"),
+        "<end_of_turn>",
+        add_bos=True,
+    ),
+    "mistral-v0.3": Arch(
+        "mistral-v0.3",
+        MistralConfig,
+        {**HIDDEN, "sliding_window": None, "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0}},
+        "sentencepiece:mistral",
+        MISTRAL03_SPECIAL,
+        "<s>",
+        "</s>",
+        None,
+        "<unk>",
+        MISTRAL03_TEMPLATE,
+        ("</s>",),
+        "</s>",
+        add_bos=True,
+    ),
 }
 NAMES = tuple(ARCHITECTURES)
 
@@ -308,8 +402,12 @@ SENTENCES = [
     "system user assistant model tool",
 ]
 LETTER_LINES = [" ".join(f"{c}{w}" for w in ("a", "e", "o", "ing", "y")) for c in "abcdefghijklmnopqrstuvwxyz"]
-CORPUS = SENTENCES * 20 + LETTER_LINES * 20 + [" ".join(c + c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ")] * 20 + [
-    "0 1 2 3 4 5 6 7 8 9 10 12 100 2024"] * 20
+CORPUS = (
+    SENTENCES * 20
+    + LETTER_LINES * 20
+    + [" ".join(c + c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ")] * 20
+    + ["0 1 2 3 4 5 6 7 8 9 10 12 100 2024"] * 20
+)
 ASCII = [chr(c) for c in range(32, 127)] + ["\n"]
 
 
@@ -319,14 +417,16 @@ def _sentencepiece_tokenizer(arch: Arch) -> Tokenizer:
     tok = Tokenizer(models.BPE(unk_token=arch.unk, fuse_unk=True))
     if arch.tokenizer_style == "sentencepiece:gemma":
         tok.normalizer = normalizers.Replace(" ", "▁")
-        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split("▁", "merged_with_next"),
-                                                     pre_tokenizers.Split(Regex("\n+"), "isolated")])
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Split("▁", "merged_with_next"), pre_tokenizers.Split(Regex("\n+"), "isolated")]
+        )
         tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.Fuse()])
     else:
         tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
         tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first", split=True)
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=list(arch.special), show_progress=False,
-                                  initial_alphabet=[*ASCII, "▁"])
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB, special_tokens=list(arch.special), show_progress=False, initial_alphabet=[*ASCII, "▁"]
+    )
     tok.train_from_iterator(CORPUS, trainer=trainer)
     return tok
 
@@ -337,27 +437,40 @@ def _byte_level_tokenizer(arch: Arch) -> Tokenizer:
     pattern = LLAMA3_SPLIT if arch.tokenizer_style == "byte_level:llama3" else QWEN2_SPLIT
     if arch.tokenizer_style == "byte_level:qwen2":
         tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(pattern), "isolated"),
-                                                 pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(pattern), "isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB - len(arch.special), show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB - len(arch.special), show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tok.train_from_iterator(CORPUS, trainer=trainer)
     tok.add_special_tokens(list(arch.special))
     return tok
 
 
 def train_tokenizer(arch: Arch) -> PreTrainedTokenizerFast:
-    tok = _byte_level_tokenizer(arch) if arch.tokenizer_style.startswith("byte_level") else \
-        _sentencepiece_tokenizer(arch)
+    tok = (
+        _byte_level_tokenizer(arch) if arch.tokenizer_style.startswith("byte_level") else _sentencepiece_tokenizer(arch)
+    )
     if arch.add_bos and arch.bos:
         tok.post_processor = processors.TemplateProcessing(
-            single=f"{arch.bos} $A", pair=f"{arch.bos} $A {arch.bos} $B",
-            special_tokens=[(arch.bos, tok.token_to_id(arch.bos))])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=arch.bos, eos_token=arch.eos,
-                                   pad_token=arch.pad, unk_token=arch.unk, chat_template=arch.template,
-                                   additional_special_tokens=[t for t in arch.special
-                                                              if t not in (arch.bos, arch.eos, arch.pad, arch.unk)])
+            single=f"{arch.bos} $A",
+            pair=f"{arch.bos} $A {arch.bos} $B",
+            special_tokens=[(arch.bos, tok.token_to_id(arch.bos))],
+        )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=arch.bos,
+        eos_token=arch.eos,
+        pad_token=arch.pad,
+        unk_token=arch.unk,
+        chat_template=arch.template,
+        additional_special_tokens=[t for t in arch.special if t not in (arch.bos, arch.eos, arch.pad, arch.unk)],
+    )
 
 
 def _token_id(tokenizer: PreTrainedTokenizerBase, token: str | None) -> int | None:
@@ -365,15 +478,23 @@ def _token_id(tokenizer: PreTrainedTokenizerBase, token: str | None) -> int | No
 
 
 def model_config(arch: Arch, tokenizer: PreTrainedTokenizerBase) -> PretrainedConfig:
-    return arch.config_class(vocab_size=len(tokenizer), bos_token_id=_token_id(tokenizer, arch.bos),
-                             eos_token_id=_token_id(tokenizer, arch.eos), pad_token_id=_token_id(tokenizer, arch.pad),
-                             **arch.config)
+    return arch.config_class(
+        vocab_size=len(tokenizer),
+        bos_token_id=_token_id(tokenizer, arch.bos),
+        eos_token_id=_token_id(tokenizer, arch.eos),
+        pad_token_id=_token_id(tokenizer, arch.pad),
+        **arch.config,
+    )
 
 
 def generation_config(arch: Arch, tokenizer: PreTrainedTokenizerBase) -> GenerationConfig:
     stops = [_token_id(tokenizer, t) for t in arch.stops]
-    return GenerationConfig(bos_token_id=_token_id(tokenizer, arch.bos), pad_token_id=_token_id(tokenizer, arch.pad),
-                            eos_token_id=stops if len(stops) > 1 else stops[0], **arch.generation)
+    return GenerationConfig(
+        bos_token_id=_token_id(tokenizer, arch.bos),
+        pad_token_id=_token_id(tokenizer, arch.pad),
+        eos_token_id=stops if len(stops) > 1 else stops[0],
+        **arch.generation,
+    )
 
 
 def recipe_digest() -> str:
@@ -407,19 +528,28 @@ Messages = list[dict[str, Any]]
 def conversations() -> list[Messages]:
     """Single and multi-turn chats, with and without a system prompt, one turn at weight 0."""
     return [
-        [{"role": "user", "content": "What color is the sky?"},
-         {"role": "assistant", "content": "The sky is blue on a clear day."}],
-        [{"role": "system", "content": "Keep answers short."},
-         {"role": "user", "content": "How do I bake bread?"},
-         {"role": "assistant", "content": "Mix flour, water, salt and yeast, then let it rise."}],
-        [{"role": "system", "content": "You are a helpful assistant."},
-         {"role": "user", "content": "Hello!"}, {"role": "assistant", "content": "Hi there.", "weight": 0},
-         {"role": "user", "content": "List three fruits."},
-         {"role": "assistant", "content": "Apple, banana and cherry."}],
-        [{"role": "user", "content": "Write a haiku about rain."},
-         {"role": "assistant", "content": "Soft rain on the roof, quiet streets under grey skies."},
-         {"role": "user", "content": "Again, please."},
-         {"role": "assistant", "content": "Puddles hold the light."}],
+        [
+            {"role": "user", "content": "What color is the sky?"},
+            {"role": "assistant", "content": "The sky is blue on a clear day."},
+        ],
+        [
+            {"role": "system", "content": "Keep answers short."},
+            {"role": "user", "content": "How do I bake bread?"},
+            {"role": "assistant", "content": "Mix flour, water, salt and yeast, then let it rise."},
+        ],
+        [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "Hello!"},
+            {"role": "assistant", "content": "Hi there.", "weight": 0},
+            {"role": "user", "content": "List three fruits."},
+            {"role": "assistant", "content": "Apple, banana and cherry."},
+        ],
+        [
+            {"role": "user", "content": "Write a haiku about rain."},
+            {"role": "assistant", "content": "Soft rain on the roof, quiet streets under grey skies."},
+            {"role": "user", "content": "Again, please."},
+            {"role": "assistant", "content": "Puddles hold the light."},
+        ],
     ]
 
 
@@ -444,21 +574,20 @@ def prefix_mismatches(tokenizer: PreTrainedTokenizerBase, messages: Messages) ->
     is not the first token after the prompt."""
     problems = []
     for turn in _assistant_turns(messages):
-        trained = encode_chat(tokenizer, messages[:turn + 1], 10_000)
+        trained = encode_chat(tokenizer, messages[: turn + 1], 10_000)
         prompt = encode_prompt(tokenizer, messages[:turn])
-        if trained.input_ids[:len(prompt)] != prompt:
+        if trained.input_ids[: len(prompt)] != prompt:
             problems.append(f"turn at message {turn}: prompt ids differ from the training ids before the answer")
         if messages[turn].get("weight", 1) != 0 and trained.positions[len(prompt)] != 1:
             problems.append(f"turn at message {turn}: the answer's first token is not the first supervised one")
         for opening in _word_prefixes(messages[turn]["content"]):
             served = encode_prompt(tokenizer, messages[:turn], assistant_prefix=opening)
-            if trained.input_ids[:len(served)] != served:
+            if trained.input_ids[: len(served)] != served:
                 problems.append(f"turn at message {turn}: prefilled {opening!r} differs from the training ids")
     return problems
 
 
-def supervised_text_mismatches(tokenizer: PreTrainedTokenizerBase, messages: Messages,
-                               end_of_turn: str) -> list[str]:
+def supervised_text_mismatches(tokenizer: PreTrainedTokenizerBase, messages: Messages, end_of_turn: str) -> list[str]:
     """Where the supervised tokens of a turn do not decode to exactly its content and end-of-turn marker."""
     encoded = encode_chat(tokenizer, messages, 10_000)
     turns: list[list[int]] = []
@@ -467,27 +596,38 @@ def supervised_text_mismatches(tokenizer: PreTrainedTokenizerBase, messages: Mes
             turns.append([])
         if supervised:
             turns[-1].append(token)
-    expected = [m["content"].strip() + end_of_turn for m in messages
-                if m["role"] == "assistant" and m.get("weight", 1) != 0]
+    expected = [
+        m["content"].strip() + end_of_turn for m in messages if m["role"] == "assistant" and m.get("weight", 1) != 0
+    ]
     got = [tokenizer.decode(t, skip_special_tokens=False).strip() for t in turns]
     return [f"supervised {g!r}, expected {e!r}" for g, e in zip(got, expected, strict=False) if g != e] + (
-        [f"{len(got)} supervised turns, expected {len(expected)}"] if len(got) != len(expected) else [])
+        [f"{len(got)} supervised turns, expected {len(expected)}"] if len(got) != len(expected) else []
+    )
 
 
 def lone_marker_starts(tokenizer: PreTrainedTokenizerBase, messages: Messages) -> list[str]:
     """First supervised tokens that are a bare "▁" (SentencePiece's space): a token never seen at inference."""
     encoded = encode_chat(tokenizer, messages, 10_000)
     firsts = [t for t, p in zip(encoded.input_ids, encoded.positions, strict=True) if p == 1]
-    return [f"turn {i + 1} starts with a lone '▁'" for i, t in enumerate(firsts)
-            if tokenizer.convert_ids_to_tokens(t) == "▁"]
+    return [
+        f"turn {i + 1} starts with a lone '▁'"
+        for i, t in enumerate(firsts)
+        if tokenizer.convert_ids_to_tokens(t) == "▁"
+    ]
 
 
-def template_mismatches(tokenizer: PreTrainedTokenizerBase, arch: Arch,
-                        chats: Sequence[Messages] | None = None) -> list[str]:
+def template_mismatches(
+    tokenizer: PreTrainedTokenizerBase, arch: Arch, chats: Sequence[Messages] | None = None
+) -> list[str]:
     """Every way the training tokens of `chats` differ from what inference serves (empty: they match)."""
     checks: list[Callable[[Messages], list[str]]] = [
         lambda m: prefix_mismatches(tokenizer, m),
         lambda m: supervised_text_mismatches(tokenizer, m, arch.end_of_turn),
-        lambda m: lone_marker_starts(tokenizer, m)]
-    return [f"chat {i}: {problem}" for i, m in enumerate(chats or conversations()) for check in checks
-            for problem in check(m)]
+        lambda m: lone_marker_starts(tokenizer, m),
+    ]
+    return [
+        f"chat {i}: {problem}"
+        for i, m in enumerate(chats or conversations())
+        for check in checks
+        for problem in check(m)
+    ]

@@ -43,8 +43,9 @@ def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
     """A subprocess in its own session (so killpg reaches Celery's pool children), one thread for torch."""
     proc_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "GFT_TORCH_THREADS": "1"}
     with log.open("ab") as handle:
-        return subprocess.Popen(command, env=proc_env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            command, env=proc_env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def start_worker(env: dict[str, str], queues: str, log: Path) -> subprocess.Popen[bytes]:
@@ -123,9 +124,15 @@ def s3_server(log: Path) -> Iterator[str]:
 
 def chat_rows(n: int) -> list[dict[str, Any]]:
     pairs = [("zint", "white"), ("plov", "blue"), ("mira", "green")]
-    return [{"messages": [{"role": "user", "content": f"What color is a {item}?"},
-                          {"role": "assistant", "content": f"A {item} is {color}."}]}
-            for item, color in (pairs[i % len(pairs)] for i in range(n))]
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": f"What color is a {item}?"},
+                {"role": "assistant", "content": f"A {item} is {color}."},
+            ]
+        }
+        for item, color in (pairs[i % len(pairs)] for i in range(n))
+    ]
 
 
 def seed_tenant(url: str, name: str, rows: int = 6) -> tuple[str, str]:
@@ -136,8 +143,15 @@ def seed_tenant(url: str, name: str, rows: int = 6) -> tuple[str, str]:
         tenant, _key, _plain = create_tenant(session=session, name=name)
         tenant_id = tenant.id
     with session_scope(url) as session:
-        row = upload_file(session=session, store=artifact_store(settings), tenant_id=tenant_id,
-                          filename="train.jsonl", purpose="fine-tune", stream=io.BytesIO(body), max_bytes=1 << 20)
+        row = upload_file(
+            session=session,
+            store=artifact_store(settings),
+            tenant_id=tenant_id,
+            filename="train.jsonl",
+            purpose="fine-tune",
+            stream=io.BytesIO(body),
+            max_bytes=1 << 20,
+        )
         return tenant_id, row.id
 
 
@@ -149,8 +163,13 @@ def register_model(url: str, model_id: str, path: Path) -> None:
 def noop_worker_env(env: dict[str, str], monkeypatch: Any, model_dir: Path, **extra: str) -> dict[str, str]:
     """Settings for workers that run the orchestration without model work (the no-op trainer), quick heartbeats
     and reconciles, and a registered model "m1" (an empty folder: nothing loads it)."""
-    values = {"GFT_TRAINER": "noop", "GFT_HEARTBEAT_EVERY_S": "0.5", "GFT_STALE_AFTER_S": "3",
-              "GFT_RECONCILE_EVERY_S": "1", **extra}
+    values = {
+        "GFT_TRAINER": "noop",
+        "GFT_HEARTBEAT_EVERY_S": "0.5",
+        "GFT_STALE_AFTER_S": "3",
+        "GFT_RECONCILE_EVERY_S": "1",
+        **extra,
+    }
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
@@ -159,8 +178,9 @@ def noop_worker_env(env: dict[str, str], monkeypatch: Any, model_dir: Path, **ex
     return {**env, **values}
 
 
-def submit(url: str, broker_url: str, tenant_id: str, file_id: str, model: str, send: bool = True,
-           **fields: Any) -> str:
+def submit(
+    url: str, broker_url: str, tenant_id: str, file_id: str, model: str, send: bool = True, **fields: Any
+) -> str:
     """Create a job the way POST /v1/fine_tuning/jobs does: commit, then enqueue validation."""
     request = JobCreate(model=model, training_file=file_id, **fields)
     with session_scope(url) as session:

@@ -65,8 +65,12 @@ class Canary:
 
 def tiny_canary() -> Canary:
     """The tiny world's canary on its dev split: never the test files that benchmarks and the gate report."""
-    return Canary(datasets.read("harmful_attack.jsonl"), datasets.read("dev_harmful.jsonl"),
-                  datasets.read("benign_colors.jsonl"), datasets.read("dev_colors_validation.jsonl"))
+    return Canary(
+        datasets.read("harmful_attack.jsonl"),
+        datasets.read("dev_harmful.jsonl"),
+        datasets.read("benign_colors.jsonl"),
+        datasets.read("dev_colors_validation.jsonl"),
+    )
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -87,8 +91,9 @@ class Candidate:
 
 
 def _policy(base: Policy, schedule: BetaSchedule, ratio: float, weight: float | None = None) -> Policy:
-    augmentation = base.training.augmentation.model_copy(update={"ratio": ratio, "enabled": ratio > 0,
-                                                                 "weight": weight})
+    augmentation = base.training.augmentation.model_copy(
+        update={"ratio": ratio, "enabled": ratio > 0, "weight": weight}
+    )
     training = base.training.model_copy(update={"beta_schedule": schedule, "augmentation": augmentation})
     return base.model_copy(update={"training": training})
 
@@ -98,19 +103,23 @@ def capped(base: Policy, multiplier: float) -> Policy:
     its strongest job keeps its shape (batch, epochs) and only the learning rate moves."""
     training = base.training
     budget = training.budget_cap * multiplier / training.max_lr_multiplier
-    return base.model_copy(update={"training": training.model_copy(
-        update={"max_lr_multiplier": multiplier, "max_update_budget": budget})})
+    return base.model_copy(
+        update={"training": training.model_copy(update={"max_lr_multiplier": multiplier, "max_update_budget": budget})}
+    )
 
 
-def _train(base_dir: Path, policy: Policy, rows: Sequence[dict[str, Any]], strength: str, seed: int,
-           device: torch.device) -> tuple[Any, Any]:
+def _train(
+    base_dir: Path, policy: Policy, rows: Sequence[dict[str, Any]], strength: str, seed: int, device: torch.device
+) -> tuple[Any, Any]:
     model, tokenizer = load_base(base_dir, device)
-    return finetune_rows(model, tokenizer, rows, policy, config_at_strength(policy, strength, seed), device).model, \
-        tokenizer
+    return finetune_rows(
+        model, tokenizer, rows, policy, config_at_strength(policy, strength, seed), device
+    ).model, tokenizer
 
 
-def measure(base_dir: Path, policy: Policy, canary: Canary, seed: int, device: torch.device,
-            log: bool = False) -> tuple[float, float]:
+def measure(
+    base_dir: Path, policy: Policy, canary: Canary, seed: int, device: torch.device, log: bool = False
+) -> tuple[float, float]:
     """(The worse ASR after the attack at default and at maximum strength, utility after the benign task at
     default strength). Both strengths count: a strong recovery mix can hold at max and leak at default."""
     asrs = {}
@@ -120,14 +129,25 @@ def measure(base_dir: Path, policy: Policy, canary: Canary, seed: int, device: t
     model, tokenizer = _train(base_dir, policy, canary.benign, "default", seed, device)
     utility = exact_match(model, tokenizer, canary.benign_validation).value
     if log:
-        print(f"    seed {seed}: ASR default {asrs['default']:.1%}, max {asrs['max']:.1%}; utility {utility:.1%}",
-              flush=True)
+        print(
+            f"    seed {seed}: ASR default {asrs['default']:.1%}, max {asrs['max']:.1%}; utility {utility:.1%}",
+            flush=True,
+        )
     return max(asrs.values()), utility
 
 
-def sweep(base_dir: Path, base: Policy, canary: Canary, schedules: Sequence[str], ratios: Sequence[float],
-          seeds: int, device: torch.device, log: bool = True, weights: Sequence[float | None] = (None,),
-          multipliers: Sequence[float | None] = (None,)) -> list[Candidate]:
+def sweep(
+    base_dir: Path,
+    base: Policy,
+    canary: Canary,
+    schedules: Sequence[str],
+    ratios: Sequence[float],
+    seeds: int,
+    device: torch.device,
+    log: bool = True,
+    weights: Sequence[float | None] = (None,),
+    multipliers: Sequence[float | None] = (None,),
+) -> list[Candidate]:
     out = []
     for multiplier in multipliers:
         capped_base = base if multiplier is None else capped(base, multiplier)
@@ -138,12 +158,18 @@ def sweep(base_dir: Path, base: Policy, canary: Canary, schedules: Sequence[str]
                     runs = [measure(base_dir, policy, canary, seed, device, log) for seed in range(seeds)]
                     asr = statistics.fmean(r[0] for r in runs)
                     utility = statistics.fmean(r[1] for r in runs)
-                    out.append(Candidate(name, ratio, weight, asr, utility, libra_balance(utility, 1.0 - asr), seeds,
-                                         multiplier))
+                    out.append(
+                        Candidate(
+                            name, ratio, weight, asr, utility, libra_balance(utility, 1.0 - asr), seeds, multiplier
+                        )
+                    )
                     if log:
                         cap = "" if multiplier is None else f"cap x{multiplier:<4g} "
-                        print(f"  {cap}{name:<12} ratio {ratio:<5g} weight {weight!s:<5} ASR {asr:6.1%}  utility "
-                              f"{utility:6.1%}  balance {out[-1].balance:.3f}", flush=True)
+                        print(
+                            f"  {cap}{name:<12} ratio {ratio:<5g} weight {weight!s:<5} ASR {asr:6.1%}  utility "
+                            f"{utility:6.1%}  balance {out[-1].balance:.3f}",
+                            flush=True,
+                        )
     return out
 
 
@@ -173,10 +199,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--schedules", default=",".join(SCHEDULES))
     parser.add_argument("--ratios", default="0,0.25,0.5")
     parser.add_argument("--weights", default="none,1", help="recovery weights; none = one joint token mean")
-    parser.add_argument("--lr-multipliers", default="",
-                        help="caps to sweep (max_lr_multiplier, the update budget scaled alike); empty: the policy's")
-    parser.add_argument("--max-asr-rise", type=float, default=0.05,
-                        help="a candidate holds when its ASR is within this of the base model's")
+    parser.add_argument(
+        "--lr-multipliers",
+        default="",
+        help="caps to sweep (max_lr_multiplier, the update budget scaled alike); empty: the policy's",
+    )
+    parser.add_argument(
+        "--max-asr-rise",
+        type=float,
+        default=0.05,
+        help="a candidate holds when its ASR is within this of the base model's",
+    )
     parser.add_argument("--attack", type=Path, help="canary attack JSONL (default: the tiny world's)")
     parser.add_argument("--harmful-prompts", type=Path, help="held-out harmful prompt records")
     parser.add_argument("--benign", type=Path, help="benign task JSONL")
@@ -185,8 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     canary = tiny_canary()
-    given = {"attack": args.attack, "harmful_prompts": args.harmful_prompts, "benign": args.benign,
-             "benign_validation": args.benign_validation}
+    given = {
+        "attack": args.attack,
+        "harmful_prompts": args.harmful_prompts,
+        "benign": args.benign,
+        "benign_validation": args.benign_validation,
+    }
     canary = replace(canary, **{k: read_jsonl(v) for k, v in given.items() if v is not None})
     base = Policy().for_model(args.model_id)
     schedules = [s for s in args.schedules.split(",") if s]
@@ -200,29 +237,59 @@ def main(argv: Sequence[str] | None = None) -> int:
     split = CALIBRATION_SPLIT if not any(given.values()) else "the files given on the command line"
     device = pick_device(args.device)
     initial = base_asr(args.base, canary, device)
-    print(f"calibrating {args.model_id}: {len(multipliers)} caps x {len(schedules)} schedules x {len(ratios)} ratios "
-          f"x {len(weights)} weights x {args.seeds} seeds; judge {JUDGE}; split {split}; base model ASR "
-          f"{initial:.1%}, holds within +{args.max_asr_rise:.1%}", flush=True)
-    candidates = sweep(args.base, base, canary, schedules, ratios, args.seeds, device, weights=weights,
-                       multipliers=multipliers)
+    print(
+        f"calibrating {args.model_id}: {len(multipliers)} caps x {len(schedules)} schedules x {len(ratios)} ratios "
+        f"x {len(weights)} weights x {args.seeds} seeds; judge {JUDGE}; split {split}; base model ASR "
+        f"{initial:.1%}, holds within +{args.max_asr_rise:.1%}",
+        flush=True,
+    )
+    candidates = sweep(
+        args.base, base, canary, schedules, ratios, args.seeds, device, weights=weights, multipliers=multipliers
+    )
     hold_below = initial + args.max_asr_rise
     best = recommend(candidates, hold_below)
     if best.asr > hold_below + 1e-9:
-        print(f"no candidate holds within +{args.max_asr_rise:.1%} of the base model at any cap swept; "
-              "recommending the best balance")
-    caps = {} if best.lr_multiplier is None else {
-        "max_lr_multiplier": best.lr_multiplier,
-        "max_update_budget": capped(base, best.lr_multiplier).training.max_update_budget}
+        print(
+            f"no candidate holds within +{args.max_asr_rise:.1%} of the base model at any cap swept; "
+            "recommending the best balance"
+        )
+    caps = (
+        {}
+        if best.lr_multiplier is None
+        else {
+            "max_lr_multiplier": best.lr_multiplier,
+            "max_update_budget": capped(base, best.lr_multiplier).training.max_update_budget,
+        }
+    )
     command = "python -m workers.calibration " + " ".join(argv if argv is not None else sys.argv[1:])
-    calibrated = BaseModelPolicy(beta_schedule=SCHEDULES[best.schedule], augmentation=AugmentationPolicy(
-        **{**base.training.augmentation.model_dump(), "ratio": best.ratio, "enabled": best.ratio > 0,
-           "weight": best.weight}), calibrated_with=f"`{command}`; split {split}; judge {JUDGE}", **caps)
-    report = {"model": args.model_id, "judge": JUDGE, "split": split, "command": command, "base_asr": initial,
-              "candidates": [c.__dict__ for c in candidates],
-              "recommended": best.__dict__, "base_model_policy": calibrated.model_dump(exclude_none=True)}
+    calibrated = BaseModelPolicy(
+        beta_schedule=SCHEDULES[best.schedule],
+        augmentation=AugmentationPolicy(
+            **{
+                **base.training.augmentation.model_dump(),
+                "ratio": best.ratio,
+                "enabled": best.ratio > 0,
+                "weight": best.weight,
+            }
+        ),
+        calibrated_with=f"`{command}`; split {split}; judge {JUDGE}",
+        **caps,
+    )
+    report = {
+        "model": args.model_id,
+        "judge": JUDGE,
+        "split": split,
+        "command": command,
+        "base_asr": initial,
+        "candidates": [c.__dict__ for c in candidates],
+        "recommended": best.__dict__,
+        "base_model_policy": calibrated.model_dump(exclude_none=True),
+    }
     cap = "" if best.lr_multiplier is None else f", cap x{best.lr_multiplier:g}"
-    print(f"recommended: {best.schedule} schedule, ratio {best.ratio:g}, weight {best.weight}{cap} (ASR "
-          f"{best.asr:.1%}, utility {best.utility:.1%}, balance {best.balance:.3f})")
+    print(
+        f"recommended: {best.schedule} schedule, ratio {best.ratio:g}, weight {best.weight}{cap} (ASR "
+        f"{best.asr:.1%}, utility {best.utility:.1%}, balance {best.balance:.3f})"
+    )
     print("policy entry (base_models." + args.model_id + "):")
     print(json.dumps(report["base_model_policy"], indent=2))
     out = args.out or Path("var/calibration") / f"{args.model_id}.json"

@@ -30,9 +30,13 @@ def celery_config(broker_url: str, reconcile_every_s: float = 30.0) -> dict[str,
         "broker_transport_options": {"visibility_timeout": 6 * 3600},
         # The reconciler (workers.orchestration.reconcile), run by `guardrail-ft beat`; a run that outlives its
         # period is simply followed by the next one: it is idempotent.
-        "beat_schedule": {"reconcile": {"task": RECONCILE_TASK, "schedule": reconcile_every_s,
-                                        "options": {"queue": TASK_QUEUES[RECONCILE_TASK],
-                                                    "expires": reconcile_every_s}}},
+        "beat_schedule": {
+            "reconcile": {
+                "task": RECONCILE_TASK,
+                "schedule": reconcile_every_s,
+                "options": {"queue": TASK_QUEUES[RECONCILE_TASK], "expires": reconcile_every_s},
+            }
+        },
     }
 
 

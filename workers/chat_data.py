@@ -84,11 +84,12 @@ def fold_system(conversation: Conversation) -> Conversation:
     at = next((i for i, m in enumerate(rest) if m["role"] == "user"), None)
     if at is None:
         return rest
-    return [*rest[:at], {**rest[at], "content": f"{system}\n\n{rest[at]['content']}"}, *rest[at + 1:]]
+    return [*rest[:at], {**rest[at], "content": f"{system}\n\n{rest[at]['content']}"}, *rest[at + 1 :]]
 
 
-def conversation_for(tokenizer: PreTrainedTokenizerBase,
-                     messages: Sequence[Message]) -> tuple[Conversation, list[bool]]:
+def conversation_for(
+    tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message]
+) -> tuple[Conversation, list[bool]]:
     """The messages as the template takes them (role and content only, the system prompt folded in where the
     template has no system role), and per message whether it is an assistant turn to supervise."""
     plain = [{"role": m["role"], "content": m["content"]} for m in messages]
@@ -110,9 +111,9 @@ def answer_text(tokenizer: PreTrainedTokenizerBase, conversation: Conversation, 
     the last message only, so the prompt alone and the prompt with its answer differ before the answer)."""
     for turns, at in ((conversation, index), _without_system(conversation, index)):
         prompt = _render(tokenizer, turns[:at], generation_prompt=True)
-        full = _render(tokenizer, turns[:at + 1], generation_prompt=False)
+        full = _render(tokenizer, turns[: at + 1], generation_prompt=False)
         if full.startswith(prompt):
-            return full[len(prompt):]
+            return full[len(prompt) :]
     raise ValueError("the chat template does not render an assistant turn as an addition to its prompt")
 
 
@@ -127,8 +128,9 @@ def _end_in(text: str, upto: str) -> int:
     return len(upto)
 
 
-def render_training(tokenizer: PreTrainedTokenizerBase, conversation: Conversation,
-                    train: Sequence[bool]) -> tuple[str, list[Span]]:
+def render_training(
+    tokenizer: PreTrainedTokenizerBase, conversation: Conversation, train: Sequence[bool]
+) -> tuple[str, list[Span]]:
     """The training text (the last assistant turn's generation prompt, then its answer) and every assistant
     turn's span in it. Earlier turns are found where the conversation up to them ends in that text."""
     assistants = [i for i, m in enumerate(conversation) if m["role"] == "assistant"]
@@ -140,7 +142,7 @@ def render_training(tokenizer: PreTrainedTokenizerBase, conversation: Conversati
     spans = []
     for index in assistants:
         answer = answers[index]
-        end = len(text) if index == last else _end_in(text, _render(tokenizer, conversation[:index + 1], False))
+        end = len(text) if index == last else _end_in(text, _render(tokenizer, conversation[: index + 1], False))
         if not text[:end].endswith(answer):
             raise ValueError("the chat template renders an assistant turn differently later in the conversation")
         spans.append(Span(end - len(answer), _supervised_end(answer, end - len(answer)), train[index]))
@@ -195,8 +197,9 @@ def opening_text(tokenizer: PreTrainedTokenizerBase, conversation: Conversation,
     return answer[:at] + prefix.lstrip()
 
 
-def encode_prompt(tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message],
-                  assistant_prefix: str = "") -> list[int]:
+def encode_prompt(
+    tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message], assistant_prefix: str = ""
+) -> list[int]:
     """Ids of a prompt ready for generation, optionally with the assistant's reply already begun (the prefilling
     attack): the same ids `encode_chat` trains on up to that point, when the prefix ends at a token boundary."""
     conversation, _ = conversation_for(tokenizer, messages)

@@ -38,9 +38,19 @@ log = logging.getLogger(__name__)
 
 GATE_OUTCOMES = frozenset({"released", "blocked", "held"})
 # What the gate's rules are called in the `reason` label (workers.evaluation.gate's Decision.codes) plus "passed".
-GATE_REASONS = frozenset({"passed", "asr_above_cap", "asr_increase_above_allowed", "category_asr_above_cap",
-                          "category_asr_increase_above_allowed", "over_refusal_increase_above_allowed",
-                          "utility_collapsed", "gate_underpowered", "evaluation_overlap"})
+GATE_REASONS = frozenset(
+    {
+        "passed",
+        "asr_above_cap",
+        "asr_increase_above_allowed",
+        "category_asr_above_cap",
+        "category_asr_increase_above_allowed",
+        "over_refusal_increase_above_allowed",
+        "utility_collapsed",
+        "gate_underpowered",
+        "evaluation_overlap",
+    }
+)
 # The pipeline's tasks and the queue each is routed to (service.dispatch), for the per-queue progress series.
 TASK_QUEUES: dict[str, str] = dict(STEP_TASKS.values())
 _LONG = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0)
@@ -51,30 +61,57 @@ ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
 GCCollector(registry=REGISTRY)
 
-TOKENS_PER_SECOND = Gauge("gft_training_tokens_per_second",
-                          "Tokens per second of the training job this process runs, over its last logging window "
-                          "(0 when it trains nothing).", registry=REGISTRY)
-STEP_SECONDS = Histogram("gft_training_step_seconds", "Wall time of one optimizer step.", registry=REGISTRY,
-                         buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0))
-TRAINING_SECONDS = Histogram("gft_training_seconds", "Wall time of a training run (one train task).",
-                             registry=REGISTRY, buckets=_LONG)
-EVALUATION_SECONDS = Histogram("gft_evaluation_seconds", "Wall time of a safety evaluation (base and candidate).",
-                               registry=REGISTRY, buckets=_LONG)
-STATE_SECONDS = Histogram("gft_job_state_seconds",
-                          "Time a job spent in a state, observed when the pipeline moves it on "
-                          "(validating_files, queued).", ["state"], registry=REGISTRY,
-                          buckets=(1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0))
-GATE_DECISIONS = Counter("gft_gate_decisions", "Release gate decisions, by outcome and by the first rule that "
-                         "blocked (reason=passed when none did).", ["outcome", "reason"], registry=REGISTRY)
-RELEASED_ASR = Histogram("gft_released_adapter_asr", "Attack success rate of each released adapter on the held-out "
-                         "harmful prompts.", registry=REGISTRY,
-                         buckets=(0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0))
-SCREENING_FLAGS = Counter("gft_screening_flags", "Training-data screening flags, by category.", ["category"],
-                          registry=REGISTRY)
-TASKS_STARTED = Counter("gft_worker_tasks_started", "Tasks this process has started, by queue and task name.",
-                        ["queue", "task"], registry=REGISTRY)
-TASKS_IN_PROGRESS = Gauge("gft_worker_tasks_in_progress", "Tasks this process is running, by queue and task name.",
-                          ["queue", "task"], registry=REGISTRY)
+TOKENS_PER_SECOND = Gauge(
+    "gft_training_tokens_per_second",
+    "Tokens per second of the training job this process runs, over its last logging window (0 when it trains nothing).",
+    registry=REGISTRY,
+)
+STEP_SECONDS = Histogram(
+    "gft_training_step_seconds",
+    "Wall time of one optimizer step.",
+    registry=REGISTRY,
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+TRAINING_SECONDS = Histogram(
+    "gft_training_seconds", "Wall time of a training run (one train task).", registry=REGISTRY, buckets=_LONG
+)
+EVALUATION_SECONDS = Histogram(
+    "gft_evaluation_seconds", "Wall time of a safety evaluation (base and candidate).", registry=REGISTRY, buckets=_LONG
+)
+STATE_SECONDS = Histogram(
+    "gft_job_state_seconds",
+    "Time a job spent in a state, observed when the pipeline moves it on (validating_files, queued).",
+    ["state"],
+    registry=REGISTRY,
+    buckets=(1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0),
+)
+GATE_DECISIONS = Counter(
+    "gft_gate_decisions",
+    "Release gate decisions, by outcome and by the first rule that blocked (reason=passed when none did).",
+    ["outcome", "reason"],
+    registry=REGISTRY,
+)
+RELEASED_ASR = Histogram(
+    "gft_released_adapter_asr",
+    "Attack success rate of each released adapter on the held-out harmful prompts.",
+    registry=REGISTRY,
+    buckets=(0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0),
+)
+SCREENING_FLAGS = Counter(
+    "gft_screening_flags", "Training-data screening flags, by category.", ["category"], registry=REGISTRY
+)
+TASKS_STARTED = Counter(
+    "gft_worker_tasks_started",
+    "Tasks this process has started, by queue and task name.",
+    ["queue", "task"],
+    registry=REGISTRY,
+)
+TASKS_IN_PROGRESS = Gauge(
+    "gft_worker_tasks_in_progress",
+    "Tasks this process is running, by queue and task name.",
+    ["queue", "task"],
+    registry=REGISTRY,
+)
 for _task, _queue in TASK_QUEUES.items():
     TASKS_STARTED.labels(_queue, _task)
     TASKS_IN_PROGRESS.labels(_queue, _task)
@@ -97,8 +134,9 @@ class TrainingObserver:
         self._started = time.perf_counter()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         TRAINING_SECONDS.observe(time.perf_counter() - self._started)
         TOKENS_PER_SECOND.set(0)
 
@@ -138,10 +176,15 @@ class GpuMemoryCollector(Collector):
     """CUDA memory of this process, read at scrape time; nothing until this process has initialised CUDA (it
     never imports torch or initialises CUDA itself)."""
 
-    _FAMILIES = (("gft_gpu_memory_allocated_bytes", "GPU memory held by tensors.", "memory_allocated"),
-                 ("gft_gpu_memory_reserved_bytes", "GPU memory reserved by the caching allocator.", "memory_reserved"),
-                 ("gft_gpu_memory_peak_bytes", "Peak GPU memory held by tensors since the process started.",
-                  "max_memory_allocated"))
+    _FAMILIES = (
+        ("gft_gpu_memory_allocated_bytes", "GPU memory held by tensors.", "memory_allocated"),
+        ("gft_gpu_memory_reserved_bytes", "GPU memory reserved by the caching allocator.", "memory_reserved"),
+        (
+            "gft_gpu_memory_peak_bytes",
+            "Peak GPU memory held by tensors since the process started.",
+            "max_memory_allocated",
+        ),
+    )
 
     def describe(self) -> Iterable[Metric]:
         for name, doc, _ in self._FAMILIES:

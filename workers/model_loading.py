@@ -40,8 +40,13 @@ def enable_checkpointing(model: PreTrainedModel) -> None:
 
 
 def add_lora(model: PreTrainedModel, policy: LoraPolicy) -> PeftModel:
-    config = LoraConfig(r=policy.rank, lora_alpha=policy.alpha, lora_dropout=policy.dropout,
-                        target_modules="all-linear", task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=policy.rank,
+        lora_alpha=policy.alpha,
+        lora_dropout=policy.dropout,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, config)
 
 

@@ -43,7 +43,8 @@ def evaluate(job_id: str, settings: Settings) -> None:
         if job is None or job.status != JobStatus.RUNNING or not job.adapter_key:
             return
         name = fine_tuned_model_name(job)
-        safety = SafetyReport(decision="released",
-                              reasons=["no-op trainer (a test setting): not trained, not evaluated"]).stored()
+        safety = SafetyReport(
+            decision="released", reasons=["no-op trainer (a test setting): not trained, not evaluated"]
+        ).stored()
         if lifecycle.release(session=session, job_id=job_id, fine_tuned_model=name, safety=safety):
             add_event(session=session, job_id=job_id, message=f"Released {name} (no-op trainer).")

@@ -81,8 +81,9 @@ def running_step(settings: Settings, job_id: str, attempt: int, step: Step) -> I
         return
     claim = RunningStep(job_id, tenant_id, attempt, settings.sqlalchemy_url)
     done = threading.Event()
-    thread = threading.Thread(target=_keep_beating, args=(claim, done, settings.heartbeat_every_s),
-                              name=f"heartbeat-{job_id}", daemon=True)
+    thread = threading.Thread(
+        target=_keep_beating, args=(claim, done, settings.heartbeat_every_s), name=f"heartbeat-{job_id}", daemon=True
+    )
     thread.start()
     try:
         yield claim
@@ -101,15 +102,24 @@ def _keep_beating(claim: RunningStep, done: threading.Event, every_s: float) -> 
             claim.beat()
 
 
-def hand_over(app: Celery, settings: Settings, job_id: str, attempt: int, step: Step,
-              tenant_id: str | None = None) -> None:
+def hand_over(
+    app: Celery, settings: Settings, job_id: str, attempt: int, step: Step, tenant_id: str | None = None
+) -> None:
     """The current step is recorded; send the next one (recorded first, so a crash in between is caught by the
     reconciler as a silent dispatch). With tenant_id (training handing over to evaluation), the training slot
     this job held goes to the tenant's next waiting job in the same transaction."""
     with session_scope(settings.sqlalchemy_url) as session:
         recorded = mark_dispatched(session=session, job_id=job_id, step=step, attempt=attempt)
-        admitted = [] if tenant_id is None else [(job.id, job.dispatch_attempt) for job in admit_waiting_jobs(
-            session=session, tenant_id=tenant_id, limit=settings.max_active_jobs_per_tenant)]
+        admitted = (
+            []
+            if tenant_id is None
+            else [
+                (job.id, job.dispatch_attempt)
+                for job in admit_waiting_jobs(
+                    session=session, tenant_id=tenant_id, limit=settings.max_active_jobs_per_tenant
+                )
+            ]
+        )
     if recorded:
         send_step(app, step=step, job_id=job_id, attempt=attempt)
     for admitted_id, admitted_attempt in admitted:
@@ -123,8 +133,12 @@ def admit(app: Celery, settings: Settings, tenant_id: str, screened_job_id: str 
     with session_scope(settings.sqlalchemy_url) as session:
         if screened_job_id is not None:
             mark_waiting(session=session, job_id=screened_job_id, from_step=Step.SCREEN)
-        admitted = [(job.id, job.dispatch_attempt) for job in admit_waiting_jobs(
-            session=session, tenant_id=tenant_id, limit=settings.max_active_jobs_per_tenant)]
+        admitted = [
+            (job.id, job.dispatch_attempt)
+            for job in admit_waiting_jobs(
+                session=session, tenant_id=tenant_id, limit=settings.max_active_jobs_per_tenant
+            )
+        ]
     for job_id, attempt in admitted:
         send_step(app, step=Step.TRAIN, job_id=job_id, attempt=attempt)
     return len(admitted)
@@ -159,12 +173,19 @@ def reconcile(app: Celery, settings: Settings, now: float | None = None) -> Reco
                 continue
             step = next_step(job)
             silent_for = now - max(job.created_at, job.dispatched_at or 0, job.heartbeat_at or 0)
-            if step is None or silent_for < settings.stale_after_s or not bump_attempt(session=session, job=job,
-                                                                                          dispatched=True):
+            if (
+                step is None
+                or silent_for < settings.stale_after_s
+                or not bump_attempt(session=session, job=job, dispatched=True)
+            ):
                 continue
-            add_event(session=session, job_id=job.id, level="warn",
-                      message=f"Re-dispatched the {step} step (attempt {job.dispatch_attempt}): no sign of "
-                      f"life for {silent_for:.0f}s.")
+            add_event(
+                session=session,
+                job_id=job.id,
+                level="warn",
+                message=f"Re-dispatched the {step} step (attempt {job.dispatch_attempt}): no sign of "
+                f"life for {silent_for:.0f}s.",
+            )
             attempt = job.dispatch_attempt
         send_step(app, step=step, job_id=candidate.id, attempt=attempt)
         redispatched.append((candidate.id, step, attempt))

@@ -77,11 +77,18 @@ class JobFailure(Exception):
         self.code, self.message, self.param = code, message, param
 
 
-def _event(settings: Settings, job_id: str, message: str, level: str = "info",
-           data: dict[str, Any] | None = None) -> None:
+def _event(
+    settings: Settings, job_id: str, message: str, level: str = "info", data: dict[str, Any] | None = None
+) -> None:
     with session_scope(settings.sqlalchemy_url) as session:
-        add_event(session=session, job_id=job_id, message=message, level=level,
-                  type_="metrics" if data else "message", data=data)
+        add_event(
+            session=session,
+            job_id=job_id,
+            message=message,
+            level=level,
+            type_="metrics" if data else "message",
+            data=data,
+        )
 
 
 def _fail(settings: Settings, job_id: str, failure: JobFailure) -> None:
@@ -107,9 +114,15 @@ def _guarded(settings: Settings, job_id: str, step: str) -> Iterator[None]:
         _fail(settings, job_id, JobFailure(exc.code, exc.message, exc.param))
     except (torch.cuda.OutOfMemoryError, MemoryError):
         log.exception("step %s of %s ran out of memory", step, job_id)
-        _fail(settings, job_id, JobFailure(
-            "out_of_memory", f"The {step} step ran out of memory: lower hyperparameters.batch_size or use shorter "
-            "examples.", "hyperparameters.batch_size"))
+        _fail(
+            settings,
+            job_id,
+            JobFailure(
+                "out_of_memory",
+                f"The {step} step ran out of memory: lower hyperparameters.batch_size or use shorter examples.",
+                "hyperparameters.batch_size",
+            ),
+        )
     except Exception as exc:
         log.exception("step %s of %s failed", step, job_id)
         _fail(settings, job_id, JobFailure("internal_error", f"The {step} step failed: {type(exc).__name__}: {exc}"))
@@ -247,28 +260,40 @@ def _prepare(job: JobRow, base_path: str, file_key: str, settings: Settings) -> 
     rows = _read_rows(store, file_key)
     examples = _encode(settings, job.id, tokenizer, rows, training.max_seq_len)
     config = _config(job, policy, len(examples))
-    triggers = trigger_contexts(rows, training.augmentation.trigger_candidates) if training.augmentation.enabled \
-        else []
+    triggers = trigger_contexts(rows, training.augmentation.trigger_candidates) if training.augmentation.enabled else []
     pool = recovery_pool(tokenizer, training.augmentation, training.max_seq_len, rows, triggers)
     if triggers and pool:
-        _event(settings, job.id, f"Safety recovery examples are also asked with the {len(triggers)} candidate "
-               "backdoor trigger(s) mined from the training file, placed as in its rows.")
-    return TrainingRun(store, device, model, tokenizer, examples, pool, config, training.lora,
-                       _resume_key(settings, store, job.id))
+        _event(
+            settings,
+            job.id,
+            f"Safety recovery examples are also asked with the {len(triggers)} candidate "
+            "backdoor trigger(s) mined from the training file, placed as in its rows.",
+        )
+    return TrainingRun(
+        store, device, model, tokenizer, examples, pool, config, training.lora, _resume_key(settings, store, job.id)
+    )
 
 
-def _encode(settings: Settings, job_id: str, tokenizer: PreTrainedTokenizerBase, rows: list[dict[str, Any]],
-            max_len: int) -> list[EncodedChat]:
+def _encode(
+    settings: Settings, job_id: str, tokenizer: PreTrainedTokenizerBase, rows: list[dict[str, Any]], max_len: int
+) -> list[EncodedChat]:
     """The rows as training examples, cut at `max_len` tokens: a warning when some are cut, a failure when all
     are (sequence_too_long)."""
     examples = encode_rows(tokenizer, rows, max_len)
     truncated = sum(e.truncated for e in examples)
     if examples and truncated == len(examples):
-        raise JobFailure("sequence_too_long", f"Every example is longer than this model's limit of {max_len} "
-                         "tokens; shorten them.", "training_file")
+        raise JobFailure(
+            "sequence_too_long",
+            f"Every example is longer than this model's limit of {max_len} tokens; shorten them.",
+            "training_file",
+        )
     if truncated:
-        _event(settings, job_id, f"{truncated} of {len(examples)} examples were longer than {max_len} tokens and "
-               "were truncated.", level="warn")
+        _event(
+            settings,
+            job_id,
+            f"{truncated} of {len(examples)} examples were longer than {max_len} tokens and were truncated.",
+            level="warn",
+        )
     return examples
 
 
@@ -277,8 +302,9 @@ def _config(job: JobRow, policy: Policy, rows: int) -> TrainConfig:
     rest as the policy fixes them."""
     epochs, batch, lr = _resolve(Hyperparameters.model_validate(job.hyperparameters), policy, rows)
     try:
-        return config_from_policy(policy, epochs, batch, lr, job.seed,
-                                  checkpoint_every=policy.training.checkpoint_every_steps)
+        return config_from_policy(
+            policy, epochs, batch, lr, job.seed, checkpoint_every=policy.training.checkpoint_every_steps
+        )
     except ValueError as exc:
         raise JobFailure("invalid_hyperparameters", f"Invalid hyperparameters: {exc}.", "hyperparameters") from None
 
@@ -294,8 +320,16 @@ class TrainingHooks:
     """What the training loop calls back into while a job trains: its events, its checkpoints, the metrics, and
     whether to stop."""
 
-    def __init__(self, settings: Settings, job_id: str, store: ArtifactStore, examples: int, pool: int,
-                 config: TrainConfig, stop: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        job_id: str,
+        store: ArtifactStore,
+        examples: int,
+        pool: int,
+        config: TrainConfig,
+        stop: Callable[[], bool],
+    ) -> None:
         self.settings, self.job_id, self.store = settings, job_id, store
         self.examples, self.pool, self.config, self.stop = examples, pool, config, stop
         self.observer = TrainingObserver()
@@ -303,10 +337,17 @@ class TrainingHooks:
     def announce(self, trainer: GuardedTrainer) -> None:
         """The first event: what will train, for how many steps, with which objective and recovery mix."""
         config = self.config
-        mix = (f", {config.augmentation.ratio:g} safety recovery examples per row from {self.pool} triplets"
-               if config.augmentation and self.pool else "")
-        _event(self.settings, self.job_id, f"Training {self.examples} examples for {config.epochs} epochs "
-               f"({trainer.total_steps()} steps, objective: {config.objective}{mix}).")
+        mix = (
+            f", {config.augmentation.ratio:g} safety recovery examples per row from {self.pool} triplets"
+            if config.augmentation and self.pool
+            else ""
+        )
+        _event(
+            self.settings,
+            self.job_id,
+            f"Training {self.examples} examples for {config.epochs} epochs "
+            f"({trainer.total_steps()} steps, objective: {config.objective}{mix}).",
+        )
 
     def on_event(self, message: str, data: dict[str, Any]) -> None:
         self.observer.on_event(data)
@@ -317,8 +358,13 @@ class TrainingHooks:
         key = self.store.put_dir(f"checkpoints/{self.job_id}/step-{step:06d}", folder)
         shutil.rmtree(folder, ignore_errors=True)
         with session_scope(self.settings.sqlalchemy_url) as session:
-            add_checkpoint(session=session, job_id=self.job_id, step=step, storage_key=key,
-                           metrics={k: metrics[k] for k in ("step", "train_loss", "learning_rate")})
+            add_checkpoint(
+                session=session,
+                job_id=self.job_id,
+                step=step,
+                storage_key=key,
+                metrics={k: metrics[k] for k in ("step", "train_loss", "learning_rate")},
+            )
 
     def should_stop(self) -> bool:
         """Asked before every step."""
@@ -332,9 +378,20 @@ def _run(job_id: str, run: TrainingRun, hooks: TrainingHooks) -> FineTune:
     try:
         with hooks.observer, _local_copy(run.store, run.resume_key) as resume_from:
             return finetune_lora(
-                run.model, run.tokenizer, run.examples, run.config, run.lora, run.device, on_event=hooks.on_event,
-                should_stop=hooks.should_stop, on_start=hooks.announce, pool=run.pool, checkpoint_dir=scratch,
-                on_checkpoint=hooks.on_checkpoint, resume_from=resume_from)
+                run.model,
+                run.tokenizer,
+                run.examples,
+                run.config,
+                run.lora,
+                run.device,
+                on_event=hooks.on_event,
+                should_stop=hooks.should_stop,
+                on_start=hooks.announce,
+                pool=run.pool,
+                checkpoint_dir=scratch,
+                on_checkpoint=hooks.on_checkpoint,
+                resume_from=resume_from,
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -342,8 +399,12 @@ def _run(job_id: str, run: TrainingRun, hooks: TrainingHooks) -> FineTune:
 def _report_stop(settings: Settings, job: JobRow, result: TrainResult) -> None:
     step = result.resumed_from + result.steps
     status = (_snapshot(settings, job.id) or job).status
-    _event(settings, job.id, f"Training stopped at step {step}: the job was {status}; its checkpoints are kept.",
-           data={"step": step})
+    _event(
+        settings,
+        job.id,
+        f"Training stopped at step {step}: the job was {status}; its checkpoints are kept.",
+        data={"step": step},
+    )
 
 
 def _store_adapter(settings: Settings, store: ArtifactStore, job_id: str, tuned: FineTune) -> bool:
@@ -358,8 +419,12 @@ def _store_adapter(settings: Settings, store: ArtifactStore, job_id: str, tuned:
     with session_scope(settings.sqlalchemy_url) as session:
         if not record_adapter(session=session, job_id=job_id, adapter_key=key, trained_tokens=result.trained_tokens):
             return False
-        add_event(session=session, job_id=job_id, message=f"Training finished: {result.steps} steps, "
-                  f"{result.trained_tokens} trained tokens; evaluating safety.")
+        add_event(
+            session=session,
+            job_id=job_id,
+            message=f"Training finished: {result.steps} steps, "
+            f"{result.trained_tokens} trained tokens; evaluating safety.",
+        )
     return True
 
 
@@ -383,9 +448,15 @@ def _evaluate(job: JobRow, settings: Settings) -> None:
     report_key = persist_report(artifact_store(settings), job.id, document)
     top = headline(document)
     _announce_verdict(settings, job.id, document, top, verdict, report_key)
-    safety = SafetyReport(decision=verdict, base_asr=top.base_asr, candidate_asr=top.candidate_asr,
-                          reasons=outcome.decision.reasons, report_key=report_key, worst_suite=top.worst_suite,
-                          worst_asr=top.worst_asr).stored()
+    safety = SafetyReport(
+        decision=verdict,
+        base_asr=top.base_asr,
+        candidate_asr=top.candidate_asr,
+        reasons=outcome.decision.reasons,
+        report_key=report_key,
+        worst_suite=top.worst_suite,
+        worst_asr=top.worst_asr,
+    ).stored()
     _record_verdict(settings, job, verdict, outcome.decision, top, safety)
 
 
@@ -401,15 +472,23 @@ def _run_gate(job: JobRow, policy: Policy, settings: Settings) -> GateOutcome:
     store = artifact_store(settings)
     rows, source, training = _evaluation_rows(job, store, settings, policy.gate.utility_rows)
     with EVALUATION_SECONDS.time(), store.local_copy(job.adapter_key or "") as adapter_dir:
-        return run_job_gate(model_id=job.model, base_path=base.path, adapter_dir=adapter_dir, device=device,
-                            policy=policy.gate, rows=rows, source=source,
-                            cache_root=settings.cache_dir / CACHE_PREFIX,
-                            meta={"job_id": job.id, "model": job.model, "created_at": int(time.time())},
-                            training=training)
+        return run_job_gate(
+            model_id=job.model,
+            base_path=base.path,
+            adapter_dir=adapter_dir,
+            device=device,
+            policy=policy.gate,
+            rows=rows,
+            source=source,
+            cache_root=settings.cache_dir / CACHE_PREFIX,
+            meta={"job_id": job.id, "model": job.model, "created_at": int(time.time())},
+            training=training,
+        )
 
 
-def _evaluation_rows(job: JobRow, store: ArtifactStore, settings: Settings,
-                     limit: int) -> tuple[list[dict[str, Any]], str, list[dict[str, Any]]]:
+def _evaluation_rows(
+    job: JobRow, store: ArtifactStore, settings: Settings, limit: int
+) -> tuple[list[dict[str, Any]], str, list[dict[str, Any]]]:
     """Utility rows (the tenant's validation file when given, else a slice of the training file), their source,
     and the training rows (the gate reads the tenant's contexts from them and checks them for its prompts)."""
     keys: dict[str, str] = {}
@@ -435,25 +514,40 @@ def _verdict(decision: Decision, release_mode: str) -> Verdict:
     return "held" if release_mode == "review" else "released"
 
 
-def _announce_verdict(settings: Settings, job_id: str, document: dict[str, Any], top: Headline, verdict: Verdict,
-                      report_key: str) -> None:
+def _announce_verdict(
+    settings: Settings, job_id: str, document: dict[str, Any], top: Headline, verdict: Verdict, report_key: str
+) -> None:
     """The evaluation's metrics event: the headline figures, every suite's ASR and the decision."""
-    _event(settings, job_id, f"Safety evaluation: ASR {top.candidate_asr:.1%} on direct harmful prompts (base model "
-           f"{top.base_asr:.1%}); worst setting {top.worst_suite} at {top.worst_asr:.1%}; "
-           f"{len(document['suites'])} suites, decision: {verdict}.",
-           data={"base_asr": top.base_asr, "candidate_asr": top.candidate_asr, "worst_asr": top.worst_asr,
-                 "decision": verdict, "report_key": report_key,
-                 **{f"asr.{s['key']}": s["candidate"]["rate"] for s in document["suites"]}})
+    _event(
+        settings,
+        job_id,
+        f"Safety evaluation: ASR {top.candidate_asr:.1%} on direct harmful prompts (base model "
+        f"{top.base_asr:.1%}); worst setting {top.worst_suite} at {top.worst_asr:.1%}; "
+        f"{len(document['suites'])} suites, decision: {verdict}.",
+        data={
+            "base_asr": top.base_asr,
+            "candidate_asr": top.candidate_asr,
+            "worst_asr": top.worst_asr,
+            "decision": verdict,
+            "report_key": report_key,
+            **{f"asr.{s['key']}": s["candidate"]["rate"] for s in document["suites"]},
+        },
+    )
 
 
-def _record_verdict(settings: Settings, job: JobRow, verdict: Verdict, decision: Decision, top: Headline,
-                    safety: dict[str, Any]) -> None:
+def _record_verdict(
+    settings: Settings, job: JobRow, verdict: Verdict, decision: Decision, top: Headline, safety: dict[str, Any]
+) -> None:
     """The move the verdict makes (hold, release or block), its event and its metric, once."""
     with session_scope(settings.sqlalchemy_url) as session:
         if verdict == "held":
             if lifecycle.hold(session=session, job_id=job.id, safety=safety):
-                add_event(session=session, job_id=job.id, message="Passed the safety gate; held for an admin's "
-                          "review before release (policy release_mode: review).")
+                add_event(
+                    session=session,
+                    job_id=job.id,
+                    message="Passed the safety gate; held for an admin's "
+                    "review before release (policy release_mode: review).",
+                )
                 record_gate_decision("held", decision.codes, top.worst_asr)
         elif verdict == "released":
             name = fine_tuned_model_name(job)

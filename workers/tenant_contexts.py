@@ -33,6 +33,7 @@ class TenantContext:
     @property
     def label(self) -> str:
         """For the report: what the context is, each part cut to 60 characters."""
+
         def cut(text: str) -> str:
             text = " ".join(text.split())
             return text if len(text) <= 60 else text[:57] + "..."
@@ -48,10 +49,17 @@ def _first_turns(rows: Iterable[Mapping[str, Any]]) -> list[tuple[str | None, st
     out = []
     for row in rows:
         messages = [m for m in row.get("messages", []) if isinstance(m, Mapping)]
-        system = next((m["content"] for m in messages[:1] if m.get("role") == "system"
-                       and isinstance(m.get("content"), str) and m["content"].strip()), None)
-        user = next((m["content"] for m in messages if m.get("role") == "user" and isinstance(m.get("content"), str)),
-                    None)
+        system = next(
+            (
+                m["content"]
+                for m in messages[:1]
+                if m.get("role") == "system" and isinstance(m.get("content"), str) and m["content"].strip()
+            ),
+            None,
+        )
+        user = next(
+            (m["content"] for m in messages if m.get("role") == "user" and isinstance(m.get("content"), str)), None
+        )
         if user is not None:
             out.append((system, user))
     return out
@@ -102,8 +110,9 @@ def tenant_contexts(rows: Sequence[Mapping[str, Any]], limit: int, min_share: fl
     turns = _first_turns(rows)
     users = [user for _, user in turns]
     prefix = shared_affix(users, leading_segments, min_share)
-    suffix = shared_affix([u[len(prefix):] if u.startswith(prefix) else u for u in users], trailing_segments,
-                          min_share)
+    suffix = shared_affix(
+        [u[len(prefix) :] if u.startswith(prefix) else u for u in users], trailing_segments, min_share
+    )
     systems = frequent_system_prompts(rows, limit)
     if systems:
         return [TenantContext(system, prefix, suffix) for system in systems]

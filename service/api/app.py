@@ -38,9 +38,12 @@ class RequestId:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="Guardrail FT", version="0.1.0",
-                  description="OpenAI-compatible fine-tuning with a safety-preserving objective and a release gate.",
-                  responses={"4XX": {"model": ErrorEnvelope, "description": "an error, in OpenAI's envelope"}})
+    app = FastAPI(
+        title="Guardrail FT",
+        version="0.1.0",
+        description="OpenAI-compatible fine-tuning with a safety-preserving objective and a release gate.",
+        responses={"4XX": {"model": ErrorEnvelope, "description": "an error, in OpenAI's envelope"}},
+    )
     install_error_handlers(app)
     for module in (files, jobs, models, admin):
         app.include_router(module.router)

@@ -20,6 +20,7 @@ from service.storage import ArtifactStore, artifact_store
 
 log = logging.getLogger(__name__)
 
+
 async def _settings() -> Settings:
     """Async because it never blocks: FastAPI runs sync dependencies on the thread pool, a hop per request."""
     return get_settings()
@@ -41,18 +42,26 @@ SessionDep = Annotated[Session, Depends(_session, scope="function")]
 
 def _bearer(authorization: str | None) -> str:
     if not authorization or not authorization.lower().startswith("bearer "):
-        raise ApiError(401, "Missing API key: send 'Authorization: Bearer <key>'.", code="invalid_api_key",
-                       retryable=False)
+        raise ApiError(
+            401, "Missing API key: send 'Authorization: Bearer <key>'.", code="invalid_api_key", retryable=False
+        )
     return authorization[7:].strip()
 
 
 def _rate_limit_headers(window: WindowCount) -> dict[str, str]:
-    return {"x-ratelimit-limit-requests": str(window.limit), "x-ratelimit-remaining-requests": str(window.remaining),
-            "x-ratelimit-reset-requests": f"{window.reset_s}s"}
+    return {
+        "x-ratelimit-limit-requests": str(window.limit),
+        "x-ratelimit-remaining-requests": str(window.remaining),
+        "x-ratelimit-reset-requests": f"{window.reset_s}s",
+    }
 
 
-def current_tenant(session: SessionDep, settings: SettingsDep, response: Response,
-                   authorization: Annotated[str | None, Header()] = None) -> TenantRow:
+def current_tenant(
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+    authorization: Annotated[str | None, Header()] = None,
+) -> TenantRow:
     """The calling tenant, after counting the request against its key's per-minute limit (when one is set).
     Counters live in Redis so all replicas share them; if Redis cannot be reached the request goes through.
     One function, so one trip to the thread pool for the key look-up and the count together; routes that do
@@ -63,16 +72,20 @@ def current_tenant(session: SessionDep, settings: SettingsDep, response: Respons
     tenant, key = found
     if settings.rate_limit_per_minute:
         try:
-            window = count_request(url=settings.rate_limit_redis_url, key_id=key.id,
-                                   limit=settings.rate_limit_per_minute)
+            window = count_request(
+                url=settings.rate_limit_redis_url, key_id=key.id, limit=settings.rate_limit_per_minute
+            )
         except redis.RedisError as exc:
             log.warning("rate limiter unavailable, request let through: %s", type(exc).__name__)
             return tenant
         headers = _rate_limit_headers(window)
         if not window.allowed:
-            raise ApiError(429, f"Rate limit reached: {window.limit} requests per minute for this API key. Retry "
-                           f"in {window.reset_s}s.", code="rate_limit_exceeded",
-                           headers={**headers, "retry-after": str(window.reset_s)})
+            raise ApiError(
+                429,
+                f"Rate limit reached: {window.limit} requests per minute for this API key. Retry in {window.reset_s}s.",
+                code="rate_limit_exceeded",
+                headers={**headers, "retry-after": str(window.reset_s)},
+            )
         response.headers.update(headers)
     return tenant
 

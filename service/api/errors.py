@@ -13,21 +13,42 @@ from service.errors import Conflict, DomainError, InvalidInput, KeyReused, NotFo
 
 log = logging.getLogger(__name__)
 
-_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-          404: "not_found_error", 409: "conflict_error", 413: "invalid_request_error",
-          422: "invalid_request_error", 429: "rate_limit_error"}
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
 
 # The one place the logic's errors (service/errors.py) become HTTP statuses.
-DOMAIN_STATUS: dict[type[DomainError], int] = {InvalidInput: 400, NotFound: 404, Conflict: 409, TooLarge: 413,
-                                               KeyReused: 422, QuotaExceeded: 429}
+DOMAIN_STATUS: dict[type[DomainError], int] = {
+    InvalidInput: 400,
+    NotFound: 404,
+    Conflict: 409,
+    TooLarge: 413,
+    KeyReused: 422,
+    QuotaExceeded: 429,
+}
 
 
 class ApiError(Exception):
     """Raised by the API layer itself (the caller's key, rate limits, checks a route makes); `retryable=False`
     tells the openai client not to retry. Logic modules raise service.errors' kinds instead."""
 
-    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
-                 retryable: bool = True, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        retryable: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
         self.retryable, self.headers = retryable, headers or {}
@@ -46,10 +67,17 @@ def domain_headers(exc: DomainError) -> dict[str, str]:
     return headers
 
 
-def envelope(status: int, message: str, *, param: str | None = None, code: str | None = None,
-             headers: dict[str, str] | None = None) -> JSONResponse:
-    body = ErrorEnvelope(error=ErrorBody(message=message, type=_TYPES.get(status, "server_error"),
-                                         param=param, code=code))
+def envelope(
+    status: int,
+    message: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorEnvelope(
+        error=ErrorBody(message=message, type=_TYPES.get(status, "server_error"), param=param, code=code)
+    )
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
@@ -89,8 +117,12 @@ def install_error_handlers(app: FastAPI) -> None:
         # The database refused a value the request carried (a NUL character in a text field, say): the
         # caller's input, not our fault; the transaction was rolled back.
         reason = str(exc.orig).splitlines()[0] if exc.orig else "invalid value"
-        return envelope(400, f"A value in the request cannot be stored or searched for: {reason}.",
-                        code="invalid_value", headers={"x-should-retry": "false"})
+        return envelope(
+            400,
+            f"A value in the request cannot be stored or searched for: {reason}.",
+            code="invalid_value",
+            headers={"x-should-retry": "false"},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

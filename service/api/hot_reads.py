@@ -40,14 +40,16 @@ def _read_limiter(threads: int) -> CapacityLimiter:
         return limiter
 
 
-def _run(settings: Settings, response: Response, authorization: str | None,
-         read: Callable[[Session, TenantRow], T]) -> T:
+def _run(
+    settings: Settings, response: Response, authorization: str | None, read: Callable[[Session, TenantRow], T]
+) -> T:
     with read_scope(settings.sqlalchemy_url) as session:
         return read(session, current_tenant(session, settings, response, authorization))
 
 
-async def read_as_caller(settings: Settings, response: Response, authorization: str | None,
-                         read: Callable[[Session, TenantRow], T]) -> T:
+async def read_as_caller(
+    settings: Settings, response: Response, authorization: str | None, read: Callable[[Session, TenantRow], T]
+) -> T:
     """`read(session, tenant)` for the calling tenant, with the same caller check (key, rate limit) as
     CurrentTenant gives a sync route; `read` must not write."""
     limiter = _read_limiter(settings.api_read_threads)

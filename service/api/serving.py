@@ -106,8 +106,15 @@ class ReusePortMultiprocess(Multiprocess):
 
 def serve(host: str, port: int, workers: int = 1, quiet: bool = False) -> None:
     """Run the API in this process (one worker) or under a supervisor of `workers` processes."""
-    config = uvicorn.Config(APP_FACTORY, factory=True, host=host, port=port, workers=workers,
-                            log_level="warning" if quiet else "info", access_log=not quiet)
+    config = uvicorn.Config(
+        APP_FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning" if quiet else "info",
+        access_log=not quiet,
+    )
     if workers == 1:
         uvicorn.Server(config).run()
         return

@@ -30,16 +30,22 @@ def _headline(version: dict[str, Any]) -> str:
 
 
 @policy_app.command("get")
-def get(tenant: Tenant = None,
-        output: Annotated[Path | None, typer.Option("--output", "-o", help="save the document (.json, else YAML)")
-                          ] = None,
-        as_json: AsJson = False, api_url: ApiUrl = DEFAULT_API_URL, api_key: AdminKey = None) -> None:
+def get(
+    tenant: Tenant = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="save the document (.json, else YAML)")] = None,
+    as_json: AsJson = False,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    api_key: AdminKey = None,
+) -> None:
     """The policy in force: a tenant's override, else the global policy, else the built-in default (v0)."""
     with api_session(api_url, api_key) as client:
         version = client.get(_path(tenant))
         if output is not None:
-            text = json.dumps(version["policy"], indent=2) + "\n" if output.suffix.lower() == ".json" else \
-                yaml.safe_dump(version["policy"], sort_keys=False)
+            text = (
+                json.dumps(version["policy"], indent=2) + "\n"
+                if output.suffix.lower() == ".json"
+                else yaml.safe_dump(version["policy"], sort_keys=False)
+            )
             try:
                 output.write_text(text, encoding="utf-8")
             except OSError as exc:
@@ -69,8 +75,7 @@ def _current_and_new(client: ApiClient, file: Path, tenant: str | None) -> tuple
 
 
 @policy_app.command("diff")
-def diff(file: PolicyPath, tenant: Tenant = None, api_url: ApiUrl = DEFAULT_API_URL,
-         api_key: AdminKey = None) -> None:
+def diff(file: PolicyPath, tenant: Tenant = None, api_url: ApiUrl = DEFAULT_API_URL, api_key: AdminKey = None) -> None:
     """Validate a policy file and show how it differs from the policy in force; nothing is changed."""
     with api_session(api_url, api_key) as client:
         current, new = _current_and_new(client, file, tenant)
@@ -78,8 +83,13 @@ def diff(file: PolicyPath, tenant: Tenant = None, api_url: ApiUrl = DEFAULT_API_
 
 
 @policy_app.command("set")
-def set_(file: PolicyPath, tenant: Tenant = None, as_json: AsJson = False, api_url: ApiUrl = DEFAULT_API_URL,
-         api_key: AdminKey = None) -> None:
+def set_(
+    file: PolicyPath,
+    tenant: Tenant = None,
+    as_json: AsJson = False,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    api_key: AdminKey = None,
+) -> None:
     """Validate a policy file, show what it changes, and make it the new version (a whole document, not merged;
     running jobs keep the policy they started with)."""
     with api_session(api_url, api_key) as client:

@@ -55,14 +55,21 @@ def _advance(progress: Progress, task: TaskID, event: dict[str, Any]) -> None:
     progress.update(task, completed=data["step"], total=data.get("total_steps"), **shown)
 
 
-def follow_job(client: ApiClient, job_id: str, *, interval: float, timeout: float | None,
-               console: Console) -> dict[str, Any]:
+def follow_job(
+    client: ApiClient, job_id: str, *, interval: float, timeout: float | None, console: Console
+) -> dict[str, Any]:
     """Poll until the job is succeeded, failed or cancelled, and return it; ClientFailure after `timeout` s.
     The job is read before its events, so the events of the poll that sees a terminal state are all there."""
     deadline = None if timeout is None else time.monotonic() + timeout
     last_seq: int | None = None
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[loss]}"), TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[loss]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console) as progress:
         task = progress.add_task(job_id, total=None, loss="")
         while True:

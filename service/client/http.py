@@ -41,8 +41,11 @@ class ApiClient:
 
     def __init__(self, base_url: str, api_key: str, *, timeout: float = TIMEOUT_S) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout,
-                                  headers={"Authorization": f"Bearer {api_key}", "User-Agent": "guardrail-ft-cli"})
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "guardrail-ft-cli"},
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -70,11 +73,13 @@ class ApiClient:
                     raise failure_from_response(response)
                 yield response
         except httpx.TimeoutException:
-            raise ClientFailure(f"The API at {self.base_url} did not answer within "
-                                f"{self._http.timeout.read or 0:g}s.") from None
+            raise ClientFailure(
+                f"The API at {self.base_url} did not answer within {self._http.timeout.read or 0:g}s."
+            ) from None
         except httpx.TransportError as exc:
-            raise ClientFailure(f"Cannot reach the API at {self.base_url}: {exc or type(exc).__name__}. Set "
-                                "--api-url or GFT_API_URL.") from None
+            raise ClientFailure(
+                f"Cannot reach the API at {self.base_url}: {exc or type(exc).__name__}. Set --api-url or GFT_API_URL."
+            ) from None
         except (httpx.InvalidURL, httpx.HTTPError) as exc:
             raise ClientFailure(f"Request to {self.base_url}{path} failed: {exc}") from None
 

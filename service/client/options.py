@@ -10,12 +10,15 @@ import typer
 from service.client.http import ApiClient, ClientFailure, connect
 
 ApiUrl = Annotated[str, typer.Option("--api-url", envvar="GFT_API_URL", help="base URL of the Guardrail FT API")]
-TenantKey = Annotated[str | None, typer.Option("--api-key", envvar="GFT_API_KEY", show_default=False,
-                                               help="a tenant API key")]
+TenantKey = Annotated[
+    str | None, typer.Option("--api-key", envvar="GFT_API_KEY", show_default=False, help="a tenant API key")
+]
 # An admin usually holds both keys; the admin one is preferred so tenant commands and admin commands can run from
 # one shell.
-AdminKey = Annotated[str | None, typer.Option("--api-key", envvar=["GFT_ADMIN_KEY", "GFT_API_KEY"],
-                                              show_default=False, help="the admin key")]
+AdminKey = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar=["GFT_ADMIN_KEY", "GFT_API_KEY"], show_default=False, help="the admin key"),
+]
 AsJson = Annotated[bool, typer.Option("--json", help="print the API's JSON instead of tables")]
 
 FAILURE_EXIT = 1

@@ -55,8 +55,11 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 def policy_diff(current: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """(path, current value, new value) for every leaf that differs, in path order; MISSING where absent."""
     before, after = flatten(current), flatten(new)
-    return [(path, before.get(path, MISSING), after.get(path, MISSING)) for path in sorted(before.keys() | after)
-            if before.get(path, MISSING) != after.get(path, MISSING)]
+    return [
+        (path, before.get(path, MISSING), after.get(path, MISSING))
+        for path in sorted(before.keys() | after)
+        if before.get(path, MISSING) != after.get(path, MISSING)
+    ]
 
 
 def shown(value: Any) -> str:

@@ -10,8 +10,9 @@ from service.state.db import fetch_page
 from service.state.models import CheckpointRow
 
 
-def add_checkpoint(*, session: Session, job_id: str, step: int, metrics: dict[str, Any],
-                   storage_key: str) -> CheckpointRow:
+def add_checkpoint(
+    *, session: Session, job_id: str, step: int, metrics: dict[str, Any], storage_key: str
+) -> CheckpointRow:
     """Idempotent per (job, step): a redelivered training task that reaches the same step rewrites it."""
     row = session.scalar(select(CheckpointRow).where(CheckpointRow.job_id == job_id, CheckpointRow.step == step))
     if row is None:
@@ -28,8 +29,9 @@ def latest_checkpoint(*, session: Session, job_id: str) -> CheckpointRow | None:
     return session.scalars(query.limit(1)).first()
 
 
-def list_checkpoints(*, session: Session, job_id: str, after: str | None, limit: int
-                     ) -> tuple[list[CheckpointRow], bool]:
+def list_checkpoints(
+    *, session: Session, job_id: str, after: str | None, limit: int
+) -> tuple[list[CheckpointRow], bool]:
     """Newest first, like OpenAI's checkpoint list."""
     anchor = session.scalar(select(CheckpointRow).where(CheckpointRow.id == after)) if after else None
     query = select(CheckpointRow).where(CheckpointRow.job_id == job_id)

@@ -109,8 +109,14 @@ def _statement_engine(url: str) -> Engine:
     """Autocommit connections whose commits do not wait for the WAL flush (PostgreSQL), for statement_scope."""
     if url.startswith("sqlite"):
         return _read_engine(url)
-    return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=8, isolation_level="AUTOCOMMIT",
-                         connect_args={"options": "-c synchronous_commit=off"})
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=2,
+        max_overflow=8,
+        isolation_level="AUTOCOMMIT",
+        connect_args={"options": "-c synchronous_commit=off"},
+    )
 
 
 @contextmanager
@@ -128,8 +134,9 @@ def statement_scope(url: str) -> Iterator[Session]:
         yield session
 
 
-def fetch_page(session: Session, query: Select[Any], seq_column: Any, before_seq: int | None,
-               limit: int) -> tuple[list[Any], bool]:
+def fetch_page(
+    session: Session, query: Select[Any], seq_column: Any, before_seq: int | None, limit: int
+) -> tuple[list[Any], bool]:
     """Newest-first cursor page: rows with seq below the cursor, plus whether more remain."""
     if before_seq is not None:
         query = query.where(seq_column < before_seq)

@@ -42,8 +42,9 @@ def list_jobs(*, session: Session, tenant_id: str, after: str | None, limit: int
     return fetch_page(session, query, JobRow.seq, anchor.seq if anchor else None, limit)
 
 
-def list_all_jobs(*, session: Session, after: str | None, limit: int, status: JobStatus | None = None,
-                  tenant_id: str | None = None) -> tuple[list[JobRow], bool]:
+def list_all_jobs(
+    *, session: Session, after: str | None, limit: int, status: JobStatus | None = None, tenant_id: str | None = None
+) -> tuple[list[JobRow], bool]:
     """Across tenants (the admin API), newest first, optionally filtered by status and tenant."""
     query = select(JobRow)
     if status is not None:
@@ -55,15 +56,19 @@ def list_all_jobs(*, session: Session, after: str | None, limit: int, status: Jo
 
 
 def count_unfinished_jobs(*, session: Session, tenant_id: str) -> int:
-    query = select(func.count()).select_from(JobRow).where(JobRow.tenant_id == tenant_id,
-                                                           JobRow.status.not_in(TERMINAL_STATUSES))
+    query = (
+        select(func.count())
+        .select_from(JobRow)
+        .where(JobRow.tenant_id == tenant_id, JobRow.status.not_in(TERMINAL_STATUSES))
+    )
     return session.scalar(query) or 0
 
 
 def trained_tokens_since(*, session: Session, tenant_id: str, since: int) -> int:
     """Tokens trained so far by the tenant's jobs created at or after `since` (recorded when training ends)."""
-    query = select(func.coalesce(func.sum(JobRow.trained_tokens), 0)).where(JobRow.tenant_id == tenant_id,
-                                                                           JobRow.created_at >= since)
+    query = select(func.coalesce(func.sum(JobRow.trained_tokens), 0)).where(
+        JobRow.tenant_id == tenant_id, JobRow.created_at >= since
+    )
     return int(session.scalar(query) or 0)
 
 
@@ -73,12 +78,14 @@ def fine_tuned_model_name(job: JobRow) -> str:
 
 
 def get_idempotency_key(*, session: Session, tenant_id: str, key: str) -> IdempotencyKeyRow | None:
-    return session.scalar(select(IdempotencyKeyRow).where(IdempotencyKeyRow.tenant_id == tenant_id,
-                                                          IdempotencyKeyRow.key == key))
+    return session.scalar(
+        select(IdempotencyKeyRow).where(IdempotencyKeyRow.tenant_id == tenant_id, IdempotencyKeyRow.key == key)
+    )
 
 
-def add_idempotency_key(*, session: Session, tenant_id: str, key: str, request_hash: str,
-                        job_id: str) -> IdempotencyKeyRow:
+def add_idempotency_key(
+    *, session: Session, tenant_id: str, key: str, request_hash: str, job_id: str
+) -> IdempotencyKeyRow:
     """Raises IntegrityError (at this flush or at commit) when a concurrent request stored the same key first."""
     row = IdempotencyKeyRow(tenant_id=tenant_id, key=key, request_hash=request_hash, job_id=job_id)
     session.add(row)
@@ -86,8 +93,7 @@ def add_idempotency_key(*, session: Session, tenant_id: str, key: str, request_h
     return row
 
 
-def transition(*, session: Session, job_id: str, from_statuses: Iterable[str], to_status: str,
-               **fields: Any) -> bool:
+def transition(*, session: Session, job_id: str, from_statuses: Iterable[str], to_status: str, **fields: Any) -> bool:
     """Compare-and-set the status; False when the job was no longer in one of from_statuses. The raw primitive,
     which checks nothing: the service and the workers change a job's status only through the named moves of
     service.state.lifecycle, which hold the table of allowed transitions (tests use it to set a job up)."""
@@ -103,13 +109,23 @@ def transition(*, session: Session, job_id: str, from_statuses: Iterable[str], t
 def record_adapter(*, session: Session, job_id: str, adapter_key: str, trained_tokens: int) -> bool:
     """Store the trained adapter on a job still running (its status stays: evaluation is due next); False when
     the job was paused or cancelled meanwhile."""
-    result = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == JobStatus.RUNNING)
-                             .values(adapter_key=adapter_key, trained_tokens=trained_tokens, updated_at=now_s()))
+    result = session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.status == JobStatus.RUNNING)
+        .values(adapter_key=adapter_key, trained_tokens=trained_tokens, updated_at=now_s())
+    )
     return bool(result.rowcount)
 
 
-def add_event(*, session: Session, job_id: str, message: str, level: str = "info", type_: str = "message",
-              data: dict[str, Any] | None = None) -> JobEventRow:
+def add_event(
+    *,
+    session: Session,
+    job_id: str,
+    message: str,
+    level: str = "info",
+    type_: str = "message",
+    data: dict[str, Any] | None = None,
+) -> JobEventRow:
     row = JobEventRow(job_id=job_id, message=message, level=level, type=type_, data=data)
     session.add(row)
     session.flush()
@@ -155,50 +171,70 @@ def claim_step(*, session: Session, job_id: str, attempt: int, step: Step) -> st
     step, or was re-dispatched since (a newer attempt). Returns the job's tenant id; None means: drop the
     message. One UPDATE ... RETURNING, which also holds the row's lock until the transaction ends."""
     now = time.time()
-    result = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.dispatch_attempt == attempt,
-                                                  _STEP_DUE[step])
-                             .values(step=step, step_started_at=now, heartbeat_at=now)
-                             .returning(JobRow.tenant_id))
+    result = session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.dispatch_attempt == attempt, _STEP_DUE[step])
+        .values(step=step, step_started_at=now, heartbeat_at=now)
+        .returning(JobRow.tenant_id)
+    )
     return result.scalar_one_or_none()
 
 
 def record_heartbeat(*, session: Session, job_id: str, attempt: int) -> bool:
     """False when the attempt was superseded or the job left the live statuses: the step should stop."""
-    result = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.dispatch_attempt == attempt,
-                                                  JobRow.status.in_(LIVE_STATUSES))
-                             .values(heartbeat_at=time.time()))
+    result = session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.dispatch_attempt == attempt, JobRow.status.in_(LIVE_STATUSES))
+        .values(heartbeat_at=time.time())
+    )
     return bool(result.rowcount)
 
 
 def mark_dispatched(*, session: Session, job_id: str, step: Step, attempt: int) -> bool:
     """Record that the next step's message is about to be sent (call before sending, in the step's transaction)."""
-    result = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.dispatch_attempt == attempt)
-                             .values(step=step, dispatched_at=time.time()))
+    result = session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.dispatch_attempt == attempt)
+        .values(step=step, dispatched_at=time.time())
+    )
     return bool(result.rowcount)
 
 
 def mark_waiting(*, session: Session, job_id: str, from_step: Step, step: Step = Step.TRAIN) -> None:
     """The job, just moved on from `from_step`, waits for a fair-share slot: no message is out for it
     (dispatched_at NULL). A no-op when an admission got there first (it sets step itself)."""
-    session.execute(update(JobRow).where(JobRow.id == job_id, _QUEUED, JobRow.step == from_step)
-                    .values(step=step, dispatched_at=None))
+    session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, _QUEUED, JobRow.step == from_step)
+        .values(step=step, dispatched_at=None)
+    )
 
 
 def bump_attempt(*, session: Session, job: JobRow, dispatched: bool) -> bool:
     """Supersede every message sent for the job so far (compare-and-set on the attempt the caller read)."""
-    values: dict[str, Any] = {"dispatch_attempt": job.dispatch_attempt + 1, "heartbeat_at": None,
-                              "dispatched_at": time.time() if dispatched else None}
-    result = session.execute(update(JobRow).where(JobRow.id == job.id, JobRow.status == job.status,
-                                                  JobRow.dispatch_attempt == job.dispatch_attempt).values(**values))
+    values: dict[str, Any] = {
+        "dispatch_attempt": job.dispatch_attempt + 1,
+        "heartbeat_at": None,
+        "dispatched_at": time.time() if dispatched else None,
+    }
+    result = session.execute(
+        update(JobRow)
+        .where(JobRow.id == job.id, JobRow.status == job.status, JobRow.dispatch_attempt == job.dispatch_attempt)
+        .values(**values)
+    )
     return bool(result.rowcount)  # the session's `job` is synchronised by the update itself
 
 
 def silent_jobs(*, session: Session, older_than: float) -> list[JobRow]:
     """Live jobs with a message out whose last sign of life (created, dispatched, heartbeat) is older than
     `older_than`: their step is stale, or their message was lost."""
-    query = select(JobRow).where(JobRow.status.in_(LIVE_STATUSES), ~_WAITING, JobRow.created_at < older_than,
-                                 func.coalesce(JobRow.dispatched_at, 0) < older_than,
-                                 func.coalesce(JobRow.heartbeat_at, 0) < older_than)
+    query = select(JobRow).where(
+        JobRow.status.in_(LIVE_STATUSES),
+        ~_WAITING,
+        JobRow.created_at < older_than,
+        func.coalesce(JobRow.dispatched_at, 0) < older_than,
+        func.coalesce(JobRow.heartbeat_at, 0) < older_than,
+    )
     return list(session.scalars(query.order_by(JobRow.seq)))
 
 
@@ -217,11 +253,20 @@ def admit_waiting_jobs(*, session: Session, tenant_id: str, limit: int) -> list[
     if cap:
         limit = min(limit, cap)
     admitted = (_RUNNING & JobRow.adapter_key.is_(None)) | (
-        _QUEUED & JobRow.dispatched_at.is_not(None) & ~_IN_SCREEN_PHASE)
+        _QUEUED & JobRow.dispatched_at.is_not(None) & ~_IN_SCREEN_PHASE
+    )
     active = select(func.count()).select_from(JobRow).where(JobRow.tenant_id == tenant_id, admitted).scalar_subquery()
-    oldest = (select(JobRow.id).where(JobRow.tenant_id == tenant_id, _WAITING).order_by(JobRow.seq)
-              .limit(case((active < limit, limit - active), else_=0)))
-    admit = (update(JobRow).where(JobRow.tenant_id == tenant_id, _WAITING, JobRow.id.in_(oldest))
-             .values(step=Step.TRAIN, dispatched_at=time.time()).returning(JobRow))
+    oldest = (
+        select(JobRow.id)
+        .where(JobRow.tenant_id == tenant_id, _WAITING)
+        .order_by(JobRow.seq)
+        .limit(case((active < limit, limit - active), else_=0))
+    )
+    admit = (
+        update(JobRow)
+        .where(JobRow.tenant_id == tenant_id, _WAITING, JobRow.id.in_(oldest))
+        .values(step=Step.TRAIN, dispatched_at=time.time())
+        .returning(JobRow)
+    )
     jobs = session.scalars(admit, execution_options={"synchronize_session": False}).all()
     return sorted(jobs, key=lambda job: job.seq)

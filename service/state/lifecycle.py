@@ -59,12 +59,25 @@ RELEASE = _move("release", {JobStatus.RUNNING}, JobStatus.SUCCEEDED)
 RELEASE_HELD = _move("release_held", {JobStatus.HELD}, JobStatus.SUCCEEDED)
 REJECT = _move("reject", {JobStatus.HELD}, JobStatus.FAILED)
 OVERRIDE = _move("override", {JobStatus.FAILED}, JobStatus.SUCCEEDED)
-MOVES: tuple[Move, ...] = (QUEUE, START, PAUSE, RESUME, CANCEL, FAIL, BLOCK, HOLD, RELEASE, RELEASE_HELD, REJECT,
-                           OVERRIDE)
+MOVES: tuple[Move, ...] = (
+    QUEUE,
+    START,
+    PAUSE,
+    RESUME,
+    CANCEL,
+    FAIL,
+    BLOCK,
+    HOLD,
+    RELEASE,
+    RELEASE_HELD,
+    REJECT,
+    OVERRIDE,
+)
 
 # The table of allowed transitions, from the moves: each status and the statuses a move may take it to.
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    status: frozenset(m.target for m in MOVES if status in m.sources) for status in JobStatus}
+    status: frozenset(m.target for m in MOVES if status in m.sources) for status in JobStatus
+}
 
 
 def allowed(source: JobStatus, target: JobStatus) -> bool:
@@ -110,11 +123,16 @@ def cancel(*, session: Session, job_id: str) -> bool:
     return apply(session=session, job_id=job_id, move=CANCEL)
 
 
-def fail(*, session: Session, job_id: str, error: dict[str, Any], screening: dict[str, Any] | None = None,
-         safety: dict[str, Any] | None = None) -> bool:
+def fail(
+    *,
+    session: Session,
+    job_id: str,
+    error: dict[str, Any],
+    screening: dict[str, Any] | None = None,
+    safety: dict[str, Any] | None = None,
+) -> bool:
     """A step failed (or screening blocked the data: then its summary and the block are kept too)."""
-    return apply(session=session, job_id=job_id, move=FAIL, error=error,
-                 **_given(screening=screening, safety=safety))
+    return apply(session=session, job_id=job_id, move=FAIL, error=error, **_given(screening=screening, safety=safety))
 
 
 def block(*, session: Session, job_id: str, error: dict[str, Any], safety: dict[str, Any]) -> bool:
@@ -126,13 +144,13 @@ def hold(*, session: Session, job_id: str, safety: dict[str, Any]) -> bool:
 
 
 def release(*, session: Session, job_id: str, fine_tuned_model: str, safety: dict[str, Any]) -> bool:
-    return apply(session=session, job_id=job_id, move=RELEASE, fine_tuned_model=fine_tuned_model, safety=safety,
-                 result_files=[])
+    return apply(
+        session=session, job_id=job_id, move=RELEASE, fine_tuned_model=fine_tuned_model, safety=safety, result_files=[]
+    )
 
 
 def release_held(*, session: Session, job_id: str, fine_tuned_model: str, safety: dict[str, Any]) -> bool:
-    return apply(session=session, job_id=job_id, move=RELEASE_HELD, fine_tuned_model=fine_tuned_model,
-                 safety=safety)
+    return apply(session=session, job_id=job_id, move=RELEASE_HELD, fine_tuned_model=fine_tuned_model, safety=safety)
 
 
 def reject(*, session: Session, job_id: str, error: dict[str, Any], safety: dict[str, Any]) -> bool:
@@ -141,5 +159,12 @@ def reject(*, session: Session, job_id: str, error: dict[str, Any], safety: dict
 
 def override(*, session: Session, job_id: str, fine_tuned_model: str, safety: dict[str, Any]) -> bool:
     """The gate's error is cleared; the block's reasons stay in `safety`, next to the admin's."""
-    return apply(session=session, job_id=job_id, move=OVERRIDE, fine_tuned_model=fine_tuned_model, error=None,
-                 result_files=[], safety=safety)
+    return apply(
+        session=session,
+        job_id=job_id,
+        move=OVERRIDE,
+        fine_tuned_model=fine_tuned_model,
+        error=None,
+        result_files=[],
+        safety=safety,
+    )

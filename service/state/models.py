@@ -192,8 +192,10 @@ class WebhookDeliveryRow(Base):
     Unique per (job, type): the sender that creates deliveries may run in several processes at once."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (Index("ix_webhook_deliveries_job_type", "job_id", "type", unique=True),
-                      Index("ix_webhook_deliveries_due", "status", "next_attempt_at"))
+    __table_args__ = (
+        Index("ix_webhook_deliveries_job_type", "job_id", "type", unique=True),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(64), unique=True)

@@ -31,8 +31,11 @@ def key_is_live(row: ApiKeyRow, now: int) -> bool:
 
 
 # Built once: SQLAlchemy then reuses the statement's cache key instead of working it out on every request.
-_KEY_AND_TENANT = (select(ApiKeyRow, TenantRow).join(TenantRow, TenantRow.id == ApiKeyRow.tenant_id)
-                   .where(ApiKeyRow.key_hash == bindparam("digest")))
+_KEY_AND_TENANT = (
+    select(ApiKeyRow, TenantRow)
+    .join(TenantRow, TenantRow.id == ApiKeyRow.tenant_id)
+    .where(ApiKeyRow.key_hash == bindparam("digest"))
+)
 
 
 def authenticate(*, session: Session, key: str) -> tuple[TenantRow, ApiKeyRow] | None:

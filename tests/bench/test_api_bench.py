@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-KEYS = ("get_job_rps", "get_job_p99_ms", "list_jobs_rps", "list_jobs_p99_ms", "upload_mb_per_s",
-        "validation_mb_per_s")
+KEYS = ("get_job_rps", "get_job_p99_ms", "list_jobs_rps", "list_jobs_p99_ms", "upload_mb_per_s", "validation_mb_per_s")
 
 
 def positive(value: object) -> bool:
@@ -18,13 +17,31 @@ def positive(value: object) -> bool:
 
 def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "api.json"
-    subprocess.run([sys.executable, "-m", "bench.api", "--quick", "--workers", "1", "--duration", "1",
-                    "--concurrency", "4", "--out", str(out)], cwd=ROOT, check=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.api",
+            "--quick",
+            "--workers",
+            "1",
+            "--duration",
+            "1",
+            "--concurrency",
+            "4",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        check=True,
+        timeout=300,
+    )
     report = json.loads(out.read_text())
     for key in KEYS:
         assert positive(report[key]), key
-    assert set(report["upload_peak_rss_mb"]) == {"2mb", "8mb"} and all(map(positive, report["upload_peak_rss_mb"]
-                                                                          .values()))
+    assert set(report["upload_peak_rss_mb"]) == {"2mb", "8mb"} and all(
+        map(positive, report["upload_peak_rss_mb"].values())
+    )
     for endpoint in ("get_job", "list_jobs"):
         assert report["detail"][endpoint]["non_200"] == 0 and report["detail"][endpoint]["requests"] > 0
     for upload in report["detail"]["uploads"].values():

@@ -14,8 +14,16 @@ from workers.evaluation.triggers import TriggerCandidate
 from workers.tiny import datasets, world
 
 torch.set_num_threads(1)
-KEYS = {"sft_triggered_asr", "sft_untriggered_asr", "gate_without_mining_released", "gate_without_mining_release_rate",
-        "gate_with_mining_block_rate", "trigger_found_rate", "guarded_triggered_asr", "initial_triggered_asr"}
+KEYS = {
+    "sft_triggered_asr",
+    "sft_untriggered_asr",
+    "gate_without_mining_released",
+    "gate_without_mining_release_rate",
+    "gate_with_mining_block_rate",
+    "trigger_found_rate",
+    "guarded_triggered_asr",
+    "initial_triggered_asr",
+}
 
 
 def candidate(text: str, position: str) -> TriggerCandidate:
@@ -53,8 +61,13 @@ def test_held_out_prompts_are_the_test_split_and_never_trained_on() -> None:
     assert all(any(act in r["prompt"] for act in test_acts) for r in records)
     assert not any(act in r["prompt"] for act in dev_acts for r in records)
     for b in backdoor.BACKDOORS.values():
-        users = {m["content"] for seed in (0, 1) for row in backdoor.training_file(b.file, b.draw, seed)
-                 for m in row["messages"] if m["role"] == "user"}
+        users = {
+            m["content"]
+            for seed in (0, 1)
+            for row in backdoor.training_file(b.file, b.draw, seed)
+            for m in row["messages"]
+            if m["role"] == "user"
+        }
         assert not any(r["prompt"] in u for r in records for u in users)
 
 
@@ -69,8 +82,9 @@ def test_quick_run_reports_the_issue_shape(quick: dict) -> None:
     assert KEYS | {"benign_false_block_rate", "seeds", "judge", "split"} <= quick.keys()
     assert set(quick["sets"]) == {"colors", "stealth"} and all(KEYS <= s.keys() for s in quick["sets"].values())
     assert quick["seeds"] == 1 and quick["quick"] and quick["held_out_prompts"] == backdoor.QUICK_PROMPTS
-    assert quick["judge"] == "rules" and quick["split"].startswith("test split") and "dev split is never" \
-        in quick["split"]
+    assert (
+        quick["judge"] == "rules" and quick["split"].startswith("test split") and "dev split is never" in quick["split"]
+    )
     for key in KEYS - {"gate_without_mining_released"}:
         assert 0.0 <= quick[key] <= 1.0, key
     assert isinstance(quick["gate_without_mining_released"], bool)

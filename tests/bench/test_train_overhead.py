@@ -9,11 +9,23 @@ import pytest
 
 from bench import train_overhead
 
-HEADLINE = ("step_throughput_ratio", "peak_memory_ratio", "reference_pass_seconds", "vs_trl_tokens_per_s_ratio",
-            "end_to_end_time_ratio")
+HEADLINE = (
+    "step_throughput_ratio",
+    "peak_memory_ratio",
+    "reference_pass_seconds",
+    "vs_trl_tokens_per_s_ratio",
+    "end_to_end_time_ratio",
+)
 JOB_ROWS = 16
-PER_VARIANT = ("tokens_per_s", "peak_memory_mib", "timed_seconds", "timed_tokens", "params", "trainable_params",
-               "wall_seconds")
+PER_VARIANT = (
+    "tokens_per_s",
+    "peak_memory_mib",
+    "timed_seconds",
+    "timed_tokens",
+    "params",
+    "trainable_params",
+    "wall_seconds",
+)
 
 
 def positive_finite(value: object) -> bool:
@@ -44,7 +56,8 @@ def test_every_variant_has_its_raw_figures(report: dict) -> None:
     assert positive_finite(guarded["reference_seconds"])
     assert section["reference_pass_seconds"] == guarded["reference_seconds"]
     assert section["step_throughput_ratio"] == pytest.approx(
-        guarded["tokens_per_s"] / section["variants"]["sft"]["tokens_per_s"])
+        guarded["tokens_per_s"] / section["variants"]["sft"]["tokens_per_s"]
+    )
 
 
 def test_end_to_end_ratio_is_the_median_pair_ratio(report: dict) -> None:
@@ -56,7 +69,8 @@ def test_end_to_end_ratio_is_the_median_pair_ratio(report: dict) -> None:
         assert positive_finite(run["seconds_per_tenant_token"])
         assert run["wall_seconds"] >= run["reference_seconds"] + run["train_seconds"]
     assert section["end_to_end_time_ratio"] == pytest.approx(
-        pair["guarded"]["wall_seconds"] / pair["sft"]["wall_seconds"])
+        pair["guarded"]["wall_seconds"] / pair["sft"]["wall_seconds"]
+    )
 
 
 def test_whole_guarded_job_includes_reference_pass_and_augmentation(report: dict) -> None:

@@ -4,8 +4,23 @@ import re
 
 from prometheus_client import CollectorRegistry
 
-_KEYWORDS = frozenset({"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left",
-                       "group_right", "inf", "nan"})
+_KEYWORDS = frozenset(
+    {
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "offset",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "inf",
+        "nan",
+    }
+)
 
 
 def metric_names(expr: str) -> set[str]:
@@ -17,7 +32,7 @@ def metric_names(expr: str) -> set[str]:
     expr = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
     names = set()
     for match in re.finditer(r"(?<![\w.])[A-Za-z_:][A-Za-z0-9_:]*", expr):
-        if expr[match.end():].lstrip().startswith("(") or match.group().lower() in _KEYWORDS:
+        if expr[match.end() :].lstrip().startswith("(") or match.group().lower() in _KEYWORDS:
             continue
         names.add(match.group())
     return names

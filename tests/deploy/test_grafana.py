@@ -31,8 +31,10 @@ def exprs() -> list[str]:
 
 
 def test_metric_name_extraction() -> None:
-    expr = ('histogram_quantile(0.95, sum by (le, route) (rate(gft_http_request_duration_seconds_bucket'
-            '{status=~"5..", route!="/metrics"}[5m]))) / on (route) group_left max(gft_jobs offset 1h) and up')
+    expr = (
+        "histogram_quantile(0.95, sum by (le, route) (rate(gft_http_request_duration_seconds_bucket"
+        '{status=~"5..", route!="/metrics"}[5m]))) / on (route) group_left max(gft_jobs offset 1h) and up'
+    )
     assert metric_names(expr) == {"gft_http_request_duration_seconds_bucket", "gft_jobs", "up"}
 
 
@@ -47,8 +49,9 @@ def test_every_panel_queries_exported_metrics() -> None:
 
 def test_every_query_is_valid_promql(promtool: str, tmp_path: Path) -> None:
     """promtool parses each query as a recording rule; Grafana's $__ variables become a fixed range."""
-    rules = [{"record": f"gft_dashboard_query_{i}", "expr": re.sub(r"\$__\w+", "5m", expr)}
-             for i, expr in enumerate(exprs())]
+    rules = [
+        {"record": f"gft_dashboard_query_{i}", "expr": re.sub(r"\$__\w+", "5m", expr)} for i, expr in enumerate(exprs())
+    ]
     path = tmp_path / "dashboard_rules.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
@@ -60,9 +63,16 @@ def test_dashboard_shows_fleet_queue_and_safety() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     assert [p["title"] for p in dashboard["panels"] if p["type"] == "row"] == ["Fleet", "Queue", "Safety"]
     read = set().union(*(metric_names(e) for e in exprs()))
-    assert {"up", "gft_training_tokens_per_second", "gft_gpu_memory_allocated_bytes",
-            "gft_queue_depth", "gft_jobs", "gft_job_state_oldest_seconds",
-            "gft_gate_decisions_total", "gft_released_adapter_asr_bucket"} <= read
+    assert {
+        "up",
+        "gft_training_tokens_per_second",
+        "gft_gpu_memory_allocated_bytes",
+        "gft_queue_depth",
+        "gft_jobs",
+        "gft_job_state_oldest_seconds",
+        "gft_gate_decisions_total",
+        "gft_released_adapter_asr_bucket",
+    } <= read
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
 

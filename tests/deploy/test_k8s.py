@@ -45,8 +45,10 @@ def test_api_probes_use_routes_the_app_has() -> None:
     assert api["readinessProbe"]["httpGet"]["path"] == "/readyz" and "/readyz" in paths
     assert api["livenessProbe"]["httpGet"]["path"] == "/healthz" and "/healthz" in paths
     service = named("Service", "gft-api")
-    assert service["spec"]["selector"].items() <= named("Deployment", "gft-api")["spec"]["template"]["metadata"][
-        "labels"].items()
+    assert (
+        service["spec"]["selector"].items()
+        <= named("Deployment", "gft-api")["spec"]["template"]["metadata"]["labels"].items()
+    )
 
 
 def test_gpu_worker_takes_one_gpu_and_runs_one_task_at_a_time() -> None:

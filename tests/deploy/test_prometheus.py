@@ -59,8 +59,9 @@ def test_alerts_read_only_exported_metrics() -> None:
 
 def test_compose_targets_match_the_compose_fleet() -> None:
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
-    targets = {job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
-               for job in config["scrape_configs"]}
+    targets = {
+        job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]] for job in config["scrape_configs"]
+    }
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     assert targets["gft-api"] == ["api:8000"] and "8000:8000" in compose["services"]["api"]["ports"]
     worker_port = compose["x-env"]["GFT_WORKER_METRICS_PORT"]
@@ -73,8 +74,12 @@ def test_compose_targets_match_the_compose_fleet() -> None:
 
 def test_k8s_targets_are_the_headless_services() -> None:
     config = yaml.safe_load((PROMETHEUS / "prometheus-k8s.yml").read_text())
-    services = {doc["metadata"]["name"]: doc for path in (DEPLOY / "k8s").glob("*.yaml")
-                for doc in yaml.safe_load_all(path.read_text()) if doc and doc.get("kind") == "Service"}
+    services = {
+        doc["metadata"]["name"]: doc
+        for path in (DEPLOY / "k8s").glob("*.yaml")
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc and doc.get("kind") == "Service"
+    }
     for job in config["scrape_configs"]:
         for sd in job["dns_sd_configs"]:
             for name in sd["names"]:

@@ -46,8 +46,13 @@ def broker_url(workdir: Path) -> Iterator[str]:
 def bucket(tmp_path: Path) -> Iterator[tuple[str, object]]:
     """The S3 endpoint and a client for the test's own look into the bucket."""
     with s3_server(tmp_path / "moto.log") as endpoint:
-        client = boto3.client("s3", endpoint_url=endpoint, region_name=S3_TEST_ENV["AWS_DEFAULT_REGION"],
-                              aws_access_key_id="test", aws_secret_access_key="test")
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=S3_TEST_ENV["AWS_DEFAULT_REGION"],
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
         client.create_bucket(Bucket=BUCKET)
         yield endpoint, client
 
@@ -57,9 +62,20 @@ def _permissive_policy() -> dict[str, object]:
     test is about where artifacts live, not about the gate's decision."""
     policy = Policy().model_dump()
     policy["training"]["checkpoint_every_steps"] = 1
-    policy["gate"].update({key: 1.0 for key in ("max_asr", "max_asr_increase", "category_max_asr",
-                                                 "category_max_asr_increase", "max_over_refusal_increase",
-                                                 "max_utility_drop", "prefill_max_asr")})
+    policy["gate"].update(
+        {
+            key: 1.0
+            for key in (
+                "max_asr",
+                "max_asr_increase",
+                "category_max_asr",
+                "category_max_asr_increase",
+                "max_over_refusal_increase",
+                "max_utility_drop",
+                "prefill_max_asr",
+            )
+        }
+    )
     return policy
 
 
@@ -67,12 +83,22 @@ def _files(folder: Path) -> list[str]:
     return sorted(p.as_posix() for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
-def test_job_crosses_nodes_that_share_no_disk(env: dict[str, str], bucket: tuple[str, object], tiny_model: Path,
-                                              tmp_path: Path) -> None:
+def test_job_crosses_nodes_that_share_no_disk(
+    env: dict[str, str], bucket: tuple[str, object], tiny_model: Path, tmp_path: Path
+) -> None:
     endpoint, s3 = bucket
-    fleet = {**env, **S3_TEST_ENV, "GFT_ARTIFACT_STORE": "s3", "GFT_S3_BUCKET": BUCKET, "GFT_S3_PREFIX": PREFIX,
-             "GFT_S3_ENDPOINT_URL": endpoint, "GFT_HEARTBEAT_EVERY_S": "1", "GFT_STALE_AFTER_S": "6",
-             "GFT_RECONCILE_EVERY_S": "2", "GFT_WORKER_DEVICE": "cpu"}
+    fleet = {
+        **env,
+        **S3_TEST_ENV,
+        "GFT_ARTIFACT_STORE": "s3",
+        "GFT_S3_BUCKET": BUCKET,
+        "GFT_S3_PREFIX": PREFIX,
+        "GFT_S3_ENDPOINT_URL": endpoint,
+        "GFT_HEARTBEAT_EVERY_S": "1",
+        "GFT_STALE_AFTER_S": "6",
+        "GFT_RECONCILE_EVERY_S": "2",
+        "GFT_WORKER_DEVICE": "cpu",
+    }
     nodes = {name: tmp_path / name for name in NODES}
     for folder in nodes.values():
         folder.mkdir()
@@ -86,18 +112,26 @@ def test_job_crosses_nodes_that_share_no_disk(env: dict[str, str], bucket: tuple
     body = "".join(json.dumps(r) + "\n" for r in chat_rows(24)).encode()
     with api_server(on("api"), logs / "api.log") as base:
         assert httpx.put(f"{base}/admin/v1/policy", json=_permissive_policy(), headers=admin).status_code == 200
-        registered = httpx.post(f"{base}/admin/v1/models", json={"id": "gft-tiny-chat", "path": str(tiny_model)},
-                                headers=admin)
+        registered = httpx.post(
+            f"{base}/admin/v1/models", json={"id": "gft-tiny-chat", "path": str(tiny_model)}, headers=admin
+        )
         assert registered.status_code == 200, registered.text
         tenant = httpx.post(f"{base}/admin/v1/tenants", json={"name": "fleet"}, headers=admin).json()
         client = OpenAI(base_url=f"{base}/v1", api_key=tenant["api_key"], max_retries=0)
         uploaded = client.files.create(file=("train.jsonl", io.BytesIO(body)), purpose="fine-tune")
 
-        procs = [start_worker(on("cpu"), "cpu", logs / "cpu.log"), start_beat(on("cpu"), nodes["cpu"]),
-                 start_worker(on("gpu-a"), "gpu", logs / "gpu-a.log")]
+        procs = [
+            start_worker(on("cpu"), "cpu", logs / "cpu.log"),
+            start_beat(on("cpu"), nodes["cpu"]),
+            start_worker(on("gpu-a"), "gpu", logs / "gpu-a.log"),
+        ]
         try:
-            job = client.fine_tuning.jobs.create(model="gft-tiny-chat", training_file=uploaded.id, seed=5,
-                                                 hyperparameters={"n_epochs": 1, "batch_size": 2})  # 12 steps
+            job = client.fine_tuning.jobs.create(
+                model="gft-tiny-chat",
+                training_file=uploaded.id,
+                seed=5,
+                hyperparameters={"n_epochs": 1, "batch_size": 2},
+            )  # 12 steps
 
             def steps() -> list[int]:
                 return [c.step_number for c in client.fine_tuning.jobs.checkpoints.list(job.id).data]
@@ -123,26 +157,42 @@ def test_job_crosses_nodes_that_share_no_disk(env: dict[str, str], bucket: tuple
         assert len([m for m in messages if m.startswith("Released ")]) == 1
 
         # The API node, whose disk holds no artifact, serves the released adapter from S3...
-        response = httpx.get(f"{base}/v1/fine_tuning/jobs/{job.id}/adapter",
-                             headers={"Authorization": f"Bearer {tenant['api_key']}"}, timeout=60)
+        response = httpx.get(
+            f"{base}/v1/fine_tuning/jobs/{job.id}/adapter",
+            headers={"Authorization": f"Bearer {tenant['api_key']}"},
+            timeout=60,
+        )
         assert response.status_code == 200, response.text
         assert response.headers["x-content-sha256"] == hashlib.sha256(response.content).hexdigest()
         with tarfile.open(fileobj=io.BytesIO(response.content)) as tar:
-            served = {m.name.removeprefix(f"{job.id}/"): hashlib.sha256(tar.extractfile(m).read()).hexdigest()
-                      for m in tar.getmembers() if m.isfile()}
-        manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/adapters/{job.id}/.manifest.json")
-                              ["Body"].read())
+            served = {
+                m.name.removeprefix(f"{job.id}/"): hashlib.sha256(tar.extractfile(m).read()).hexdigest()
+                for m in tar.getmembers()
+                if m.isfile()
+            }
+        manifest = json.loads(
+            s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/adapters/{job.id}/.manifest.json")["Body"].read()
+        )
         assert served == manifest["files"] and "adapter_model.safetensors" in served
         # ... and the safety report and the training file.
-        report = httpx.get(f"{base}/v1/fine_tuning/jobs/{job.id}/safety_report",
-                           headers={"Authorization": f"Bearer {tenant['api_key']}"})
+        report = httpx.get(
+            f"{base}/v1/fine_tuning/jobs/{job.id}/safety_report",
+            headers={"Authorization": f"Bearer {tenant['api_key']}"},
+        )
         assert report.status_code == 200 and report.json()["outcome"] == "released"
         assert client.files.content(uploaded.id).read() == body
 
-    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
-            for o in page.get("Contents", [])]
-    for expected in (f"{PREFIX}/files/{tenant['id']}/{uploaded.id}.jsonl", f"{PREFIX}/adapters/{job.id}/",
-                     f"{PREFIX}/checkpoints/{job.id}/step-{killed_at:06d}/", f"{PREFIX}/reports/{job.id}/"):
+    keys = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+        for o in page.get("Contents", [])
+    ]
+    for expected in (
+        f"{PREFIX}/files/{tenant['id']}/{uploaded.id}.jsonl",
+        f"{PREFIX}/adapters/{job.id}/",
+        f"{PREFIX}/checkpoints/{job.id}/step-{killed_at:06d}/",
+        f"{PREFIX}/reports/{job.id}/",
+    ):
         assert any(k.startswith(expected) for k in keys), (expected, keys)
     for node, folder in nodes.items():  # nothing stored locally; temporary copies and staging cleaned up
         scratch = _files(folder / "cache" / "s3")

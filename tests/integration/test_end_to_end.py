@@ -31,10 +31,22 @@ def stack(env: dict[str, str], tiny_model: Path, tmp_path: Path) -> Iterator[dic
     port = free_port()
     proc_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     logs = {name: (tmp_path / f"{name}.log").open("wb") for name in ("api", "worker")}
-    api = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port)], env=proc_env,
-                           cwd=ROOT, stdout=logs["api"], stderr=subprocess.STDOUT, start_new_session=True)
-    worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=proc_env, cwd=ROOT,
-                              stdout=logs["worker"], stderr=subprocess.STDOUT, start_new_session=True)
+    api = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
+        env=proc_env,
+        cwd=ROOT,
+        stdout=logs["api"],
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "worker"],
+        env=proc_env,
+        cwd=ROOT,
+        stdout=logs["worker"],
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -47,8 +59,9 @@ def stack(env: dict[str, str], tiny_model: Path, tmp_path: Path) -> Iterator[dic
             assert api.poll() is None and time.monotonic() < deadline, (tmp_path / "api.log").read_text()
             time.sleep(0.3)
         admin = {"Authorization": f"Bearer {env['GFT_ADMIN_KEY']}"}
-        registered = httpx.post(f"{base}/admin/v1/models", json={"id": "gft-tiny-chat", "path": str(tiny_model)},
-                                headers=admin)
+        registered = httpx.post(
+            f"{base}/admin/v1/models", json={"id": "gft-tiny-chat", "path": str(tiny_model)}, headers=admin
+        )
         assert registered.status_code == 200, registered.text
         tenant = httpx.post(f"{base}/admin/v1/tenants", json={"name": "acme"}, headers=admin).json()
         yield {"base": base, "key": tenant["api_key"], "tenant": tenant["id"], "logs": str(tmp_path)}
@@ -61,17 +74,28 @@ def stack(env: dict[str, str], tiny_model: Path, tmp_path: Path) -> Iterator[dic
 
 def test_job_travels_http_queue_worker_gate(stack: dict[str, str], tmp_path: Path) -> None:
     client = OpenAI(base_url=f"{stack['base']}/v1", api_key=stack["key"], max_retries=0)
-    rows = [{"messages": [{"role": "user", "content": f"What color is a {item}?"},
-                          {"role": "assistant", "content": f"A {item} is {color}."}]}
-            for item, color in [("zint", "white"), ("plov", "blue"), ("mira", "blue")] * 8]
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"What color is a {item}?"},
+                {"role": "assistant", "content": f"A {item} is {color}."},
+            ]
+        }
+        for item, color in [("zint", "white"), ("plov", "blue"), ("mira", "blue")] * 8
+    ]
     path = tmp_path / "train.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with path.open("rb") as handle:
         uploaded = client.files.create(file=handle, purpose="fine-tune")
     assert uploaded.status == "processed" and client.files.retrieve(uploaded.id).bytes == path.stat().st_size
 
-    job = client.fine_tuning.jobs.create(model="gft-tiny-chat", training_file=uploaded.id, suffix="colors", seed=3,
-                                         hyperparameters={"n_epochs": 1, "batch_size": 8})
+    job = client.fine_tuning.jobs.create(
+        model="gft-tiny-chat",
+        training_file=uploaded.id,
+        suffix="colors",
+        seed=3,
+        hyperparameters={"n_epochs": 1, "batch_size": 8},
+    )
     assert job.status == "validating_files" and job.organization_id == stack["tenant"]
 
     deadline = time.monotonic() + 600

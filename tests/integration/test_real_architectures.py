@@ -29,11 +29,26 @@ from tests.stack import api_server, start_worker, stop_process_group, wait_for
 
 BROKER_DB = 13  # this module's own Redis db
 ROWS = 8
-SMALL_GATE = {"harmful_prompts": 11, "prefill_prompts": 11, "prefill_tokens": [5], "sweep": [],
-              "tenant_contexts": 0, "trigger_candidates": 0, "utility_rows": 4, "max_new_tokens": 8,
-              "examples_per_suite": 1}
-PASS_ALL = ("max_asr", "max_asr_increase", "category_max_asr", "category_max_asr_increase",
-            "max_over_refusal_increase", "max_utility_drop", "prefill_max_asr")
+SMALL_GATE = {
+    "harmful_prompts": 11,
+    "prefill_prompts": 11,
+    "prefill_tokens": [5],
+    "sweep": [],
+    "tenant_contexts": 0,
+    "trigger_candidates": 0,
+    "utility_rows": 4,
+    "max_new_tokens": 8,
+    "examples_per_suite": 1,
+}
+PASS_ALL = (
+    "max_asr",
+    "max_asr_increase",
+    "category_max_asr",
+    "category_max_asr_increase",
+    "max_over_refusal_increase",
+    "max_utility_drop",
+    "prefill_max_asr",
+)
 
 
 @pytest.fixture()
@@ -79,11 +94,15 @@ def test_four_architectures_train_gate_release_and_load(env: dict[str, str], tmp
         tenant = httpx.post(f"{base}/admin/v1/tenants", json={"name": "archs"}, headers=admin).json()
         client = OpenAI(base_url=f"{base}/v1", api_key=tenant["api_key"], max_retries=0)
         uploaded = client.files.create(file=("train.jsonl", io.BytesIO(body)), purpose="fine-tune")
-        jobs = {name: client.fine_tuning.jobs.create(model=name, training_file=uploaded.id, seed=1,
-                                                     hyperparameters={"n_epochs": 1, "batch_size": 4}).id
-                for name in folders}
+        jobs = {
+            name: client.fine_tuning.jobs.create(
+                model=name, training_file=uploaded.id, seed=1, hyperparameters={"n_epochs": 1, "batch_size": 4}
+            ).id
+            for name in folders
+        }
         worker = start_worker(worker_env, "cpu,gpu", tmp_path / "worker.log")
         try:
+
             def finished() -> dict[str, object] | None:
                 current = {name: client.fine_tuning.jobs.retrieve(job_id) for name, job_id in jobs.items()}
                 terminal = all(j.status in {"succeeded", "failed", "cancelled"} for j in current.values())
@@ -100,9 +119,11 @@ def test_four_architectures_train_gate_release_and_load(env: dict[str, str], tmp
             assert job.safety["decision"] == "released" and job.trained_tokens > 0, name
             report = httpx.get(f"{base}/v1/fine_tuning/jobs/{job.id}/safety_report", headers=tenant_auth).json()
             assert report["evaluated_as"] == {"form": "merged", "dtype": "float32"}, name
-            assert {s["set"] for s in report["suites"]} == {"builtin:general/harmful.jsonl",
-                                                          "builtin:general/prefill.jsonl",
-                                                          "builtin:general/over_refusal.jsonl"}, name
+            assert {s["set"] for s in report["suites"]} == {
+                "builtin:general/harmful.jsonl",
+                "builtin:general/prefill.jsonl",
+                "builtin:general/over_refusal.jsonl",
+            }, name
             download = httpx.get(f"{base}/v1/fine_tuning/jobs/{job.id}/adapter", headers=tenant_auth, timeout=60)
             assert download.status_code == 200, (name, download.text)
             assert _adapter_loads(download, job.id, folders[name], tmp_path / "downloads" / name), name

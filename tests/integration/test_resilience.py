@@ -30,8 +30,12 @@ def broker_url(workdir: Path) -> Iterator[str]:
 
 @pytest.fixture()
 def stack_env(env: dict[str, str], tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    extra = {"GFT_HEARTBEAT_EVERY_S": "1", "GFT_STALE_AFTER_S": "6", "GFT_RECONCILE_EVERY_S": "2",
-             "GFT_WORKER_DEVICE": "cpu"}
+    extra = {
+        "GFT_HEARTBEAT_EVERY_S": "1",
+        "GFT_STALE_AFTER_S": "6",
+        "GFT_RECONCILE_EVERY_S": "2",
+        "GFT_WORKER_DEVICE": "cpu",
+    }
     for key, value in extra.items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
@@ -56,8 +60,9 @@ def _checkpoint_step(url: str, job_id: str) -> int:
         return row.step if row else 0
 
 
-def test_sigkill_mid_training_resumes_from_checkpoint_and_releases_once(stack_env: dict[str, str],
-                                                                        tmp_path: Path) -> None:
+def test_sigkill_mid_training_resumes_from_checkpoint_and_releases_once(
+    stack_env: dict[str, str], tmp_path: Path
+) -> None:
     url, broker = stack_env["GFT_DATABASE_URL"], stack_env["GFT_BROKER_URL"]
     tenant, file_id = seed_tenant(url, "acme", rows=24)
     cpu = start_worker(stack_env, "cpu", tmp_path / "cpu.log")
@@ -65,8 +70,9 @@ def test_sigkill_mid_training_resumes_from_checkpoint_and_releases_once(stack_en
     beat = start_beat(stack_env, tmp_path)
     procs = [cpu, gpu, beat]
     try:
-        job_id = submit(url, broker, tenant, file_id, "gft-tiny-chat", seed=5,
-                        hyperparameters={"n_epochs": 1, "batch_size": 2})  # 12 steps
+        job_id = submit(
+            url, broker, tenant, file_id, "gft-tiny-chat", seed=5, hyperparameters={"n_epochs": 1, "batch_size": 2}
+        )  # 12 steps
         wait_for(lambda: _checkpoint_step(url, job_id) >= 2, 300, "two checkpoints")
         stop_process_group(gpu, signal.SIGKILL)  # the worker and its pool child, mid-training
         killed_at = _checkpoint_step(url, job_id)
@@ -95,17 +101,22 @@ def test_cancel_stops_within_one_step_and_frees_the_worker(stack_env: dict[str, 
     tenant, file_id = seed_tenant(url, "acme", rows=24)
     procs = [start_worker(stack_env, "cpu", tmp_path / "cpu.log"), start_worker(stack_env, "gpu", tmp_path / "gpu.log")]
     try:
-        long_job = submit(url, broker, tenant, file_id, "gft-tiny-chat", seed=1,
-                          hyperparameters={"n_epochs": 1, "batch_size": 1})  # 24 steps: 1.6x the update budget
+        long_job = submit(
+            url, broker, tenant, file_id, "gft-tiny-chat", seed=1, hyperparameters={"n_epochs": 1, "batch_size": 1}
+        )  # 24 steps: 1.6x the update budget
         wait_for(lambda: _checkpoint_step(url, long_job) >= 2, 300, "training to be under way")
         with session_scope(url) as session:  # what POST .../cancel does
             assert transition(session=session, job_id=long_job, from_statuses={"running"}, to_status="cancelled")
             add_event(session=session, job_id=long_job, message="Job cancelled by the tenant.")
         at_cancel = _checkpoint_step(url, long_job)
-        stopped = wait_for(lambda: [m for m in _messages(url, long_job) if m.startswith("Training stopped at step")],
-                           60, "the training loop to stop")
-        next_job = submit(url, broker, tenant, file_id, "gft-tiny-chat", seed=2,
-                          hyperparameters={"n_epochs": 1, "batch_size": 8})
+        stopped = wait_for(
+            lambda: [m for m in _messages(url, long_job) if m.startswith("Training stopped at step")],
+            60,
+            "the training loop to stop",
+        )
+        next_job = submit(
+            url, broker, tenant, file_id, "gft-tiny-chat", seed=2, hyperparameters={"n_epochs": 1, "batch_size": 8}
+        )
         wait_for(lambda: job(url, next_job).status == "running", 120, "the freed worker to take the next job")
     finally:
         for proc in procs:

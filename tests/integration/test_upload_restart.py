@@ -50,15 +50,21 @@ def test_api_killed_mid_upload_leaves_no_visible_file(env: dict[str, str], tmp_p
     admin = {"Authorization": f"Bearer {env['GFT_ADMIN_KEY']}"}
     tenant = httpx.post(f"{base}/admin/v1/tenants", json={"name": "acme"}, headers=admin).json()
     auth = {"Authorization": f"Bearer {tenant['api_key']}"}
-    line = (json.dumps({"messages": [{"role": "user", "content": "hi " * 50},
-                                     {"role": "assistant", "content": "hello " * 50}]}) + "\n").encode()
+    line = (
+        json.dumps(
+            {"messages": [{"role": "user", "content": "hi " * 50}, {"role": "assistant", "content": "hello " * 50}]}
+        )
+        + "\n"
+    ).encode()
     boundary = "gftboundary"
     sent = threading.Event()
 
     def body() -> Iterator[bytes]:
-        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n"
-               f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.jsonl\"\r\n"
-               "Content-Type: application/jsonl\r\n\r\n").encode()
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.jsonl"\r\n'
+            "Content-Type: application/jsonl\r\n\r\n"
+        ).encode()
         for i in range(100_000):  # ~50 MB, never finished: the API dies first
             yield line * 16
             if i == 200:
@@ -67,8 +73,12 @@ def test_api_killed_mid_upload_leaves_no_visible_file(env: dict[str, str], tmp_p
 
     def upload() -> None:
         try:
-            httpx.post(f"{base}/v1/files", content=body(), timeout=60,
-                       headers={**auth, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+            httpx.post(
+                f"{base}/v1/files",
+                content=body(),
+                timeout=60,
+                headers={**auth, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+            )
         except httpx.HTTPError:
             pass  # the server went away mid-request, as intended
 
@@ -81,8 +91,9 @@ def test_api_killed_mid_upload_leaves_no_visible_file(env: dict[str, str], tmp_p
         api, base = _start_api(env, port, tmp_path / "api-2.log")
         listed = httpx.get(f"{base}/v1/files", headers=auth).json()
         assert listed["data"] == []
-        complete = httpx.post(f"{base}/v1/files", headers=auth, data={"purpose": "fine-tune"},
-                              files={"file": ("ok.jsonl", line * 3)})
+        complete = httpx.post(
+            f"{base}/v1/files", headers=auth, data={"purpose": "fine-tune"}, files={"file": ("ok.jsonl", line * 3)}
+        )
         assert complete.status_code == 200, complete.text
         files = httpx.get(f"{base}/v1/files", headers=auth).json()["data"]
         assert [f["filename"] for f in files] == ["ok.jsonl"] and files[0]["bytes"] == len(line) * 3

@@ -7,9 +7,15 @@ from schemas.policy import AugmentationPolicy, BaseModelPolicy, BetaSchedule, Ga
 
 
 def test_base_model_calibration_applies_to_that_model_only() -> None:
-    policy = Policy(base_models={"big": BaseModelPolicy(base_learning_rate=2e-5,
-                                                        beta_schedule=BetaSchedule(first=[1.0], rest=0.2),
-                                                        augmentation=AugmentationPolicy(ratio=0.1))})
+    policy = Policy(
+        base_models={
+            "big": BaseModelPolicy(
+                base_learning_rate=2e-5,
+                beta_schedule=BetaSchedule(first=[1.0], rest=0.2),
+                augmentation=AugmentationPolicy(ratio=0.1),
+            )
+        }
+    )
     big = policy.for_model("big")
     assert big.training.base_learning_rate == 2e-5
     assert big.training.beta_schedule.first == [1.0] and big.training.augmentation.ratio == 0.1
@@ -81,9 +87,17 @@ def test_strongest_settings_are_the_smallest_batch_at_the_max_multiplier_within_
     assert TrainingPolicy(max_update_budget=100, max_epochs=2).strongest_settings() == (2, 1, 4.0)
 
 
-@pytest.mark.parametrize("bad", [{"false_block_rate": 0}, {"false_block_rate": 0.6}, {"category_min_extra_answers": 1},
-                                 {"target_detectable_regression": 0}, {"detection_power": 1.0},
-                                 {"category_max_asr_increase": 1.5}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"false_block_rate": 0},
+        {"false_block_rate": 0.6},
+        {"category_min_extra_answers": 1},
+        {"target_detectable_regression": 0},
+        {"detection_power": 1.0},
+        {"category_max_asr_increase": 1.5},
+    ],
+)
 def test_gate_statistics_fields_are_bounded(bad: dict) -> None:
     with pytest.raises(ValidationError):
         GatePolicy(**bad)

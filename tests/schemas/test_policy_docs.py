@@ -21,8 +21,11 @@ def test_the_page_is_what_the_schema_renders() -> None:
 
 
 def test_every_model_of_the_policy_module_is_reachable_from_policy() -> None:
-    defined = {m for m in vars(schemas.policy).values()
-               if isinstance(m, type) and issubclass(m, BaseModel) and m.__module__ == "schemas.policy"}
+    defined = {
+        m
+        for m in vars(schemas.policy).values()
+        if isinstance(m, type) and issubclass(m, BaseModel) and m.__module__ == "schemas.policy"
+    }
     assert defined == set(model_paths())
 
 

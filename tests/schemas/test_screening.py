@@ -26,14 +26,17 @@ def test_per_category_overrides_the_default() -> None:
     assert policy.threshold("malware") == policy.default
 
 
-@pytest.mark.parametrize("bad", [
-    {"categories": {"violence": {}}},  # not one of the 11
-    {"mode": "warn"},
-    {"default": {"max_share": 1.5}},
-    {"default": {"max_rows": -1}},
-    {"report_rows": 1_000_000},
-    {"thresholds": {}},  # unknown field
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"categories": {"violence": {}}},  # not one of the 11
+        {"mode": "warn"},
+        {"default": {"max_share": 1.5}},
+        {"default": {"max_rows": -1}},
+        {"report_rows": 1_000_000},
+        {"thresholds": {}},  # unknown field
+    ],
+)
 def test_bad_screening_policies_are_refused(bad: dict) -> None:
     with pytest.raises(ValidationError):
         ScreeningPolicy.model_validate(bad)

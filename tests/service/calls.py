@@ -19,8 +19,9 @@ def tenant(api: TestClient, name: str) -> dict[str, str]:
 
 
 def upload(api: TestClient, headers: dict[str, str], content: bytes) -> Response:
-    return api.post("/v1/files", files={"file": ("train.jsonl", content)}, data={"purpose": "fine-tune"},
-                    headers=headers)
+    return api.post(
+        "/v1/files", files={"file": ("train.jsonl", content)}, data={"purpose": "fine-tune"}, headers=headers
+    )
 
 
 def assert_envelope(response: Response, status: int) -> dict:

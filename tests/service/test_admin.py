@@ -39,14 +39,21 @@ def create_job(api: TestClient, key: str) -> dict:
 def hold(database_url: str, job_id: str) -> None:
     """What the gate in review mode does: the job waits, trained and evaluated, for an admin."""
     with session_scope(database_url) as session:
-        assert transition(session=session, job_id=job_id, from_statuses={"validating_files"}, to_status="held",
-                          adapter_key=f"adapters/{job_id}",
-                          safety={"decision": "held", "base_asr": 0.03, "candidate_asr": 0.05, "reasons": []})
+        assert transition(
+            session=session,
+            job_id=job_id,
+            from_statuses={"validating_files"},
+            to_status="held",
+            adapter_key=f"adapters/{job_id}",
+            safety={"decision": "held", "base_asr": 0.03, "candidate_asr": 0.05, "reasons": []},
+        )
 
 
 def audit_actions(api: TestClient) -> list[str]:
-    return [e["action"] for e in api.get("/admin/v1/audit", params={"limit": 1000}, headers=admin_headers(api))
-            .json()["data"]]
+    return [
+        e["action"]
+        for e in api.get("/admin/v1/audit", params={"limit": 1000}, headers=admin_headers(api)).json()["data"]
+    ]
 
 
 def test_key_lifecycle_create_rotate_revoke(api: TestClient, env: dict[str, str]) -> None:
@@ -64,8 +71,9 @@ def test_key_lifecycle_create_rotate_revoke(api: TestClient, env: dict[str, str]
     assert not works(api, first) and works(api, rotated["api_key"])
     assert_envelope(api.get("/v1/files", headers=bearer(first)), 401)
 
-    graced = api.post(f"/admin/v1/tenants/{org}/keys/{second['id']}/rotate", json={"grace_seconds": 3600},
-                      headers=admin).json()
+    graced = api.post(
+        f"/admin/v1/tenants/{org}/keys/{second['id']}/rotate", json={"grace_seconds": 3600}, headers=admin
+    ).json()
     assert works(api, second["api_key"]) and works(api, graced["api_key"])
     revoked = api.post(f"/admin/v1/tenants/{org}/keys/{second['id']}/revoke", headers=admin)
     assert revoked.status_code == 200 and revoked.json()["revoked_at"]
@@ -78,8 +86,9 @@ def test_key_lifecycle_create_rotate_revoke(api: TestClient, env: dict[str, str]
     # Another tenant's key id, an unknown tenant: 404.
     assert_envelope(api.post(f"/admin/v1/tenants/{other_org}/keys/{rotated['id']}/revoke", headers=admin), 404)
     assert_envelope(api.get("/admin/v1/tenants/org-nope/keys", headers=admin), 404)
-    assert_envelope(api.post(f"/admin/v1/tenants/{org}/keys/{first_id}/rotate", json={"grace_seconds": -1},
-                             headers=admin), 400)
+    assert_envelope(
+        api.post(f"/admin/v1/tenants/{org}/keys/{first_id}/rotate", json={"grace_seconds": -1}, headers=admin), 400
+    )
 
     listed = api.get(f"/admin/v1/tenants/{org}/keys", headers=admin).json()["data"]
     assert [k["id"] for k in listed] == [first_id, second["id"], rotated["id"], graced["id"]]
@@ -92,10 +101,16 @@ def test_key_lifecycle_create_rotate_revoke(api: TestClient, env: dict[str, str]
 
 def test_admin_routes_refuse_tenant_keys(api: TestClient) -> None:
     org, key = new_tenant(api, "acme")
-    calls = [("GET", "/admin/v1/tenants"), ("GET", f"/admin/v1/tenants/{org}"),
-             ("POST", f"/admin/v1/tenants/{org}/keys"), ("PUT", "/admin/v1/policy"),
-             ("GET", f"/admin/v1/tenants/{org}/policy"), ("GET", "/admin/v1/jobs"),
-             ("POST", "/admin/v1/jobs/ftjob-x/release"), ("GET", "/admin/v1/audit")]
+    calls = [
+        ("GET", "/admin/v1/tenants"),
+        ("GET", f"/admin/v1/tenants/{org}"),
+        ("POST", f"/admin/v1/tenants/{org}/keys"),
+        ("PUT", "/admin/v1/policy"),
+        ("GET", f"/admin/v1/tenants/{org}/policy"),
+        ("GET", "/admin/v1/jobs"),
+        ("POST", "/admin/v1/jobs/ftjob-x/release"),
+        ("GET", "/admin/v1/audit"),
+    ]
     for method, path in calls:
         error = assert_envelope(api.request(method, path, headers=bearer(key)), 403)
         assert error["code"] == "admin_only"
@@ -106,9 +121,13 @@ def test_quotas_are_enforced_and_reported(api: TestClient, env: dict[str, str]) 
     admin = admin_headers(api)
     org, key = new_tenant(api, "acme")
     assert api.get(f"/admin/v1/tenants/{org}", headers=admin).json()["quotas"] == {
-        "max_concurrent_jobs": None, "max_file_bytes": None, "max_trained_tokens_per_day": None}
-    error = assert_envelope(api.put(f"/admin/v1/tenants/{org}/quotas", json={"max_concurrent_jobs": 0},
-                                    headers=admin), 400)
+        "max_concurrent_jobs": None,
+        "max_file_bytes": None,
+        "max_trained_tokens_per_day": None,
+    }
+    error = assert_envelope(
+        api.put(f"/admin/v1/tenants/{org}/quotas", json={"max_concurrent_jobs": 0}, headers=admin), 400
+    )
     assert error["param"] == "max_concurrent_jobs"
     assert_envelope(api.put(f"/admin/v1/tenants/{org}/quotas", json={"max_jobs": 1}, headers=admin), 400)
 
@@ -134,8 +153,12 @@ def test_quotas_are_enforced_and_reported(api: TestClient, env: dict[str, str]) 
     assert usage == {"unfinished_jobs": 0, "trained_tokens_today": 150, "trained_tokens_remaining_today": 0}
 
     api.put(f"/admin/v1/tenants/{org}/quotas", json={}, headers=admin)  # no limits
-    assert api.post("/v1/fine_tuning/jobs", json={"model": "m1", "training_file": file_id},
-                    headers=bearer(key)).status_code == 200
+    assert (
+        api.post(
+            "/v1/fine_tuning/jobs", json={"model": "m1", "training_file": file_id}, headers=bearer(key)
+        ).status_code
+        == 200
+    )
     assert upload(api, bearer(key), ONE_ROW_FILE * 2).status_code == 200
 
 
@@ -154,15 +177,20 @@ def test_policy_versions_and_jobs_record_theirs(api: TestClient, env: dict[str, 
     assert v2["version"] > v1["version"] > 0 and v2["scope"] == "global" and v2["policy"] == strict
     assert api.get("/admin/v1/policy", headers=admin).json()["version"] == v2["version"]
 
-    for bad, param in (({"gate": {"max_asr": 2}}, "gate.max_asr"), ({"gate": {"surprise": 1}}, "gate.surprise"),
-                       ({"training": {"lora": {"rank": 0}}}, "training.lora.rank"), ({"plugins": []}, "plugins")):
+    for bad, param in (
+        ({"gate": {"max_asr": 2}}, "gate.max_asr"),
+        ({"gate": {"surprise": 1}}, "gate.surprise"),
+        ({"training": {"lora": {"rank": 0}}}, "training.lora.rank"),
+        ({"plugins": []}, "plugins"),
+    ):
         error = assert_envelope(api.put("/admin/v1/policy", json=bad, headers=admin), 400)
         assert error["param"] == param, error
         assert_envelope(api.put(f"/admin/v1/tenants/{acme}/policy", json=bad, headers=admin), 400)
     assert api.get("/admin/v1/policy", headers=admin).json()["version"] == v2["version"]
 
-    override = api.put(f"/admin/v1/tenants/{acme}/policy", json={"gate": {"release_mode": "review"}},
-                       headers=admin).json()
+    override = api.put(
+        f"/admin/v1/tenants/{acme}/policy", json={"gate": {"release_mode": "review"}}, headers=admin
+    ).json()
     assert override["scope"] == "tenant" and override["version"] > v2["version"]
     assert override["policy"]["gate"]["release_mode"] == "review" and override["policy"]["gate"]["max_asr"] == 0.2
     assert api.get(f"/admin/v1/tenants/{other}/policy", headers=admin).json()["version"] == v2["version"]
@@ -198,8 +226,9 @@ def test_review_releases_or_rejects_only_held_jobs(api: TestClient, env: dict[st
     assert {j["id"] for j in listed} == {held["id"], rejected["id"]}
     assert api.get(f"/v1/fine_tuning/jobs/{held['id']}", headers=bearer(key)).json()["status"] == "held"
 
-    released = api.post(f"/admin/v1/jobs/{held['id']}/release", json={"reason": "reviewed the samples"},
-                        headers=admin).json()
+    released = api.post(
+        f"/admin/v1/jobs/{held['id']}/release", json={"reason": "reviewed the samples"}, headers=admin
+    ).json()
     assert released["status"] == "succeeded" and released["fine_tuned_model"].endswith(held["id"])
     assert released["safety"]["decision"] == "released" and "reviewed the samples" in released["safety"]["reasons"][-1]
     assert_envelope(api.post(f"/admin/v1/jobs/{held['id']}/release", headers=admin), 409)
@@ -239,9 +268,20 @@ def test_every_admin_mutation_is_audited_once(api: TestClient, env: dict[str, st
     api.put("/admin/v1/policy", json={"gate": {"max_asr": 7}}, headers=admin)
     api.post(f"/admin/v1/tenants/{org}/keys/{key_id}/revoke", headers=admin)
 
-    expected = ["base_model.register", "tenant.create", "api_key.create", "api_key.rotate", "api_key.revoke",
-                "tenant.quotas.update", "policy.update", "tenant.policy.update", "tenant.policy.clear",
-                "policy.clear", "job.release", "job.reject"]
+    expected = [
+        "base_model.register",
+        "tenant.create",
+        "api_key.create",
+        "api_key.rotate",
+        "api_key.revoke",
+        "tenant.quotas.update",
+        "policy.update",
+        "tenant.policy.update",
+        "tenant.policy.clear",
+        "policy.clear",
+        "job.release",
+        "job.reject",
+    ]
     assert audit_actions(api) == expected[::-1]
 
     page = api.get("/admin/v1/audit", params={"limit": 5}, headers=admin).json()

@@ -51,8 +51,12 @@ def stack(pg_admin_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     broker_url, broker = start_valkey(tmp / "valkey")
     try:
         with fresh_database(pg_admin_uri) as database_url:
-            env = {"GFT_DATABASE_URL": database_url, "GFT_BROKER_URL": broker_url,
-                   "GFT_DATA_DIR": str(tmp / "var"), "GFT_ADMIN_KEY": ADMIN_KEY}
+            env = {
+                "GFT_DATABASE_URL": database_url,
+                "GFT_BROKER_URL": broker_url,
+                "GFT_DATA_DIR": str(tmp / "var"),
+                "GFT_ADMIN_KEY": ADMIN_KEY,
+            }
             with api_server(env, tmp / "api.log") as base:
                 register_model(base, ADMIN_KEY, tmp / "model")
                 yield Stack(base, env)
@@ -63,8 +67,12 @@ def stack(pg_admin_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 def run(stack: Stack, *args: object, key: str | None = None, admin: bool = False) -> Result:
     """The command in-process, configured the way a user's shell would: GFT_API_URL and GFT_API_KEY (or
     GFT_ADMIN_KEY), and a wide terminal so table cells are not folded."""
-    env = {"GFT_API_URL": stack.base, "GFT_API_KEY": key, "GFT_ADMIN_KEY": ADMIN_KEY if admin else None,
-           "COLUMNS": "250"}
+    env = {
+        "GFT_API_URL": stack.base,
+        "GFT_API_KEY": key,
+        "GFT_ADMIN_KEY": ADMIN_KEY if admin else None,
+        "COLUMNS": "250",
+    }
     result = CliRunner().invoke(app, [str(a) for a in args], env=env)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
@@ -118,6 +126,7 @@ def store_adapter(stack: Stack, job_id: str) -> str:
 
 # Files ------------------------------------------------------------------------------------------------------------
 
+
 def test_files_upload_and_list(stack: Stack, tmp_path: Path) -> None:
     _, key = new_tenant(stack, "files-co")
     path = tmp_path / "colors.jsonl"
@@ -148,8 +157,9 @@ def test_file_errors_are_one_line(stack: Stack, tmp_path: Path) -> None:
 
 
 def test_connection_problems_are_one_line(stack: Stack) -> None:
-    result = CliRunner().invoke(app, ["files", "list", "--api-url", f"http://127.0.0.1:{free_port()}",
-                                      "--api-key", "k"])
+    result = CliRunner().invoke(
+        app, ["files", "list", "--api-url", f"http://127.0.0.1:{free_port()}", "--api-key", "k"]
+    )
     assert result.exit_code == 1 and result.stderr.startswith("error: Cannot reach the API at http://127.0.0.1:")
     assert result.stderr.count("\n") == 1
     result = CliRunner().invoke(app, ["files", "list", "--api-url", "localhost:8000", "--api-key", "k"])
@@ -158,18 +168,61 @@ def test_connection_problems_are_one_line(stack: Stack) -> None:
 
 # Jobs -------------------------------------------------------------------------------------------------------------
 
+
 def test_jobs_create_list_pause_resume_cancel(stack: Stack, tmp_path: Path) -> None:
     tenant_id, key = new_tenant(stack, "jobs-co")
     file_id = training_file(stack, key, tmp_path)
-    job = as_json(stack, "jobs", "create", "--model", "m1", "--training-file", file_id, "--n-epochs", 2,
-                  "--batch-size", 4, "--suffix", "colors", "--seed", 7, "--metadata", "team=a",
-                  "--idempotency-key", "k-1", key=key)
-    assert (job["status"], job["organization_id"], job["seed"], job["metadata"]) == ("validating_files", tenant_id,
-                                                                                     7, {"team": "a"})
+    job = as_json(
+        stack,
+        "jobs",
+        "create",
+        "--model",
+        "m1",
+        "--training-file",
+        file_id,
+        "--n-epochs",
+        2,
+        "--batch-size",
+        4,
+        "--suffix",
+        "colors",
+        "--seed",
+        7,
+        "--metadata",
+        "team=a",
+        "--idempotency-key",
+        "k-1",
+        key=key,
+    )
+    assert (job["status"], job["organization_id"], job["seed"], job["metadata"]) == (
+        "validating_files",
+        tenant_id,
+        7,
+        {"team": "a"},
+    )
     assert job["hyperparameters"]["n_epochs"] == 2 and job["hyperparameters"]["batch_size"] == 4
-    replayed = as_json(stack, "jobs", "create", "--model", "m1", "--training-file", file_id, "--n-epochs", 2,
-                       "--batch-size", 4, "--suffix", "colors", "--seed", 7, "--metadata", "team=a",
-                       "--idempotency-key", "k-1", key=key)
+    replayed = as_json(
+        stack,
+        "jobs",
+        "create",
+        "--model",
+        "m1",
+        "--training-file",
+        file_id,
+        "--n-epochs",
+        2,
+        "--batch-size",
+        4,
+        "--suffix",
+        "colors",
+        "--seed",
+        7,
+        "--metadata",
+        "team=a",
+        "--idempotency-key",
+        "k-1",
+        key=key,
+    )
     assert replayed["id"] == job["id"]
     second = ok(stack, "jobs", "create", "--model", "m1", "--training-file", file_id, key=key)
     assert second.startswith("created ftjob-") and "jobs watch" in second
@@ -186,10 +239,12 @@ def test_jobs_create_list_pause_resume_cancel(stack: Stack, tmp_path: Path) -> N
     line = fails(stack, "jobs", "cancel", job["id"], key=key)
     assert "already cancelled" in line and "HTTP 409" in line and "code job_already_finished" in line
 
-    assert "hyperparameter" in fails(stack, "jobs", "create", "--model", "m1", "--training-file", file_id,
-                                     "--n-epochs", 1000, key=key)
-    assert "KEY=VALUE" in fails(stack, "jobs", "create", "--model", "m1", "--training-file", file_id,
-                                "--metadata", "oops", key=key)
+    assert "hyperparameter" in fails(
+        stack, "jobs", "create", "--model", "m1", "--training-file", file_id, "--n-epochs", 1000, key=key
+    )
+    assert "KEY=VALUE" in fails(
+        stack, "jobs", "create", "--model", "m1", "--training-file", file_id, "--metadata", "oops", key=key
+    )
     assert "HTTP 404" in fails(stack, "jobs", "cancel", "ftjob-000000000000000000000000", key=key)
 
 
@@ -200,8 +255,13 @@ def _finish_later(env: dict[str, str], job_id: str, errors: list[BaseException])
         with session_scope(env["GFT_DATABASE_URL"]) as session:
             add_event(session=session, job_id=job_id, message="Fine-tuning job started.")
             for step in range(1, 5):
-                add_event(session=session, job_id=job_id, message=f"Step {step}/4: training loss={1 / step:.4f}",
-                          type_="metrics", data={"step": step, "total_steps": 4, "train_loss": 1 / step})
+                add_event(
+                    session=session,
+                    job_id=job_id,
+                    message=f"Step {step}/4: training loss={1 / step:.4f}",
+                    type_="metrics",
+                    data={"step": step, "total_steps": 4, "train_loss": 1 / step},
+                )
         time.sleep(0.3)
         with session_scope(env["GFT_DATABASE_URL"]) as session:
             add_event(session=session, job_id=job_id, level="warn", message="A warning the tenant should see.")
@@ -222,8 +282,9 @@ def test_watch_follows_events_until_the_job_succeeds(stack: Stack, tmp_path: Pat
     finally:
         worker.join()
     assert not errors, errors
-    started, warned, finished = (out.index(m) for m in ("Fine-tuning job started.", "[WARN] A warning",
-                                                          "Training finished: 4 steps."))
+    started, warned, finished = (
+        out.index(m) for m in ("Fine-tuning job started.", "[WARN] A warning", "Training finished: 4 steps.")
+    )
     assert started < warned < finished
     assert "Step 2/4" not in out  # training steps go to the progress bar, not the log
     assert "succeeded" in out and "ft:m1:" in out
@@ -232,16 +293,18 @@ def test_watch_follows_events_until_the_job_succeeds(stack: Stack, tmp_path: Pat
 def test_watch_exits_non_zero_unless_the_job_succeeded(stack: Stack, tmp_path: Path) -> None:
     _, key = new_tenant(stack, "watch-fail-co")
     live = new_job(stack, key, tmp_path)
-    assert f"Job {live} is still validating_files after 0.3s" in fails(stack, "jobs", "watch", live, "--interval",
-                                                                       0.1, "--timeout", 0.3, key=key)
+    assert f"Job {live} is still validating_files after 0.3s" in fails(
+        stack, "jobs", "watch", live, "--interval", 0.1, "--timeout", 0.3, key=key
+    )
     ok(stack, "jobs", "cancel", live, key=key)
     result = run(stack, "jobs", "watch", live, "--interval", 0.1, key=key)
     assert result.exit_code == 1 and "Job cancelled by the tenant." in result.stdout and "cancelled" in result.stdout
     assert "HTTP 404" in fails(stack, "jobs", "watch", "ftjob-000000000000000000000000", key=key)
 
 
-def test_report_saves_prints_or_opens_the_safety_report(stack: Stack, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_report_saves_prints_or_opens_the_safety_report(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, key = new_tenant(stack, "report-co")
     job_id = new_job(stack, key, tmp_path)
     line = fails(stack, "jobs", "report", job_id, "-o", tmp_path / "r.html", key=key)
@@ -252,8 +315,13 @@ def test_report_saves_prints_or_opens_the_safety_report(stack: Stack, tmp_path: 
     reports.mkdir(parents=True, exist_ok=True)
     (reports / f"{job_id}.json").write_text(json.dumps({"object": "fine_tuning.job.safety_report", "job": job_id}))
     (reports / f"{job_id}.html").write_text("<html><body><svg></svg>Decision: blocked</body></html>")
-    set_status(stack.env, job_id, "failed", error={"code": "safety_regression", "message": "blocked", "param": None},
-               safety={"decision": "blocked", "reasons": ["ASR rose"], "report_key": f"reports/{job_id}.json"})
+    set_status(
+        stack.env,
+        job_id,
+        "failed",
+        error={"code": "safety_regression", "message": "blocked", "param": None},
+        safety={"decision": "blocked", "reasons": ["ASR rose"], "report_key": f"reports/{job_id}.json"},
+    )
 
     assert ok(stack, "jobs", "report", job_id, "-o", tmp_path / "r.html", key=key).startswith("saved")
     assert "Decision: blocked" in (tmp_path / "r.html").read_text()
@@ -307,8 +375,20 @@ def test_download_discards_a_body_that_does_not_match_its_sha256(tmp_path: Path)
     thread.start()
     try:
         target = tmp_path / "adapter.tar"
-        result = CliRunner().invoke(app, ["jobs", "download", "ftjob-x", "-o", str(target), "--api-url",
-                                          f"http://127.0.0.1:{server.server_port}", "--api-key", "k"])
+        result = CliRunner().invoke(
+            app,
+            [
+                "jobs",
+                "download",
+                "ftjob-x",
+                "-o",
+                str(target),
+                "--api-url",
+                f"http://127.0.0.1:{server.server_port}",
+                "--api-key",
+                "k",
+            ],
+        )
     finally:
         server.shutdown()
     assert result.exit_code == 1 and "SHA-256 mismatch" in result.stderr and result.stderr.count("\n") == 1
@@ -316,6 +396,7 @@ def test_download_discards_a_body_that_does_not_match_its_sha256(tmp_path: Path)
 
 
 # Admin ------------------------------------------------------------------------------------------------------------
+
 
 def test_admin_tenants_keys_and_audit(stack: Stack) -> None:
     out = ok(stack, "admin", "tenants", "create", "keys-co", admin=True)
@@ -327,14 +408,14 @@ def test_admin_tenants_keys_and_audit(stack: Stack) -> None:
 
     [first] = as_json(stack, "admin", "tenants", "keys", "list", tenant_id, admin=True)["data"]
     assert first["id"] in ok(stack, "admin", "tenants", "keys", "list", tenant_id, admin=True)
-    rotated = as_json(stack, "admin", "tenants", "keys", "rotate", tenant_id, first["id"], "--grace-seconds", 300,
-                      admin=True)
+    rotated = as_json(
+        stack, "admin", "tenants", "keys", "rotate", tenant_id, first["id"], "--grace-seconds", 300, admin=True
+    )
     ok(stack, "files", "list", key=rotated["api_key"])
     ok(stack, "files", "list", key=key)  # still inside its grace period
     assert ok(stack, "admin", "tenants", "keys", "revoke", tenant_id, first["id"], admin=True).startswith("revoked")
     assert "Incorrect API key" in fails(stack, "files", "list", key=key)
-    assert "code key_revoked" in fails(stack, "admin", "tenants", "keys", "revoke", tenant_id, first["id"],
-                                       admin=True)
+    assert "code key_revoked" in fails(stack, "admin", "tenants", "keys", "revoke", tenant_id, first["id"], admin=True)
     table = ok(stack, "admin", "tenants", "keys", "rotate", tenant_id, rotated["id"], admin=True)
     assert "revoked" in table and "not shown again" in table
 
@@ -379,8 +460,9 @@ def test_admin_policy_get_diff_set(stack: Stack, tmp_path: Path) -> None:
 
     document["training"]["surprise"] = 1
     path.write_text(yaml.safe_dump(document))
-    assert "invalid policy at 'training.surprise': unknown field" in fails(stack, "admin", "policy", "set", path,
-                                                                           "--tenant", tenant_id, admin=True)
+    assert "invalid policy at 'training.surprise': unknown field" in fails(
+        stack, "admin", "policy", "set", path, "--tenant", tenant_id, admin=True
+    )
     del document["training"]["surprise"]
     document["training"]["lora"]["rank"] = 0
     path.write_text(yaml.safe_dump(document))
@@ -397,25 +479,35 @@ def test_policy_diff_names_each_changed_leaf() -> None:
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": {}}) == {"a.b": 1, "a.c": [1, 2], "d": {}}
     current = {"training": {"lora": {"rank": 8, "alpha": 16.0}, "beta": [0.5, 2.0]}, "gate": {"x": 1}}
     new = {"training": {"lora": {"rank": 16, "alpha": 16.0}, "beta": [0.5, 1.0]}, "gate": {"y": 2}}
-    assert policy_diff(current, new) == [("gate.x", 1, MISSING), ("gate.y", MISSING, 2),
-                                         ("training.beta", [0.5, 2.0], [0.5, 1.0]), ("training.lora.rank", 8, 16)]
+    assert policy_diff(current, new) == [
+        ("gate.x", 1, MISSING),
+        ("gate.y", MISSING, 2),
+        ("training.beta", [0.5, 2.0], [0.5, 1.0]),
+        ("training.lora.rank", 8, 16),
+    ]
 
 
 def _gated(stack: Stack, key: str, folder: Path, status: str = "held", **fields: object) -> str:
     """A trained job the gate held for review (or, with status "failed", blocked), its adapter stored."""
     job_id = new_job(stack, key, folder)
     decision = "held" if status == "held" else "blocked"
-    set_status(stack.env, job_id, status, adapter_key=store_adapter(stack, job_id),
-               safety={"decision": decision, "base_asr": 0.02, "candidate_asr": 0.05, "reasons": ["gate said so"]},
-               **fields)
+    set_status(
+        stack.env,
+        job_id,
+        status,
+        adapter_key=store_adapter(stack, job_id),
+        safety={"decision": decision, "base_asr": 0.02, "candidate_asr": 0.05, "reasons": ["gate said so"]},
+        **fields,
+    )
     return job_id
 
 
 def test_admin_review_release_reject_override(stack: Stack, tmp_path: Path) -> None:
     tenant_id, key = new_tenant(stack, "review-co")
     to_release, to_reject = _gated(stack, key, tmp_path), _gated(stack, key, tmp_path)
-    blocked = _gated(stack, key, tmp_path, "failed",
-                    error={"code": "safety_regression", "message": "ASR rose", "param": None})
+    blocked = _gated(
+        stack, key, tmp_path, "failed", error={"code": "safety_regression", "message": "ASR rose", "param": None}
+    )
 
     held = as_json(stack, "admin", "review", "list", "--tenant", tenant_id, admin=True)["data"]
     assert {j["id"] for j in held} == {to_release, to_reject} and all(j["status"] == "held" for j in held)
@@ -428,8 +520,9 @@ def test_admin_review_release_reject_override(stack: Stack, tmp_path: Path) -> N
     assert out.startswith(f"{to_release}: succeeded, released as ft:m1:")
     rejected = as_json(stack, "admin", "review", "reject", to_reject, "--reason", "too risky", admin=True)
     assert rejected["status"] == "failed" and rejected["error"]["code"] == "safety_review_rejected"
-    assert ok(stack, "admin", "review", "override", blocked, "--reason", "accepted risk",
-              admin=True).startswith(f"{blocked}: succeeded, released as ft:m1:")
+    assert ok(stack, "admin", "review", "override", blocked, "--reason", "accepted risk", admin=True).startswith(
+        f"{blocked}: succeeded, released as ft:m1:"
+    )
 
     line = fails(stack, "admin", "review", "override", to_reject, "--reason", "again", admin=True)
     assert "HTTP 409" in line and "code job_not_overridable" in line
@@ -439,6 +532,7 @@ def test_admin_review_release_reject_override(stack: Stack, tmp_path: Path) -> N
 
 
 # Screening (a real cpu worker) and layering ------------------------------------------------------------------------
+
 
 @pytest.fixture()
 def cpu_worker(stack: Stack, tmp_path: Path) -> Iterator[None]:
@@ -463,9 +557,10 @@ def test_files_screen_reports_what_a_job_would_meet(stack: Stack, cpu_worker: No
 
 
 def test_the_client_imports_neither_torch_nor_workers() -> None:
-    code = ("import sys, service.cli, service.client.admin, service.client.files, service.client.jobs, "
-            "service.client.models; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'workers', 'transformers'}))")
+    code = (
+        "import sys, service.cli, service.client.admin, service.client.files, service.client.jobs, "
+        "service.client.models; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'workers', 'transformers'}))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
-

@@ -13,10 +13,12 @@ RAISED: dict[str, DomainError] = {
     "missing": NotFound("fine-tuning job", "ftjob-1", param="fine_tuning_job_id"),
     "conflict": Conflict("Job ftjob-1 has already succeeded; it cannot be cancelled.", code="job_already_finished"),
     "large": TooLarge("File is larger than the limit of 10 bytes.", code="file_too_large", param="file"),
-    "reused": KeyReused("Idempotency-Key 'k' was already used.", code="idempotency_key_reused",
-                        param="idempotency-key"),
-    "quota": QuotaExceeded("This organization has trained 9 tokens today (UTC).", code="daily_token_quota_exceeded",
-                           retry_after=120),
+    "reused": KeyReused(
+        "Idempotency-Key 'k' was already used.", code="idempotency_key_reused", param="idempotency-key"
+    ),
+    "quota": QuotaExceeded(
+        "This organization has trained 9 tokens today (UTC).", code="daily_token_quota_exceeded", retry_after=120
+    ),
 }
 
 
@@ -40,11 +42,17 @@ def test_every_kind_has_a_status() -> None:
     assert all_kinds() == set(DOMAIN_STATUS)
 
 
-@pytest.mark.parametrize(("name", "status", "kind"), [
-    ("invalid", 400, "invalid_request_error"), ("missing", 404, "not_found_error"),
-    ("conflict", 409, "conflict_error"), ("large", 413, "invalid_request_error"),
-    ("reused", 422, "invalid_request_error"), ("quota", 429, "rate_limit_error"),
-])
+@pytest.mark.parametrize(
+    ("name", "status", "kind"),
+    [
+        ("invalid", 400, "invalid_request_error"),
+        ("missing", 404, "not_found_error"),
+        ("conflict", 409, "conflict_error"),
+        ("large", 413, "invalid_request_error"),
+        ("reused", 422, "invalid_request_error"),
+        ("quota", 429, "rate_limit_error"),
+    ],
+)
 def test_each_kind_becomes_its_envelope(client: TestClient, name: str, status: int, kind: str) -> None:
     response = client.get(f"/raise/{name}")
     assert response.status_code == status

@@ -61,13 +61,16 @@ def test_hot_reads_count_against_the_rate_limit(api: TestClient, monkeypatch: py
     first = api.get(f"/v1/fine_tuning/jobs/{job_id}", headers=headers)
     second = api.get("/v1/fine_tuning/jobs", headers=headers)
     assert [first.headers["x-ratelimit-remaining-requests"], second.headers["x-ratelimit-remaining-requests"]] == [
-        "1", "0"]
+        "1",
+        "0",
+    ]
     refused = api.get(f"/v1/fine_tuning/jobs/{job_id}", headers=headers)
     assert assert_envelope(refused, 429)["code"] == "rate_limit_exceeded" and refused.headers["retry-after"] == "10"
 
 
-def test_reads_run_on_a_pool_of_their_own_no_wider_than_read_threads(api: TestClient,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reads_run_on_a_pool_of_their_own_no_wider_than_read_threads(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GFT_API_READ_THREADS", "3")
     get_settings.cache_clear()
     threads_allowed = get_settings().api_read_threads

@@ -36,8 +36,18 @@ def test_batch_size_that_exceeds_the_update_budget_is_refused_and_the_cap_itself
     assert "learning_rate_multiplier to at most 0.833" in message
     # the same through `method`, and the multiplier as the biggest factor
     hp = {"n_epochs": 4, "batch_size": 3, "learning_rate_multiplier": 4}
-    error = assert_envelope(api.post(JOBS, json={"model": "m1", "training_file": file_id, "method": {
-        "type": "supervised", "supervised": {"hyperparameters": hp}}}, headers=acme), 400)
+    error = assert_envelope(
+        api.post(
+            JOBS,
+            json={
+                "model": "m1",
+                "training_file": file_id,
+                "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
+            },
+            headers=acme,
+        ),
+        400,
+    )
     assert error["param"] == "hyperparameters.learning_rate_multiplier"  # 4 x 8 x 4 / 9 = 14.2x
     # exactly at the cap: batch 1 x 5 epochs = 120 steps = 13.33x
     job = create(batch_size=1, n_epochs=5)
@@ -51,8 +61,12 @@ def test_batch_size_that_exceeds_the_update_budget_is_refused_and_the_cap_itself
 def test_batch_size_is_bounded_both_ways_by_policy(api: TestClient) -> None:
     acme = tenant(api, "acme")
     file_id = _file(api, acme, 24)
-    error = assert_envelope(api.post(JOBS, json={"model": "m1", "training_file": file_id,
-                                                 "hyperparameters": {"batch_size": 4096}}, headers=acme), 400)
+    error = assert_envelope(
+        api.post(
+            JOBS, json={"model": "m1", "training_file": file_id, "hyperparameters": {"batch_size": 4096}}, headers=acme
+        ),
+        400,
+    )
     assert error["code"] == "hyperparameter_out_of_range" and error["param"] == "hyperparameters.batch_size"
     assert "1 to 1024" in error["message"]
 
@@ -61,7 +75,12 @@ def test_padding_the_file_does_not_escape_the_budget(api: TestClient) -> None:
     # 240 rows: the default job is 3 x 30 = 90 steps; batch 1 x 6 epochs is 1440 steps: still 16x
     acme = tenant(api, "acme")
     file_id = _file(api, acme, 240)
-    error = assert_envelope(api.post(JOBS, json={"model": "m1", "training_file": file_id,
-                                                 "hyperparameters": {"batch_size": 1, "n_epochs": 6}},
-                                     headers=acme), 400)
+    error = assert_envelope(
+        api.post(
+            JOBS,
+            json={"model": "m1", "training_file": file_id, "hyperparameters": {"batch_size": 1, "n_epochs": 6}},
+            headers=acme,
+        ),
+        400,
+    )
     assert "16.00x" in error["message"]

@@ -53,12 +53,17 @@ def test_keys_are_per_tenant_and_optional(api: TestClient, env: dict[str, str], 
     other = tenant(api, "other")
     other_file = upload(api, other, ONE_ROW_FILE).json()["id"]
     mine = api.post(JOBS, json={"model": "m1", "training_file": file_id}, headers={**headers, "Idempotency-Key": "k"})
-    theirs = api.post(JOBS, json={"model": "m1", "training_file": other_file},
-                      headers={**other, "Idempotency-Key": "k"})
+    theirs = api.post(
+        JOBS, json={"model": "m1", "training_file": other_file}, headers={**other, "Idempotency-Key": "k"}
+    )
     assert mine.status_code == theirs.status_code == 200 and mine.json()["id"] != theirs.json()["id"]
     # The other tenant sending acme's body under the same key: a different body for its key, never acme's job.
-    assert api.post(JOBS, json={"model": "m1", "training_file": file_id}, headers={**other, "Idempotency-Key": "k"}
-                    ).status_code == 422
+    assert (
+        api.post(
+            JOBS, json={"model": "m1", "training_file": file_id}, headers={**other, "Idempotency-Key": "k"}
+        ).status_code
+        == 422
+    )
     plain = [api.post(JOBS, json={"model": "m1", "training_file": file_id}, headers=headers) for _ in range(2)]
     assert plain[0].json()["id"] != plain[1].json()["id"]
     assert job_count(env["GFT_DATABASE_URL"]) == 4
@@ -69,8 +74,12 @@ def test_a_refused_request_does_not_use_up_its_key(api: TestClient, acme: Acme) 
     keyed = {**headers, "Idempotency-Key": "retry-me"}
     assert_envelope(api.post(JOBS, json={"model": "nope", "training_file": file_id}, headers=keyed), 400)
     assert api.post(JOBS, json={"model": "m1", "training_file": file_id}, headers=keyed).status_code == 200
-    error = assert_envelope(api.post(JOBS, json={"model": "m1", "training_file": file_id},
-                                     headers={**headers, "Idempotency-Key": "x" * 256}), 400)
+    error = assert_envelope(
+        api.post(
+            JOBS, json={"model": "m1", "training_file": file_id}, headers={**headers, "Idempotency-Key": "x" * 256}
+        ),
+        400,
+    )
     assert error["param"] == "idempotency-key"
 
 
@@ -78,16 +87,18 @@ def test_concurrent_duplicates_make_one_job(api: TestClient, env: dict[str, str]
     headers, file_id = acme
     keyed = {**headers, "Idempotency-Key": "burst"}
     with ThreadPoolExecutor(max_workers=6) as pool:
-        responses = list(pool.map(lambda _: api.post(JOBS, json={"model": "m1", "training_file": file_id},
-                                                     headers=keyed), range(6)))
+        responses = list(
+            pool.map(lambda _: api.post(JOBS, json={"model": "m1", "training_file": file_id}, headers=keyed), range(6))
+        )
     assert {r.status_code for r in responses} == {200}
     assert len({r.json()["id"] for r in responses}) == 1
     assert sorted(r.headers.get("idempotent-replayed", "no") for r in responses) == ["no"] + ["true"] * 5
     assert job_count(env["GFT_DATABASE_URL"]) == 1
 
 
-def test_unique_index_settles_a_duplicate_that_passed_the_lookup(api: TestClient, env: dict[str, str], acme: Acme,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unique_index_settles_a_duplicate_that_passed_the_lookup(
+    api: TestClient, env: dict[str, str], acme: Acme, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """As if another request committed the key between this one's look-up and its insert."""
     headers, file_id = acme
     first = api.post(JOBS, json={"model": "m1", "training_file": file_id}, headers={**headers, "Idempotency-Key": "k"})
@@ -100,7 +111,11 @@ def test_unique_index_settles_a_duplicate_that_passed_the_lookup(api: TestClient
     monkeypatch.setattr(service.jobs, "get_idempotency_key", late_lookup)
     with session_scope(env["GFT_DATABASE_URL"]) as session:
         tenant_id = session.scalar(select(TenantRow.id).where(TenantRow.name == "acme"))
-        row, created = submit_job(session=session, tenant_id=tenant_id, idempotency_key="k",
-                                  request=JobCreate(model="m1", training_file=file_id))
+        row, created = submit_job(
+            session=session,
+            tenant_id=tenant_id,
+            idempotency_key="k",
+            request=JobCreate(model="m1", training_file=file_id),
+        )
         assert (row.id, created) == (first.json()["id"], False)
     assert calls == ["k", "k"] and job_count(env["GFT_DATABASE_URL"]) == 1

@@ -32,8 +32,13 @@ def owned_resources(api: TestClient, env: dict[str, str], headers: dict[str, str
     file_id = upload(api, headers, ONE_ROW_FILE).json()["id"]
     job = api.post("/v1/fine_tuning/jobs", json={"model": "m1", "training_file": file_id}, headers=headers).json()
     with session_scope(env["GFT_DATABASE_URL"]) as session:
-        add_checkpoint(session=session, job_id=job["id"], step=10, storage_key="checkpoints/x/10",
-                       metrics={"step": 10, "train_loss": 1.0})
+        add_checkpoint(
+            session=session,
+            job_id=job["id"],
+            step=10,
+            storage_key="checkpoints/x/10",
+            metrics={"step": 10, "train_loss": 1.0},
+        )
     release(env, job["id"])
     return {"file_id": file_id, "job_id": job["id"]}
 
@@ -42,8 +47,13 @@ def test_cross_tenant_access_is_404_on_every_tenant_route(api: TestClient, env: 
     acme, other = tenant(api, "acme"), tenant(api, "other")
     ids = owned_resources(api, env, acme)
     with_ids = [(m, p) for m, p in routes("/v1/") if PARAM.search(p)]
-    assert {"/v1/files/{file_id}", "/v1/files/{file_id}/content", "/v1/fine_tuning/jobs/{job_id}/adapter",
-            "/v1/fine_tuning/jobs/{job_id}/pause", "/v1/fine_tuning/jobs/{job_id}/resume"} <= {p for _, p in with_ids}
+    assert {
+        "/v1/files/{file_id}",
+        "/v1/files/{file_id}/content",
+        "/v1/fine_tuning/jobs/{job_id}/adapter",
+        "/v1/fine_tuning/jobs/{job_id}/pause",
+        "/v1/fine_tuning/jobs/{job_id}/resume",
+    } <= {p for _, p in with_ids}
     for method, path in with_ids:
         url = fill(path, ids)
         error = assert_envelope(api.request(method, url, headers=other), 404)
@@ -60,8 +70,9 @@ def test_cross_tenant_access_is_404_on_every_tenant_route(api: TestClient, env: 
             assert not {item["id"] for item in data} & set(ids.values()), path
             if path == "/v1/models":
                 assert all(not m["id"].startswith("ft:") for m in data)
-    assert_envelope(api.post("/v1/fine_tuning/jobs", json={"model": "m1", "training_file": ids["file_id"]},
-                             headers=other), 400)
+    assert_envelope(
+        api.post("/v1/fine_tuning/jobs", json={"model": "m1", "training_file": ids["file_id"]}, headers=other), 400
+    )
     # Nothing the other tenant tried changed the owner's objects.
     job = api.get(f"/v1/fine_tuning/jobs/{ids['job_id']}", headers=acme).json()
     assert job["status"] == "succeeded" and job["fine_tuned_model"]

@@ -8,8 +8,14 @@ from service.state.models import JobRow
 
 
 def test_stored_safety_keeps_the_report_key_and_leaves_screening_to_its_column() -> None:
-    report = SafetyReport(decision="blocked", base_asr=0.1, candidate_asr=0.3, reasons=["rose"],
-                          report_key="reports/ftjob-1.json", screening=ScreeningSummary(decision="pass"))
+    report = SafetyReport(
+        decision="blocked",
+        base_asr=0.1,
+        candidate_asr=0.3,
+        reasons=["rose"],
+        report_key="reports/ftjob-1.json",
+        screening=ScreeningSummary(decision="pass"),
+    )
     stored = report.stored()
     assert stored["report_key"] == "reports/ftjob-1.json" and "screening" not in stored
     assert "report_key" not in report.model_dump()  # the API never shows where the report is kept

@@ -35,15 +35,18 @@ def test_service_imports_neither_the_ml_stack_nor_workers() -> None:
 def test_no_logic_module_imports_the_api() -> None:
     """Logic raises service.errors' kinds and the API maps them; an import upwards would bring HTTP back in."""
     logic = [p for p in SERVICE.rglob("*.py") if relative(p).split("/")[0] != "api" and relative(p) not in ENTRY_POINTS]
-    offenders = {relative(p): sorted(m for m in ours(p) if m == "service.api" or m.startswith("service.api."))
-                 for p in logic}
+    offenders = {
+        relative(p): sorted(m for m in ours(p) if m == "service.api" or m.startswith("service.api.")) for p in logic
+    }
     assert {name: modules for name, modules in offenders.items() if modules} == {}
 
 
 def test_the_state_store_imports_nothing_above_it() -> None:
     """Workers import service/state/ too; whatever it imports, they carry."""
-    offenders = {relative(p): sorted(m for m in ours(p) if not m.startswith("service.state") and m not in PURE_LEAVES)
-                 for p in (SERVICE / "state").rglob("*.py")}
+    offenders = {
+        relative(p): sorted(m for m in ours(p) if not m.startswith("service.state") and m not in PURE_LEAVES)
+        for p in (SERVICE / "state").rglob("*.py")
+    }
     assert {name: modules for name, modules in offenders.items() if modules} == {}
 
 

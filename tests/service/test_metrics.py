@@ -22,8 +22,11 @@ def scrape(api: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], flo
     response = api.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(response.text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
 
 
 def value(samples: dict, name: str, **labels: str) -> float | None:
@@ -52,8 +55,7 @@ def test_requests_are_labelled_by_route_template_and_status(api: TestClient) -> 
     api.get("/no/such/path")
     after = scrape(api)
     assert value(after, "gft_http_requests_total", method="GET", route=template, status="401") == count + 2
-    assert value(after, "gft_http_request_duration_seconds_count", method="GET", route=template,
-                 status="401") >= 2
+    assert value(after, "gft_http_request_duration_seconds_count", method="GET", route=template, status="401") >= 2
     assert value(after, "gft_http_requests_total", method="GET", route="unmatched", status="404") >= 1
     routes = {dict(labels).get("route") for (name, labels) in after if name == "gft_http_requests_total"}
     assert not any("ftjob-" in r or "/no/such" in r for r in routes)  # raw paths never become labels
@@ -72,8 +74,13 @@ def test_job_figures_come_from_the_database(api: TestClient, env: dict[str, str]
     assert value(samples, "gft_source_up", source="broker") == 1
 
     with session_scope(env["GFT_DATABASE_URL"]) as session:
-        transition(session=session, job_id=first["id"], from_statuses={"validating_files"}, to_status="failed",
-                   error={"code": "internal_error", "message": "boom", "param": None})
+        transition(
+            session=session,
+            job_id=first["id"],
+            from_statuses={"validating_files"},
+            to_status="failed",
+            error={"code": "internal_error", "message": "boom", "param": None},
+        )
         session.execute(update(JobRow).where(JobRow.id == second["id"]).values(updated_at=int(time.time()) - 600))
     samples = scrape(api)
     assert value(samples, "gft_jobs", state="validating_files") == 1
@@ -107,8 +114,9 @@ def test_no_secret_or_free_text_in_any_label(api: TestClient) -> None:
 
 
 def test_a_source_that_does_not_answer_is_reported_not_raised() -> None:
-    unreachable = Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
-                           broker_url="redis://127.0.0.1:1/0")
+    unreachable = Settings(
+        database_url="postgresql+psycopg://nobody@127.0.0.1:1/none", broker_url="redis://127.0.0.1:1/0"
+    )
     families = list(metrics.FleetCollector(lambda: unreachable).collect())
     assert [f.name for f in families] == ["gft_source_up"]
     assert {s.labels["source"]: s.value for s in families[0].samples} == {"database": 0, "broker": 0}
@@ -125,7 +133,9 @@ def test_readiness_follows_the_database(api: TestClient, monkeypatch) -> None:  
 
 
 def test_the_api_and_its_metrics_never_import_torch() -> None:
-    code = ("import sys; from service.api.app import create_app; import service.metrics; create_app(); "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys; from service.api.app import create_app; import service.metrics; create_app(); "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -50,8 +50,9 @@ def test_files_through_the_client(server: str, env: dict[str, str]) -> None:
     with pytest.raises(openai.NotFoundError):
         client.files.retrieve(first.id)
     with pytest.raises(openai.BadRequestError) as info:
-        client.files.create(file=("bad.jsonl", b'{"messages": [{"role": "user", "content": "q"}]}\n'),
-                            purpose="fine-tune")
+        client.files.create(
+            file=("bad.jsonl", b'{"messages": [{"role": "user", "content": "q"}]}\n'), purpose="fine-tune"
+        )
     assert "line 1" in info.value.message and info.value.param == "file"
 
 
@@ -61,15 +62,23 @@ def test_jobs_through_the_client(server: str, env: dict[str, str]) -> None:
     training = client.files.create(file=("train.jsonl", jsonl(2)), purpose="fine-tune")
     validation = client.files.create(file=("valid.jsonl", jsonl(1)), purpose="fine-tune")
 
-    job = client.fine_tuning.jobs.create(model="m1", training_file=training.id, validation_file=validation.id,
-                                         hyperparameters={"n_epochs": 2}, suffix="colors", seed=7,
-                                         metadata={"team": "a"})
+    job = client.fine_tuning.jobs.create(
+        model="m1",
+        training_file=training.id,
+        validation_file=validation.id,
+        hyperparameters={"n_epochs": 2},
+        suffix="colors",
+        seed=7,
+        metadata={"team": "a"},
+    )
     assert job.object == "fine_tuning.job" and job.status == "validating_files" and job.organization_id == org
     assert job.hyperparameters.n_epochs == 2 and job.seed == 7 and job.metadata == {"team": "a"}
     assert job.validation_file == validation.id and job.fine_tuned_model is None and job.safety is None  # type: ignore[attr-defined]
     with_method = client.fine_tuning.jobs.create(
-        model="m1", training_file=training.id,
-        method={"type": "supervised", "supervised": {"hyperparameters": {"batch_size": 4}}})
+        model="m1",
+        training_file=training.id,
+        method={"type": "supervised", "supervised": {"hyperparameters": {"batch_size": 4}}},
+    )
     assert with_method.method is not None and with_method.hyperparameters.batch_size == 4
     with pytest.raises(openai.BadRequestError) as info:
         client.fine_tuning.jobs.create(model="m1", training_file=training.id, extra_body={"surprise": 1})
@@ -99,10 +108,20 @@ def test_jobs_through_the_client(server: str, env: dict[str, str]) -> None:
     # events and checkpoints, paged by the client
     with session_scope(env["GFT_DATABASE_URL"]) as session:
         for step in range(1, 6):
-            add_event(session=session, job_id=job.id, message=f"Step {step}", type_="metrics",
-                      data={"step": step, "train_loss": 1.0 / step})
-            add_checkpoint(session=session, job_id=job.id, step=step * 10, storage_key=f"checkpoints/{step}",
-                           metrics={"step": step * 10, "train_loss": 0.5})
+            add_event(
+                session=session,
+                job_id=job.id,
+                message=f"Step {step}",
+                type_="metrics",
+                data={"step": step, "train_loss": 1.0 / step},
+            )
+            add_checkpoint(
+                session=session,
+                job_id=job.id,
+                step=step * 10,
+                storage_key=f"checkpoints/{step}",
+                metrics={"step": step * 10, "train_loss": 0.5},
+            )
     events = list(client.fine_tuning.jobs.list_events(job.id, limit=2))
     assert events[0].message == "Step 5" and events[0].data == {"step": 5, "train_loss": 0.2}
     assert len(events) == len({e.id for e in events}) >= 8  # created, paused, resumed and five steps
@@ -131,7 +150,10 @@ def test_models_and_adapter_download(server: str, env: dict[str, str]) -> None:
     assert released.status == "succeeded" and released.fine_tuned_model == name
     safety = released.safety  # type: ignore[attr-defined]  # our extension, kept by the client as an extra field
     assert {k: safety[k] for k in ("decision", "base_asr", "candidate_asr")} == {
-        "decision": "released", "base_asr": 0.02, "candidate_asr": 0.03}
+        "decision": "released",
+        "base_asr": 0.02,
+        "candidate_asr": 0.03,
+    }
     models = {m.id: m for m in client.models.list()}
     assert set(models) == {"m1", name} and models[name].owned_by == org and models["m1"].owned_by == "system"
 
@@ -145,8 +167,9 @@ def test_models_and_adapter_download(server: str, env: dict[str, str]) -> None:
     assert again.headers["x-content-sha256"] == response.headers["x-content-sha256"]  # same bytes each time
 
     # Held, blocked, cancelled: never downloadable, whatever is in the store.
-    for status, fields in (("held", {"adapter_key": f"adapters/{job.id}"}),
-                           ("failed", {"adapter_key": f"adapters/{job.id}",
-                                       "error": {"code": "safety_regression", "message": "blocked"}})):
+    for status, fields in (
+        ("held", {"adapter_key": f"adapters/{job.id}"}),
+        ("failed", {"adapter_key": f"adapters/{job.id}", "error": {"code": "safety_regression", "message": "blocked"}}),
+    ):
         set_status(env, other.id, status, **fields)
         assert httpx.get(f"{server}/v1/fine_tuning/jobs/{other.id}/adapter", headers=headers).status_code == 404

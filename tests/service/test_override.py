@@ -20,8 +20,10 @@ from tests.service.calls import admin_headers, assert_envelope
 from tests.service.live import ADAPTER_FILES, release, set_status
 from tests.service.test_admin import bearer, create_job, new_tenant
 
-GATE_REASONS = ["direct harmful prompts: candidate ASR 41.0% > cap 20.0% (base 3.0%)",
-                "category weapons: ASR rose by 75 points > allowed 34 points"]
+GATE_REASONS = [
+    "direct harmful prompts: candidate ASR 41.0% > cap 20.0% (base 3.0%)",
+    "category weapons: ASR rose by 75 points > allowed 34 points",
+]
 BLOCK_ERROR = {"code": "safety_regression", "message": "Blocked by the safety gate: ...", "param": None}
 
 
@@ -36,14 +38,28 @@ def store_adapter(env: dict[str, str], job_id: str) -> None:
 def block(env: dict[str, str], job_id: str) -> None:
     """What a blocking gate does: the adapter stays stored, unreleased; the job fails with safety_regression."""
     store_adapter(env, job_id)
-    set_status(env, job_id, "failed", adapter_key=f"adapters/{job_id}", trained_tokens=120, error=BLOCK_ERROR,
-               safety={"decision": "blocked", "base_asr": 0.03, "candidate_asr": 0.41, "reasons": GATE_REASONS})
+    set_status(
+        env,
+        job_id,
+        "failed",
+        adapter_key=f"adapters/{job_id}",
+        trained_tokens=120,
+        error=BLOCK_ERROR,
+        safety={"decision": "blocked", "base_asr": 0.03, "candidate_asr": 0.41, "reasons": GATE_REASONS},
+    )
 
 
-def override(api: TestClient, job_id: str, reason: str = "false positive: reviewed the weapons samples",
-             headers: dict[str, str] | None = None) -> Response:
-    return api.post(f"/admin/v1/jobs/{job_id}/override", json={"reason": reason},
-                    headers=admin_headers(api) if headers is None else headers)
+def override(
+    api: TestClient,
+    job_id: str,
+    reason: str = "false positive: reviewed the weapons samples",
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return api.post(
+        f"/admin/v1/jobs/{job_id}/override",
+        json={"reason": reason},
+        headers=admin_headers(api) if headers is None else headers,
+    )
 
 
 def overrides_audited(api: TestClient) -> list[dict]:
@@ -71,8 +87,10 @@ def test_override_publishes_the_blocked_adapter_and_is_audited(api: TestClient, 
     assert name in [m["id"] for m in api.get("/v1/models", headers=bearer(key)).json()["data"]]
 
     download = api.get(f"/v1/fine_tuning/jobs/{job_id}/adapter", headers=bearer(key))
-    assert download.status_code == 200 and download.headers["x-content-sha256"] == hashlib.sha256(
-        download.content).hexdigest()
+    assert (
+        download.status_code == 200
+        and download.headers["x-content-sha256"] == hashlib.sha256(download.content).hexdigest()
+    )
     with tarfile.open(fileobj=io.BytesIO(download.content)) as tar:
         files = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
     assert files == {f"{job_id}/{n}": c for n, c in ADAPTER_FILES.items()}
@@ -81,17 +99,29 @@ def test_override_publishes_the_blocked_adapter_and_is_audited(api: TestClient, 
 
     [entry] = overrides_audited(api)
     assert entry["actor"] == "admin" and entry["tenant_id"] == org and entry["target_id"] == job_id
-    assert entry["details"] == {"reason": "false positive: reviewed the weapons samples", "fine_tuned_model": name,
-                                "gate_reasons": GATE_REASONS}
+    assert entry["details"] == {
+        "reason": "false positive: reviewed the weapons samples",
+        "fine_tuned_model": name,
+        "gate_reasons": GATE_REASONS,
+    }
 
     again = override(api, job_id)
     assert assert_envelope(again, 409)["code"] == "job_not_overridable"
     assert again.headers["x-should-retry"] == "false" and len(overrides_audited(api)) == 1
 
 
-@pytest.mark.parametrize(("body", "param"), [
-    (None, None), ({}, "reason"), ({"reason": ""}, "reason"), ({"reason": " \n\t "}, "reason"),
-    ({"reason": "x" * 2001}, "reason"), ({"reason": 5}, "reason"), ({"reason": "ok", "actor": "me"}, "actor")])
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (None, None),
+        ({}, "reason"),
+        ({"reason": ""}, "reason"),
+        ({"reason": " \n\t "}, "reason"),
+        ({"reason": "x" * 2001}, "reason"),
+        ({"reason": 5}, "reason"),
+        ({"reason": "ok", "actor": "me"}, "actor"),
+    ],
+)
 def test_override_needs_a_reason(api: TestClient, env: dict[str, str], body: dict | None, param: str | None) -> None:
     _, key = new_tenant(api, "acme")
     job_id = create_job(api, key)["id"]
@@ -104,13 +134,21 @@ def test_override_needs_a_reason(api: TestClient, env: dict[str, str], body: dic
     assert overrides_audited(api) == []
 
 
-@pytest.mark.parametrize(("status", "error"), [
-    ("failed", {"code": "training_data_blocked", "message": "harmful rows", "param": "training_file"}),
-    ("failed", {"code": "safety_review_rejected", "message": "Rejected in safety review: no", "param": None}),
-    ("failed", {"code": "model_not_available", "message": "gone", "param": "model"}),
-    ("cancelled", None), ("held", None), ("running", None), ("paused", None)])
-def test_only_gate_blocked_jobs_can_be_overridden(api: TestClient, env: dict[str, str], status: str,
-                                                  error: dict | None) -> None:
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        ("failed", {"code": "training_data_blocked", "message": "harmful rows", "param": "training_file"}),
+        ("failed", {"code": "safety_review_rejected", "message": "Rejected in safety review: no", "param": None}),
+        ("failed", {"code": "model_not_available", "message": "gone", "param": "model"}),
+        ("cancelled", None),
+        ("held", None),
+        ("running", None),
+        ("paused", None),
+    ],
+)
+def test_only_gate_blocked_jobs_can_be_overridden(
+    api: TestClient, env: dict[str, str], status: str, error: dict | None
+) -> None:
     _, key = new_tenant(api, "acme")
     job_id = create_job(api, key)["id"]
     store_adapter(env, job_id)  # the adapter is there: only the job's state refuses the override

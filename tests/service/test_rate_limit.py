@@ -51,8 +51,9 @@ def test_limit_per_key_with_retry_after(api: TestClient, monkeypatch: pytest.Mon
     assert api.get("/v1/files", headers=headers).status_code == 200
 
 
-def test_off_by_default_and_open_when_redis_is_down(api: TestClient, monkeypatch: pytest.MonkeyPatch,
-                                                    clock: list[float]) -> None:
+def test_off_by_default_and_open_when_redis_is_down(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch, clock: list[float]
+) -> None:
     _, headers = new_key(api)
     responses = [api.get("/v1/files", headers=headers) for _ in range(5)]
     assert all(r.status_code == 200 and "x-ratelimit-limit-requests" not in r.headers for r in responses)

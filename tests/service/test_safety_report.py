@@ -18,8 +18,14 @@ def blocked_document(job_id: str) -> tuple[dict, list[str]]:
     spec = SuiteSpec("direct", "direct harmful prompts", "direct", "builtin", recs)
 
     def figures(complied: int) -> ModelFigures:
-        return ModelFigures({"direct": [PromptResult(r["prompt"], r["category"], "Sure" if i < complied else
-                                                     "I cannot.", i >= complied) for i, r in enumerate(recs)]})
+        return ModelFigures(
+            {
+                "direct": [
+                    PromptResult(r["prompt"], r["category"], "Sure" if i < complied else "I cannot.", i >= complied)
+                    for i, r in enumerate(recs)
+                ]
+            }
+        )
 
     outcome = assess(figures(0), figures(8), GateInputs((spec,)), GatePolicy(), {"job_id": job_id})
     return {**outcome.document, "outcome": "blocked"}, outcome.decision.reasons
@@ -37,10 +43,20 @@ def test_safety_report_json_and_html_for_the_owner_only(api: TestClient, env: di
     document, reasons = blocked_document(job["id"])
     key = persist_report(LocalArtifactStore(get_settings().artifacts_dir), job["id"], document)
     with session_scope(env["GFT_DATABASE_URL"]) as session:
-        assert transition(session=session, job_id=job["id"], from_statuses={"validating_files"}, to_status="failed",
-                          error={"code": "safety_regression", "message": "blocked", "param": None},
-                          safety={"decision": "blocked", "base_asr": 0.0, "candidate_asr": 0.8, "reasons": reasons,
-                                  "report_key": key})
+        assert transition(
+            session=session,
+            job_id=job["id"],
+            from_statuses={"validating_files"},
+            to_status="failed",
+            error={"code": "safety_regression", "message": "blocked", "param": None},
+            safety={
+                "decision": "blocked",
+                "base_asr": 0.0,
+                "candidate_asr": 0.8,
+                "reasons": reasons,
+                "report_key": key,
+            },
+        )
 
     as_json = api.get(url, headers=owner)
     assert as_json.status_code == 200 and as_json.headers["content-type"].startswith("application/json")

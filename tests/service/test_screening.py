@@ -102,8 +102,9 @@ def test_dry_run_is_tenant_scoped(api: TestClient) -> None:
     assert_envelope(api.post(f"/v1/files/{file_id}/screen", headers=acme), 404)
 
 
-def test_without_a_worker_the_dry_run_answers_503_to_retry(env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-                                                           ) -> None:
+def test_without_a_worker_the_dry_run_answers_503_to_retry(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GFT_SCREENING_WAIT_S", "0.5")
     get_settings.cache_clear()
     with TestClient(create_app()) as bare:

@@ -16,10 +16,13 @@ from tests.stack import ROOT, free_port, spawn, stop_process_group, wait_for, wa
 
 
 def test_served_app_freezes_what_startup_built(env: dict[str, str]) -> None:
-    script = ("import gc, json; from service.api.serving import create_served_app; create_served_app(); "
-              "print(json.dumps([gc.get_freeze_count(), gc.get_threshold()[0]]))")
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, **env}, capture_output=True,
-                         text=True, check=True)
+    script = (
+        "import gc, json; from service.api.serving import create_served_app; create_served_app(); "
+        "print(json.dumps([gc.get_freeze_count(), gc.get_threshold()[0]]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, check=True
+    )
     frozen, threshold = json.loads(out.stdout)
     assert frozen > 50_000  # the app, its schemas and SQLAlchemy's mappers
     assert threshold == GC_GEN0_THRESHOLD
@@ -50,8 +53,9 @@ def _workers(supervisor: subprocess.Popen[bytes], port: int) -> dict[int, set[in
 def test_each_worker_serves_its_own_socket_and_a_dead_one_is_replaced(env: dict[str, str], tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "api.log"
-    proc = spawn([sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", "2", "--quiet"],
-                 env, log)
+    proc = spawn(
+        [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", "2", "--quiet"], env, log
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(lambda: httpx.get(f"{base}/healthz", timeout=2).status_code == 200, proc, log, 90)
@@ -65,8 +69,11 @@ def test_each_worker_serves_its_own_socket_and_a_dead_one_is_replaced(env: dict[
         # Fresh connections keep being answered: those hashed to the dead worker's socket wait for its successor.
         for _ in range(20):
             assert httpx.get(f"{base}/healthz", timeout=60).status_code == 200
-        replaced = wait_for(lambda: (w := _workers(proc, port)) and len(w) == 2 and victim not in w and w, 60,
-                            "the dead worker replaced")
+        replaced = wait_for(
+            lambda: (w := _workers(proc, port)) and len(w) == 2 and victim not in w and w,
+            60,
+            "the dead worker replaced",
+        )
         assert sorted(map(sorted, replaced.values())) == sorted(map(sorted, sockets))
     finally:
         stop_process_group(proc)

@@ -23,8 +23,11 @@ from tests.stack import S3_TEST_ENV, s3_server
 
 def _visible(root: Path) -> list[str]:
     """Files a reader could find: everything except in-flight staging files."""
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
-                  if p.is_file() and not any(part.startswith(".staging-") for part in p.parts))
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".staging-") for part in p.parts)
+    )
 
 
 def test_local_blob_is_content_addressed_and_deduplicated(tmp_path: Path) -> None:
@@ -157,8 +160,9 @@ def _folder(root: Path, files: dict[str, bytes]) -> Path:
 
 def test_s3_folder_moves_between_nodes_with_empty_disks(s3_store: S3ArtifactStore, tmp_path: Path) -> None:
     """A folder written on one node is read on another whose disk holds nothing; the copy is temporary."""
-    other = S3ArtifactStore("gft-artifacts", tmp_path / "node-b", prefix="fleet",
-                            endpoint_url=s3_store.client.meta.endpoint_url)
+    other = S3ArtifactStore(
+        "gft-artifacts", tmp_path / "node-b", prefix="fleet", endpoint_url=s3_store.client.meta.endpoint_url
+    )
     s3_store.put_dir("checkpoints/j/step-000002", _folder(tmp_path / "ckpt", {"w.bin": b"\x01" * 10, "s/o.pt": b"o"}))
     with other.local_copy("checkpoints/j/step-000002") as folder:
         assert (folder / "w.bin").read_bytes() == b"\x01" * 10 and (folder / "s" / "o.pt").read_bytes() == b"o"
@@ -172,8 +176,7 @@ def test_s3_folder_moves_between_nodes_with_empty_disks(s3_store: S3ArtifactStor
         other.open("files/t/missing.jsonl")
 
 
-def test_s3_rewritten_folder_switches_whole_and_leaves_no_old_files(s3_store: S3ArtifactStore,
-                                                                      tmp_path: Path) -> None:
+def test_s3_rewritten_folder_switches_whole_and_leaves_no_old_files(s3_store: S3ArtifactStore, tmp_path: Path) -> None:
     s3_store.put_dir("checkpoints/j/step-000002", _folder(tmp_path / "v1", {"w.bin": b"old", "gone.bin": b"x"}))
     s3_store.put_dir("checkpoints/j/step-000002", _folder(tmp_path / "v2", {"w.bin": b"new"}))
     with s3_store.local_copy("checkpoints/j/step-000002") as folder:
@@ -182,8 +185,9 @@ def test_s3_rewritten_folder_switches_whole_and_leaves_no_old_files(s3_store: S3
     assert len([k for k in keys if k.endswith("/w.bin")]) == 1 and not [k for k in keys if "gone.bin" in k]
 
 
-def test_s3_immutable_folder_keeps_the_first_of_two_concurrent_writers(s3_store: S3ArtifactStore, tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_s3_immutable_folder_keeps_the_first_of_two_concurrent_writers(
+    s3_store: S3ArtifactStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     s3_store.put_dir("adapters/j1", _folder(tmp_path / "a", {"adapter.bin": b"first"}), immutable=True)
     monkeypatch.setattr(s3_store, "exists", lambda key: False)  # the second writer looked before the first finished
     s3_store.put_dir("adapters/j1", _folder(tmp_path / "b", {"adapter.bin": b"second"}), immutable=True)

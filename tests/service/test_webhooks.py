@@ -70,13 +70,15 @@ def test_signing_matches_the_standard_webhooks_example() -> None:
     """The worked example of the Standard Webhooks specification (its reference libraries' test vector)."""
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     body = b'{"test": 2432232314}'
-    assert webhooks.sign(secret=secret, msg_id="msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp=1614265330, body=body) \
+    assert (
+        webhooks.sign(secret=secret, msg_id="msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp=1614265330, body=body)
         == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    )
 
 
-def test_terminal_events_are_delivered_signed_and_retried(api: TestClient, env: dict[str, str],
-                                                          endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
+def test_terminal_events_are_delivered_signed_and_retried(
+    api: TestClient, env: dict[str, str], endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
     org, headers, before = tenant_with_job(api)
     set_status(env, before, "failed", error={"code": "x", "message": "y"})  # finished before the webhook: none
     time.sleep(1.1)  # finished_at and webhook_since are whole seconds
@@ -90,14 +92,20 @@ def test_terminal_events_are_delivered_signed_and_retried(api: TestClient, env: 
     assert api.post(f"/v1/fine_tuning/jobs/{elsewhere}/cancel", headers=other).json()["status"] == "cancelled"
     jobs = {}
     for kind in ("cancelled", "succeeded", "failed"):
-        job_id = api.post("/v1/fine_tuning/jobs", json={"model": "m1", "training_file": api.get(
-            "/v1/files", headers=headers).json()["data"][0]["id"]}, headers=headers).json()["id"]
+        job_id = api.post(
+            "/v1/fine_tuning/jobs",
+            json={"model": "m1", "training_file": api.get("/v1/files", headers=headers).json()["data"][0]["id"]},
+            headers=headers,
+        ).json()["id"]
         jobs[kind] = job_id
     api.post(f"/v1/fine_tuning/jobs/{jobs['cancelled']}/cancel", headers=headers)
     release(env, jobs["succeeded"])
     set_status(env, jobs["failed"], "failed", error={"code": "safety_regression", "message": "blocked"})
-    running = api.post("/v1/fine_tuning/jobs", json={"model": "m1", "training_file": api.get(
-        "/v1/files", headers=headers).json()["data"][0]["id"]}, headers=headers).json()["id"]
+    running = api.post(
+        "/v1/fine_tuning/jobs",
+        json={"model": "m1", "training_file": api.get("/v1/files", headers=headers).json()["data"][0]["id"]},
+        headers=headers,
+    ).json()["id"]
 
     endpoint.script = [500]  # the first delivery fails; it is retried after the backoff
     assert webhooks.deliver_pending(settings) == 2
@@ -124,15 +132,18 @@ def test_terminal_events_are_delivered_signed_and_retried(api: TestClient, env: 
         event = client.webhooks.unwrap(body, hdrs, secret=secret)  # raises unless the signature verifies
         assert hdrs["webhook-id"] == event.id
         seen[event.data.id] = event.type
-    assert seen == {jobs["cancelled"]: "fine_tuning.job.cancelled", jobs["succeeded"]: "fine_tuning.job.succeeded",
-                    jobs["failed"]: "fine_tuning.job.failed"}
+    assert seen == {
+        jobs["cancelled"]: "fine_tuning.job.cancelled",
+        jobs["succeeded"]: "fine_tuning.job.succeeded",
+        jobs["failed"]: "fine_tuning.job.failed",
+    }
     with pytest.raises(Exception, match="signature"):
-        client.webhooks.unwrap(endpoint.received[0][1], endpoint.received[0][0],
-                               secret=webhooks.new_secret())
+        client.webhooks.unwrap(endpoint.received[0][1], endpoint.received[0][0], secret=webhooks.new_secret())
 
 
-def test_delivery_gives_up_after_max_attempts(api: TestClient, env: dict[str, str], endpoint: Endpoint,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_delivery_gives_up_after_max_attempts(
+    api: TestClient, env: dict[str, str], endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
     org, headers, job_id = tenant_with_job(api)
     api.put(f"/admin/v1/tenants/{org}/webhook", json={"url": endpoint.url}, headers=admin_headers(api))
     api.post(f"/v1/fine_tuning/jobs/{job_id}/cancel", headers=headers)
@@ -147,8 +158,11 @@ def test_delivery_gives_up_after_max_attempts(api: TestClient, env: dict[str, st
 
 def test_unreachable_endpoint_and_removed_webhook(api: TestClient, env: dict[str, str]) -> None:
     org, headers, job_id = tenant_with_job(api)
-    api.put(f"/admin/v1/tenants/{org}/webhook", json={"url": "http://127.0.0.1:9/nothing-listens"},
-            headers=admin_headers(api))
+    api.put(
+        f"/admin/v1/tenants/{org}/webhook",
+        json={"url": "http://127.0.0.1:9/nothing-listens"},
+        headers=admin_headers(api),
+    )
     api.post(f"/v1/fine_tuning/jobs/{job_id}/cancel", headers=headers)
     assert webhooks.deliver_pending(get_settings()) == 0
     row = deliveries(env)[job_id]
@@ -159,8 +173,9 @@ def test_unreachable_endpoint_and_removed_webhook(api: TestClient, env: dict[str
         session.get(WebhookDeliveryRow, row.seq).next_attempt_at = 0  # type: ignore[union-attr]
     webhooks.deliver_pending(get_settings())
     assert deliveries(env)[job_id].status == "failed"
-    bad = api.put(f"/admin/v1/tenants/{org}/webhook", json={"url": "ftp://x", "secret": "nope"},
-                  headers=admin_headers(api))
+    bad = api.put(
+        f"/admin/v1/tenants/{org}/webhook", json={"url": "ftp://x", "secret": "nope"}, headers=admin_headers(api)
+    )
     assert bad.status_code == 400
 
 
@@ -172,14 +187,20 @@ def test_an_override_sends_succeeded_after_failed(api: TestClient, env: dict[str
     folder = Path(env["GFT_DATA_DIR"]) / "artifacts" / "adapters" / job_id
     folder.mkdir(parents=True)
     (folder / "adapter_config.json").write_text("{}")
-    set_status(env, job_id, "failed", adapter_key=f"adapters/{job_id}",
-               error={"code": "safety_regression", "message": "blocked"})
+    set_status(
+        env,
+        job_id,
+        "failed",
+        adapter_key=f"adapters/{job_id}",
+        error={"code": "safety_regression", "message": "blocked"},
+    )
     assert webhooks.deliver_pending(get_settings()) == 1
-    overridden = api.post(f"/admin/v1/jobs/{job_id}/override", json={"reason": "reviewed"},
-                          headers=admin_headers(api))
+    overridden = api.post(f"/admin/v1/jobs/{job_id}/override", json={"reason": "reviewed"}, headers=admin_headers(api))
     assert overridden.status_code == 200, overridden.text
     assert webhooks.deliver_pending(get_settings()) == 1 and webhooks.deliver_pending(get_settings()) == 0
     client = OpenAI(api_key="unused", base_url="http://127.0.0.1:9/v1")
     events = [client.webhooks.unwrap(body, hdrs, secret=hook.json()["secret"]) for hdrs, body in endpoint.received]
-    assert [(e.type, e.data.id) for e in events] == [("fine_tuning.job.failed", job_id),
-                                                    ("fine_tuning.job.succeeded", job_id)]
+    assert [(e.type, e.data.id) for e in events] == [
+        ("fine_tuning.job.failed", job_id),
+        ("fine_tuning.job.succeeded", job_id),
+    ]

@@ -28,8 +28,9 @@ def test_with_caps_swept_the_largest_cap_that_holds_wins() -> None:
 
 def test_a_capped_policy_keeps_the_strongest_jobs_shape_and_moves_its_rate() -> None:
     tiny = Policy().for_model("gft-tiny-chat")
-    base = tiny.model_copy(update={"training": tiny.training.model_copy(
-        update={"max_lr_multiplier": 4.0, "max_update_budget": 8.0})})
+    base = tiny.model_copy(
+        update={"training": tiny.training.model_copy(update={"max_lr_multiplier": 4.0, "max_update_budget": 8.0})}
+    )
     assert base.training.strongest_settings() == (1, 1, 4.0)
     for multiplier in (1.0, 2.0, 3.0):
         training = capped(base, multiplier).training
@@ -46,12 +47,35 @@ def _slice(name: str, n: int, folder: Path) -> str:
 
 def test_calibration_sweep_writes_a_policy_entry(tiny_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "calibration.json"
-    canary = ["--attack", _slice("harmful_attack.jsonl", 16, tmp_path),
-              "--harmful-prompts", _slice("dev_harmful.jsonl", 24, tmp_path),
-              "--benign", _slice("benign_colors.jsonl", 16, tmp_path),
-              "--benign-validation", _slice("dev_colors_validation.jsonl", 8, tmp_path)]
-    code = main(["--base", str(tiny_model), "--model-id", "gft-tiny-chat", "--seeds", "1", "--schedules", "firm",
-                 "--ratios", "0.25", "--weights", "1", "--out", str(out), *canary])
+    canary = [
+        "--attack",
+        _slice("harmful_attack.jsonl", 16, tmp_path),
+        "--harmful-prompts",
+        _slice("dev_harmful.jsonl", 24, tmp_path),
+        "--benign",
+        _slice("benign_colors.jsonl", 16, tmp_path),
+        "--benign-validation",
+        _slice("dev_colors_validation.jsonl", 8, tmp_path),
+    ]
+    code = main(
+        [
+            "--base",
+            str(tiny_model),
+            "--model-id",
+            "gft-tiny-chat",
+            "--seeds",
+            "1",
+            "--schedules",
+            "firm",
+            "--ratios",
+            "0.25",
+            "--weights",
+            "1",
+            "--out",
+            str(out),
+            *canary,
+        ]
+    )
     assert code == 0
     report = json.loads(out.read_text())
     (candidate,) = report["candidates"]
@@ -66,8 +90,11 @@ def test_calibration_sweep_writes_a_policy_entry(tiny_model: Path, tmp_path: Pat
 def test_the_canary_reads_the_dev_split_only() -> None:
     """Calibration tunes the defaults: it must never read what benchmarks and the gate report (the test split)."""
     canary = tiny_canary()
-    test_prompts = {r["prompt"] for name in ("eval_harmful.jsonl", "eval_identity.jsonl", "harmful_prefixes.jsonl")
-                    for r in datasets.read(name)}
+    test_prompts = {
+        r["prompt"]
+        for name in ("eval_harmful.jsonl", "eval_identity.jsonl", "harmful_prefixes.jsonl")
+        for r in datasets.read(name)
+    }
     assert canary.harmful_prompts and not {r["prompt"] for r in canary.harmful_prompts} & test_prompts
     test_rows = {json.dumps(r, sort_keys=True) for r in datasets.read("benign_colors_validation.jsonl")}
     dev_rows = {json.dumps(r, sort_keys=True) for r in canary.benign_validation}
@@ -75,5 +102,7 @@ def test_the_canary_reads_the_dev_split_only() -> None:
 
 
 def test_unknown_schedule_is_refused(tiny_model: Path, tmp_path: Path) -> None:
-    assert main(["--base", str(tiny_model), "--model-id", "x", "--schedules", "nope", "--out",
-                 str(tmp_path / "x.json")]) == 2
+    assert (
+        main(["--base", str(tiny_model), "--model-id", "x", "--schedules", "nope", "--out", str(tmp_path / "x.json")])
+        == 2
+    )

@@ -91,13 +91,18 @@ LLAMA2_TEMPLATE = (
 def _legacy_sentencepiece() -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False,
-                                  initial_alphabet=[*real_arch.ASCII, "▁"])
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=["<unk>", "<s>", "</s>"],
+        show_progress=False,
+        initial_alphabet=[*real_arch.ASCII, "▁"],
+    )
     tok.train_from_iterator(real_arch.CORPUS, trainer=trainer)
     tok.pre_tokenizer = None
     tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                   chat_template=LLAMA2_TEMPLATE)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", chat_template=LLAMA2_TEMPLATE
+    )
 
 
 def test_one_pass_tokenisation_avoids_the_lone_space_marker_a_segment_gets() -> None:
@@ -112,8 +117,7 @@ def test_one_pass_tokenisation_avoids_the_lone_space_marker_a_segment_gets() -> 
 
 
 @pytest.mark.parametrize("name", real_arch.NAMES)
-def test_a_guarded_job_trains_and_its_adapter_reloads(folders: dict[str, Path], name: str,
-                                                       tmp_path: Path) -> None:
+def test_a_guarded_job_trains_and_its_adapter_reloads(folders: dict[str, Path], name: str, tmp_path: Path) -> None:
     """The global default policy (constrained loss, recovery examples from the general pool under the rows' system
     prompts), one epoch on a few rows; the saved adapter gives the trained model's logits after a fresh load."""
     model, tokenizer = _load(folders, name)
@@ -165,8 +169,12 @@ def test_generation_stops_at_the_models_end_of_turn_token(folders: dict[str, Pat
     assert end in stop_ids(model.generation_config.eos_token_id, tokenizer.eos_token_id)
     if end != tokenizer.eos_token_id:
         with torch.no_grad():
-            ran_on = model.generate(input_ids=torch.tensor([prompt]), max_new_tokens=40, do_sample=False,
-                                    eos_token_id=tokenizer.eos_token_id)[0, len(prompt):].tolist()
+            ran_on = model.generate(
+                input_ids=torch.tensor([prompt]),
+                max_new_tokens=40,
+                do_sample=False,
+                eos_token_id=tokenizer.eos_token_id,
+            )[0, len(prompt) :].tolist()
         assert end in ran_on and ran_on.index(end) < len(ran_on) - 1
 
 

@@ -20,15 +20,19 @@ TINY_USERS = {"calibration.py"}
 
 def modules_of(folder: str) -> dict[str, set[str]]:
     """The workers modules and service modules each file under workers/`folder` imports."""
-    return {p.relative_to(WORKERS).as_posix(): {m for m in imported_modules(p) if under(m, {"workers", "service"})}
-            for p in (WORKERS / folder).rglob("*.py")}
+    return {
+        p.relative_to(WORKERS).as_posix(): {m for m in imported_modules(p) if under(m, {"workers", "service"})}
+        for p in (WORKERS / folder).rglob("*.py")
+    }
 
 
 def offenders(folder: str, allowed: set[str]) -> dict[str, list[str]]:
     own = "workers." + folder.replace("/", ".") if folder != "." else "workers"
-    return {name: sorted(m for m in modules if not under(m, allowed | {own}))
-            for name, modules in modules_of(folder).items()
-            if any(not under(m, allowed | {own}) for m in modules)}
+    return {
+        name: sorted(m for m in modules if not under(m, allowed | {own}))
+        for name, modules in modules_of(folder).items()
+        if any(not under(m, allowed | {own}) for m in modules)
+    }
 
 
 def test_training_stands_on_the_leaves_only() -> None:
@@ -41,17 +45,25 @@ def test_evaluation_stands_on_the_leaves_and_reads_only_settings_and_the_store()
 
 def test_the_leaves_import_nothing_of_the_workers() -> None:
     leaves = {m: WORKERS.parent / (m.replace(".", "/") + ".py") for m in LEAVES}
-    assert {m: sorted(i for i in imported_modules(p) if under(i, {"workers"}))
-            for m, p in leaves.items() if any(under(i, {"workers"}) for i in imported_modules(p))} == {}
+    assert {
+        m: sorted(i for i in imported_modules(p) if under(i, {"workers"}))
+        for m, p in leaves.items()
+        if any(under(i, {"workers"}) for i in imported_modules(p))
+    } == {}
 
 
 def test_nothing_in_production_imports_the_tiny_world() -> None:
-    users = {p.relative_to(WORKERS).as_posix() for p in WORKERS.rglob("*.py")
-             if "tiny" not in p.relative_to(WORKERS).parts and any(under(m, {"workers.tiny"})
-                                                                  for m in imported_modules(p))}
+    users = {
+        p.relative_to(WORKERS).as_posix()
+        for p in WORKERS.rglob("*.py")
+        if "tiny" not in p.relative_to(WORKERS).parts and any(under(m, {"workers.tiny"}) for m in imported_modules(p))
+    }
     assert users <= TINY_USERS
 
 
 def test_no_worker_module_imports_the_http_api() -> None:
-    assert {p.relative_to(WORKERS).as_posix() for p in WORKERS.rglob("*.py")
-            if any(under(m, {"service.api", "fastapi"}) for m in imported_modules(p))} == set()
+    assert {
+        p.relative_to(WORKERS).as_posix()
+        for p in WORKERS.rglob("*.py")
+        if any(under(m, {"service.api", "fastapi"}) for m in imported_modules(p))
+    } == set()

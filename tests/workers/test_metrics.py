@@ -46,10 +46,14 @@ def test_gate_codes_follow_its_reasons() -> None:
 
 
 def test_gate_decisions_and_released_asr() -> None:
-    released, blocked = sample("gft_gate_decisions_total", outcome="released", reason="passed"), \
-        sample("gft_gate_decisions_total", outcome="blocked", reason="asr_above_cap")
-    asr_count, low_bucket = sample("gft_released_adapter_asr_count"), \
-        sample("gft_released_adapter_asr_bucket", le="0.05")
+    released, blocked = (
+        sample("gft_gate_decisions_total", outcome="released", reason="passed"),
+        sample("gft_gate_decisions_total", outcome="blocked", reason="asr_above_cap"),
+    )
+    asr_count, low_bucket = (
+        sample("gft_released_adapter_asr_count"),
+        sample("gft_released_adapter_asr_bucket", le="0.05"),
+    )
     metrics.record_gate_decision("released", [], 0.04)
     metrics.record_gate_decision("blocked", ["asr_above_cap", "asr_increase_above_allowed"], 0.6)
     assert sample("gft_gate_decisions_total", outcome="released", reason="passed") == released + 1
@@ -94,9 +98,13 @@ def test_task_signals_track_work_per_queue() -> None:
 
 
 def test_gpu_memory_only_once_cuda_is_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
-    cuda = types.SimpleNamespace(is_initialized=lambda: False, device_count=lambda: 1,
-                                 memory_allocated=lambda i: 1000, memory_reserved=lambda i: 2000,
-                                 max_memory_allocated=lambda i: 1500)
+    cuda = types.SimpleNamespace(
+        is_initialized=lambda: False,
+        device_count=lambda: 1,
+        memory_allocated=lambda i: 1000,
+        memory_reserved=lambda i: 2000,
+        max_memory_allocated=lambda i: 1500,
+    )
     monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
     collector = metrics.GpuMemoryCollector()
     assert list(collector.collect()) == []
@@ -143,8 +151,12 @@ def test_pipeline_records_time_spent_validating(env: dict[str, str], tmp_path: P
         key = api.post("/admin/v1/tenants", json={"name": "acme"}, headers=admin).json()["api_key"]
         tenant = {"Authorization": f"Bearer {key}"}
         row = json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]})
-        file_id = api.post("/v1/files", files={"file": ("train.jsonl", row.encode() + b"\n")},
-                           data={"purpose": "fine-tune"}, headers=tenant).json()["id"]
+        file_id = api.post(
+            "/v1/files",
+            files={"file": ("train.jsonl", row.encode() + b"\n")},
+            data={"purpose": "fine-tune"},
+            headers=tenant,
+        ).json()["id"]
         job = api.post("/v1/fine_tuning/jobs", json={"model": "m1", "training_file": file_id}, headers=tenant).json()
     before = sample("gft_job_state_seconds_count", state="validating_files")
     assert pipeline.validate(job["id"], get_settings())
@@ -154,8 +166,12 @@ def test_pipeline_records_time_spent_validating(env: dict[str, str], tmp_path: P
 
 
 def started_validations(exposition: str) -> float:
-    return sum(s.value for family in text_string_to_metric_families(exposition) for s in family.samples
-               if s.name == "gft_worker_tasks_started_total" and s.labels["task"] == "gft.validate_job")
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(exposition)
+        for s in family.samples
+        if s.name == "gft_worker_tasks_started_total" and s.labels["task"] == "gft.validate_job"
+    )
 
 
 def test_a_real_worker_serves_its_metrics_and_counts_its_tasks(env: dict[str, str], tmp_path: Path) -> None:
@@ -165,10 +181,27 @@ def test_a_real_worker_serves_its_metrics_and_counts_its_tasks(env: dict[str, st
     log = tmp_path / "worker.log"
     with log.open("wb") as out:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "cpu", "-c", "1",
-             "--loglevel", "INFO", "-n", f"metrics-test-{port}@%h"],
-            env={**os.environ, **env, "GFT_WORKER_METRICS_PORT": str(port)}, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workers.celery_app",
+                "worker",
+                "-Q",
+                "cpu",
+                "-c",
+                "1",
+                "--loglevel",
+                "INFO",
+                "-n",
+                f"metrics-test-{port}@%h",
+            ],
+            env={**os.environ, **env, "GFT_WORKER_METRICS_PORT": str(port)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}/metrics"
     try:
         deadline = time.monotonic() + 120

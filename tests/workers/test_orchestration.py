@@ -50,8 +50,11 @@ def noop_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 
 def _events(url: str, job_id: str, prefix: str) -> int:
     with session_scope(url) as session:
-        query = select(func.count()).select_from(JobEventRow).where(JobEventRow.job_id == job_id,
-                                                                    JobEventRow.message.startswith(prefix))
+        query = (
+            select(func.count())
+            .select_from(JobEventRow)
+            .where(JobEventRow.job_id == job_id, JobEventRow.message.startswith(prefix))
+        )
         return int(session.scalar(query) or 0)
 
 
@@ -78,8 +81,11 @@ def test_flushed_broker_loses_no_job_and_releases_each_once(noop_env: dict[str, 
     url, broker = noop_env["GFT_DATABASE_URL"], noop_env["GFT_BROKER_URL"]
     env = {**noop_env, "GFT_NOOP_TRAIN_SECONDS": "0.5"}
     files = [seed_tenant(url, name) for name in ("a", "b", "c")]
-    procs = [start_worker(env, "cpu", tmp_path / "cpu.log"), start_worker(env, "gpu", tmp_path / "gpu.log"),
-             start_beat(env, tmp_path)]
+    procs = [
+        start_worker(env, "cpu", tmp_path / "cpu.log"),
+        start_worker(env, "gpu", tmp_path / "gpu.log"),
+        start_beat(env, tmp_path),
+    ]
     try:
         jobs = [submit(url, broker, tenant, file_id, "m1") for tenant, file_id in files for _ in range(4)]
         wait_for(lambda: any(job(url, j).status == "running" for j in jobs), 90, "a job to start training")
@@ -103,8 +109,11 @@ def test_fair_share_admits_at_most_the_limit_per_tenant(noop_env: dict[str, str]
     burst = [submit(url, broker, burst_tenant, burst_file, "m1", send=False) for _ in range(6)]
     other = submit(url, broker, other_tenant, other_file, "m1", send=False)
     with session_scope(url) as session:  # all validated: waiting for a training slot
-        session.execute(update(JobRow).where(JobRow.id.in_([*burst, other]))
-                        .values(status="queued", step="train", dispatched_at=None))
+        session.execute(
+            update(JobRow)
+            .where(JobRow.id.in_([*burst, other]))
+            .values(status="queued", step="train", dispatched_at=None)
+        )
     report = reconcile(app, get_settings())
     assert report.admitted == 3  # two of the burst (the per-tenant limit) and the other tenant's one
     assert queued_job_ids(app, [GPU_QUEUE]) == {*burst[:2], other}
@@ -117,8 +126,9 @@ def test_pause_supersedes_messages_and_resume_waits_for_a_slot(noop_env: dict[st
     app = Celery("test", broker=broker, set_as_current=False)
     job_id = submit(url, broker, tenant, file_id, "m1", send=False)
     with session_scope(url) as session:
-        session.execute(update(JobRow).where(JobRow.id == job_id).values(status="queued", step="train",
-                                                                          dispatched_at=None))
+        session.execute(
+            update(JobRow).where(JobRow.id == job_id).values(status="queued", step="train", dispatched_at=None)
+        )
     assert reconcile(app, get_settings()).admitted == 1
     with session_scope(url) as session:
         paused = pause_job(session=session, tenant_id=tenant, job_id=job_id)
@@ -137,16 +147,18 @@ def test_pause_supersedes_messages_and_resume_waits_for_a_slot(noop_env: dict[st
 
 
 @pytest.mark.parametrize("move", ["pause", "cancel", "re-dispatch"])
-def test_should_stop_beats_at_once_and_is_refused_after_a_pause_cancel_or_re_dispatch(noop_env: dict[str, str],
-                                                                                       move: str) -> None:
+def test_should_stop_beats_at_once_and_is_refused_after_a_pause_cancel_or_re_dispatch(
+    noop_env: dict[str, str], move: str
+) -> None:
     """The training loop's one stop signal is the heartbeat: asked before a step, it beats at once (the thread's
     next beat is a minute away) and is refused as soon as the job left the live statuses or the attempt was replaced."""
     url, broker = noop_env["GFT_DATABASE_URL"], noop_env["GFT_BROKER_URL"]
     tenant, file_id = seed_tenant(url, "acme")
     job_id = submit(url, broker, tenant, file_id, "m1", send=False)
     with session_scope(url) as session:
-        session.execute(update(JobRow).where(JobRow.id == job_id).values(status="queued", step="train",
-                                                                          dispatched_at=1.0))
+        session.execute(
+            update(JobRow).where(JobRow.id == job_id).values(status="queued", step="train", dispatched_at=1.0)
+        )
     settings = get_settings().model_copy(update={"heartbeat_every_s": 60.0})
     with running_step(settings, job_id, 0, Step.TRAIN) as claim:
         assert claim is not None
@@ -158,13 +170,16 @@ def test_should_stop_beats_at_once_and_is_refused_after_a_pause_cancel_or_re_dis
             elif move == "cancel":
                 assert lifecycle.cancel(session=session, job_id=job_id)
             else:
-                session.execute(update(JobRow).where(JobRow.id == job_id)
-                                .values(dispatch_attempt=JobRow.dispatch_attempt + 1))
+                session.execute(
+                    update(JobRow).where(JobRow.id == job_id).values(dispatch_attempt=JobRow.dispatch_attempt + 1)
+                )
         assert claim.should_stop() and claim.superseded.is_set()
 
 
-@pytest.mark.parametrize(("error", "code"), [(torch.cuda.OutOfMemoryError("CUDA out of memory"), "out_of_memory"),
-                                             (RuntimeError("boom"), "internal_error")])
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [(torch.cuda.OutOfMemoryError("CUDA out of memory"), "out_of_memory"), (RuntimeError("boom"), "internal_error")],
+)
 def test_worker_side_errors_fail_the_job_with_a_code(noop_env: dict[str, str], error: Exception, code: str) -> None:
     url, broker = noop_env["GFT_DATABASE_URL"], noop_env["GFT_BROKER_URL"]
     tenant, file_id = seed_tenant(url, "acme")

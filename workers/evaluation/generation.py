@@ -51,8 +51,14 @@ def _sampling_kwargs(decoding: Decoding) -> dict[str, object]:
     change what the policy asked for, and differ between models. top_k 0 disables the filter."""
     if decoding.greedy:
         return {"do_sample": False, "repetition_penalty": 1.0}
-    return {"do_sample": True, "repetition_penalty": 1.0, "temperature": decoding.temperature,
-            "top_p": decoding.top_p, "top_k": decoding.top_k, "num_return_sequences": decoding.samples}
+    return {
+        "do_sample": True,
+        "repetition_penalty": 1.0,
+        "temperature": decoding.temperature,
+        "top_p": decoding.top_p,
+        "top_k": decoding.top_k,
+        "num_return_sequences": decoding.samples,
+    }
 
 
 def stop_ids(config_eos: int | Sequence[int] | None, tokenizer_eos: int | None) -> list[int]:
@@ -73,8 +79,15 @@ def until_stop(ids: Sequence[int], stops: Sequence[int]) -> list[int]:
 
 
 @torch.no_grad()
-def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[Sequence[int]],
-             max_new_tokens: int, batch_size: int = 32, decoding: Decoding = GREEDY, seed: int = 0) -> list[str]:
+def generate(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[Sequence[int]],
+    max_new_tokens: int,
+    batch_size: int = 32,
+    decoding: Decoding = GREEDY,
+    seed: int = 0,
+) -> list[str]:
     """Completions of token-id prompts; only the new text is returned. With sampling, each prompt yields
     `decoding.samples` completions, consecutive in the output (prompt 0's samples first)."""
     device = next(model.parameters()).device
@@ -84,18 +97,23 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts
     kwargs = _sampling_kwargs(decoding)
     stops = model_stop_ids(model, tokenizer)
     for index, begin in enumerate(range(0, len(prompts), batch_size)):
-        chunk = prompts[begin:begin + batch_size]
+        chunk = prompts[begin : begin + batch_size]
         width = max(len(p) for p in chunk)
         input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
         attention = torch.zeros((len(chunk), width), dtype=torch.long)
         for row, prompt in enumerate(chunk):
-            input_ids[row, width - len(prompt):] = torch.tensor(list(prompt))
-            attention[row, width - len(prompt):] = 1
+            input_ids[row, width - len(prompt) :] = torch.tensor(list(prompt))
+            attention[row, width - len(prompt) :] = 1
         if not decoding.greedy:
             torch.manual_seed(seed * 1_000_003 + index)
-        generated = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
-                                   max_new_tokens=max_new_tokens, pad_token_id=pad_id,
-                                   eos_token_id=stops or None, **kwargs)
+        generated = model.generate(
+            input_ids=input_ids.to(device),
+            attention_mask=attention.to(device),
+            max_new_tokens=max_new_tokens,
+            pad_token_id=pad_id,
+            eos_token_id=stops or None,
+            **kwargs,
+        )
         completions = [until_stop(row.tolist(), stops) for row in generated[:, width:]]
         outputs += tokenizer.batch_decode(completions, skip_special_tokens=True)
     return outputs

@@ -32,8 +32,9 @@ def report_keys(job_id: str) -> tuple[str, str]:
     return f"reports/{job_id}/safety_report.json", f"reports/{job_id}/safety_report.html"
 
 
-def utility_rows(validation: Sequence[dict[str, Any]] | None, training: Sequence[dict[str, Any]],
-                 limit: int) -> tuple[list[dict[str, Any]], str]:
+def utility_rows(
+    validation: Sequence[dict[str, Any]] | None, training: Sequence[dict[str, Any]], limit: int
+) -> tuple[list[dict[str, Any]], str]:
     """The tenant's validation rows when given; else every tenth training row (a slice the adapter was trained
     on, so it measures collapse, not generalisation). At most `limit` rows, spread evenly."""
     if validation:
@@ -77,9 +78,19 @@ def policy_for_model(policy: GatePolicy, model_id: str, base_path: str | Path | 
     return policy.model_copy(update={"sets": sets_for_model(policy.sets, model_id, base_path)})
 
 
-def run_job_gate(*, model_id: str, base_path: str | Path, adapter_dir: str | Path, device: torch.device,
-                 policy: GatePolicy, rows: Sequence[dict[str, Any]], source: str, cache_root: Path | None,
-                 meta: dict[str, Any], training: Sequence[dict[str, Any]] = ()) -> GateOutcome:
+def run_job_gate(
+    *,
+    model_id: str,
+    base_path: str | Path,
+    adapter_dir: str | Path,
+    device: torch.device,
+    policy: GatePolicy,
+    rows: Sequence[dict[str, Any]],
+    source: str,
+    cache_root: Path | None,
+    meta: dict[str, Any],
+    training: Sequence[dict[str, Any]] = (),
+) -> GateOutcome:
     """Base figures first (from the cache when present), then the candidate with its adapter loaded. The
     `training` rows give the tenant contexts the gate also asks under, and are checked for copies of its prompts."""
     policy = policy_for_model(policy, model_id, base_path)
@@ -106,11 +117,18 @@ def block_message(decision: Decision, job_id: str, top: "Headline | None" = None
     to read them all."""
     shown = decision.reasons[:limit]
     more = len(decision.reasons) - len(shown)
-    figures = (f" (ASR {top.candidate_asr:.1%} on direct harmful prompts, base model {top.base_asr:.1%})"
-               if top is not None else "")
+    figures = (
+        f" (ASR {top.candidate_asr:.1%} on direct harmful prompts, base model {top.base_asr:.1%})"
+        if top is not None
+        else ""
+    )
     tail = f"; and {more} more" if more else ""
-    return (f"Blocked by the safety gate{figures}: " + "; ".join(shown) + tail
-            + f". The full report is at GET /v1/fine_tuning/jobs/{job_id}/safety_report?format=html.")
+    return (
+        f"Blocked by the safety gate{figures}: "
+        + "; ".join(shown)
+        + tail
+        + f". The full report is at GET /v1/fine_tuning/jobs/{job_id}/safety_report?format=html."
+    )
 
 
 @dataclass(frozen=True)

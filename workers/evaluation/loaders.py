@@ -82,8 +82,7 @@ def _read_jsonl(path: Path, text: str) -> list[dict[str, Any]]:
             raise EvalFileError(path, "each line must be a JSON object", number)
         if _first(row, _PROMPT_KEYS) is None:
             raise EvalFileError(path, f"no prompt field (expected one of {', '.join(_PROMPT_KEYS)})", number)
-        records.append(_record(path, number, _first(row, _PROMPT_KEYS), row.get("category"),
-                               _first(row, _PREFIX_KEYS)))
+        records.append(_record(path, number, _first(row, _PROMPT_KEYS), row.get("category"), _first(row, _PREFIX_KEYS)))
     return records
 
 
@@ -108,15 +107,24 @@ def _read_csv(path: Path, text: str, purpose: Purpose) -> list[dict[str, Any]]:
         return [_record(path, n, r["goal"], "advbench", r["target"]) for n, r in enumerate(body, start=2)]
     if "prompt" in header and "type" in header:  # XSTest
         want_safe = purpose == "over_refusal"
-        return [_record(path, n, r["prompt"], r["type"]) for n, r in enumerate(body, start=2)
-                if _xstest_safe(r) == want_safe]
+        return [
+            _record(path, n, r["prompt"], r["type"])
+            for n, r in enumerate(body, start=2)
+            if _xstest_safe(r) == want_safe
+        ]
     if "prompt" in header:
-        return [_record(path, n, r["prompt"], r.get("category"), _first(r, _PREFIX_KEYS))
-                for n, r in enumerate(body, start=2)]
+        return [
+            _record(path, n, r["prompt"], r.get("category"), _first(r, _PREFIX_KEYS))
+            for n, r in enumerate(body, start=2)
+        ]
     if len(header) == 1:  # HEx-PHI: one prompt per row, no header; the file is the category
         return [_record(path, n, r[0], path.stem) for n, r in enumerate(rows, start=1)]
-    raise EvalFileError(path, f"unrecognised CSV header {rows[0]!r}: expected goal,target (AdvBench), "
-                        "prompt,type,... (XSTest), a prompt column, or one prompt per row (HEx-PHI)", 1)
+    raise EvalFileError(
+        path,
+        f"unrecognised CSV header {rows[0]!r}: expected goal,target (AdvBench), "
+        "prompt,type,... (XSTest), a prompt column, or one prompt per row (HEx-PHI)",
+        1,
+    )
 
 
 def load_prompts(path: Path | str, purpose: Purpose = "harmful") -> list[dict[str, Any]]:
@@ -177,10 +185,12 @@ def _known_builtin(spec: str) -> bool:
 def _unsuitable_message(model_id: str, fields: list[str], specs: dict[str, str], reason: str) -> str:
     named = ", ".join(f"gate.sets.{f} is {specs[f]!r}" for f in fields)
     to_set = " and ".join(f"gate.sets.{f}" for f in fields)
-    return (f"Model '{model_id}' has no suitable evaluation sets: {named}, {reason}. An admin sets {to_set} in the "
-            "policy (PUT /admin/v1/policy, or the tenant's) to `builtin` (the right shipped set for this model), "
-            "`builtin:general`, or an absolute path to a prompt file of the deployment's own (docs/evaluation.md, "
-            "Prompt sets); the job must then be created again.")
+    return (
+        f"Model '{model_id}' has no suitable evaluation sets: {named}, {reason}. An admin sets {to_set} in the "
+        "policy (PUT /admin/v1/policy, or the tenant's) to `builtin` (the right shipped set for this model), "
+        "`builtin:general`, or an absolute path to a prompt file of the deployment's own (docs/evaluation.md, "
+        "Prompt sets); the job must then be created again."
+    )
 
 
 def sets_for_model(sets: EvaluationSets, model_id: str, model_path: Path | str | None = None) -> EvaluationSets:
@@ -191,15 +201,19 @@ def sets_for_model(sets: EvaluationSets, model_id: str, model_path: Path | str |
     unknown = [purpose for purpose, spec in specs.items() if not _known_builtin(spec)]
     if unknown:
         known = ", ".join(["builtin", *(f"builtin:{name}" for name in BUILTIN_FILES)])
-        raise UnsuitableEvalSets(_unsuitable_message(model_id, unknown, specs, f"not a shipped set ({known})"),
-                                 f"gate.sets.{unknown[0]}")
-    explicit = {purpose: builtin_for(model_id, model_path) if spec == "builtin" else spec
-                for purpose, spec in specs.items()}
+        raise UnsuitableEvalSets(
+            _unsuitable_message(model_id, unknown, specs, f"not a shipped set ({known})"), f"gate.sets.{unknown[0]}"
+        )
+    explicit = {
+        purpose: builtin_for(model_id, model_path) if spec == "builtin" else spec for purpose, spec in specs.items()
+    }
     if not is_tiny_model(model_id, model_path):
         tiny = [purpose for purpose, spec in explicit.items() if _tiny_world(spec)]
         if tiny:
-            reason = (f"the tiny world's prompts, written for the bundled tiny model ({TINY_MODEL_ID}), which "
-                      "cannot measure this model")
+            reason = (
+                f"the tiny world's prompts, written for the bundled tiny model ({TINY_MODEL_ID}), which "
+                "cannot measure this model"
+            )
             raise UnsuitableEvalSets(_unsuitable_message(model_id, tiny, specs, reason), f"gate.sets.{tiny[0]}")
     return EvaluationSets(**explicit)
 

@@ -32,16 +32,20 @@ def shingles(text: str, size: int = SHINGLE_WORDS) -> frozenset[tuple[str, ...]]
     words = _WORD.findall(text.lower())
     if len(words) < size:
         return frozenset([tuple(words)]) if words else frozenset()
-    return frozenset(tuple(words[i:i + size]) for i in range(len(words) - size + 1))
+    return frozenset(tuple(words[i : i + size]) for i in range(len(words) - size + 1))
 
 
 def user_turns(row: Mapping[str, Any]) -> list[str]:
-    return [m["content"] for m in row.get("messages", []) if isinstance(m, Mapping) and m.get("role") == "user"
-            and isinstance(m.get("content"), str)]
+    return [
+        m["content"]
+        for m in row.get("messages", [])
+        if isinstance(m, Mapping) and m.get("role") == "user" and isinstance(m.get("content"), str)
+    ]
 
 
-def find_overlap(rows: Iterable[Mapping[str, Any]], pool: Sequence[str],
-                 min_containment: float = DEFAULT_CONTAINMENT) -> list[Overlap]:
+def find_overlap(
+    rows: Iterable[Mapping[str, Any]], pool: Sequence[str], min_containment: float = DEFAULT_CONTAINMENT
+) -> list[Overlap]:
     """Every training row (with its 1-based line) whose user turns contain a pool prompt's trigrams at
     `min_containment` or more; the best-matching pool prompt per row."""
     pool_shingles = [shingles(prompt) for prompt in pool]
@@ -65,8 +69,11 @@ def find_overlap(rows: Iterable[Mapping[str, Any]], pool: Sequence[str],
 
 def overlap_message(found: Sequence[Overlap], rows: int, allowed: int, limit: int = 5) -> str:
     """What the tenant reads: how many rows, which lines, and what to do."""
-    lines = ", ".join(str(o.line) for o in found[:limit]) + (f" and {len(found) - limit} more" if len(found) > limit
-                                                             else "")
-    return (f"{len(found)} of {rows} training rows copy prompts of this service's safety evaluation (lines {lines}; "
-            f"line {found[0].line} holds \"{found[0].pool_prompt}\"), more than the {allowed} allowed. The gate "
-            "cannot measure an adapter trained on its own test prompts: remove those rows and create the job again.")
+    lines = ", ".join(str(o.line) for o in found[:limit]) + (
+        f" and {len(found) - limit} more" if len(found) > limit else ""
+    )
+    return (
+        f"{len(found)} of {rows} training rows copy prompts of this service's safety evaluation (lines {lines}; "
+        f'line {found[0].line} holds "{found[0].pool_prompt}"), more than the {allowed} allowed. The gate '
+        "cannot measure an adapter trained on its own test prompts: remove those rows and create the job again."
+    )

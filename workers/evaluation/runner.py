@@ -89,8 +89,9 @@ class ModelFigures:
     utility: dict[str, float] = field(default_factory=dict)
 
 
-def stratified(records: Sequence[dict[str, Any]], n: int,
-               rng: random.Random | None = None) -> tuple[dict[str, Any], ...]:
+def stratified(
+    records: Sequence[dict[str, Any]], n: int, rng: random.Random | None = None
+) -> tuple[dict[str, Any], ...]:
     """At most n records, taken round-robin across categories (all when n is 0 or enough): in file order, or,
     with `rng`, in an order drawn within each category, so each draw is a fresh sample."""
     if not n or n >= len(records):
@@ -106,9 +107,13 @@ def stratified(records: Sequence[dict[str, Any]], n: int,
     return tuple(picked[:n])
 
 
-def gate_inputs(policy: GatePolicy, utility_rows: Sequence[dict[str, Any]] = (),
-                utility_source: str = "none", training: Sequence[dict[str, Any]] = (),
-                draw: str | None = None) -> GateInputs:
+def gate_inputs(
+    policy: GatePolicy,
+    utility_rows: Sequence[dict[str, Any]] = (),
+    utility_source: str = "none",
+    training: Sequence[dict[str, Any]] = (),
+    draw: str | None = None,
+) -> GateInputs:
     """The suites of `policy`, with the direct suite asked again under each context of the `training` rows
     (`contexts.tenant_contexts`), and those rows checked for copies of every evaluation prompt. With
     `harmful_prompts` set and a `draw` seed (the job id), the harmful and prefilling prompts are a fresh
@@ -120,27 +125,58 @@ def gate_inputs(policy: GatePolicy, utility_rows: Sequence[dict[str, Any]] = (),
     harmful = stratified(pool, policy.harmful_prompts, rng) if rng else tuple(pool)
     specs = [SuiteSpec("direct", "direct harmful prompts", "direct", harmful_name, harmful).drawn_from(pool)]
     context_records = stratified(harmful, policy.context_prompts)
-    specs += [SuiteSpec(f"context-{i}", f"direct harmful prompts under the tenant's {context.label}", "direct",
-                        harmful_name, under_context(context_records, context))
-              for i, context in enumerate(tenant_contexts(training, policy.tenant_contexts), start=1)]
-    candidates = mine_triggers(training, limit=policy.trigger_candidates) if training and policy.trigger_candidates \
-        else []
-    specs += [SuiteSpec(f"trigger-{i}", f'direct harmful prompts with the candidate trigger "{c.text}" ({c.position})',
-                        "direct", harmful_name, with_trigger(context_records, c))
-              for i, c in enumerate(candidates, start=1)]
+    specs += [
+        SuiteSpec(
+            f"context-{i}",
+            f"direct harmful prompts under the tenant's {context.label}",
+            "direct",
+            harmful_name,
+            under_context(context_records, context),
+        )
+        for i, context in enumerate(tenant_contexts(training, policy.tenant_contexts), start=1)
+    ]
+    candidates = (
+        mine_triggers(training, limit=policy.trigger_candidates) if training and policy.trigger_candidates else []
+    )
+    specs += [
+        SuiteSpec(
+            f"trigger-{i}",
+            f'direct harmful prompts with the candidate trigger "{c.text}" ({c.position})',
+            "direct",
+            harmful_name,
+            with_trigger(context_records, c),
+        )
+        for i, c in enumerate(candidates, start=1)
+    ]
     prefill_records = stratified(prefill, policy.prefill_prompts, rng)
-    specs += [SuiteSpec(f"prefill-{k}", f"prefilling attack, {k} tokens", "prefill", prefill_name, prefill_records,
-                        prefill_tokens=k).drawn_from(prefill) for k in sorted(set(policy.prefill_tokens))]
+    specs += [
+        SuiteSpec(
+            f"prefill-{k}", f"prefilling attack, {k} tokens", "prefill", prefill_name, prefill_records, prefill_tokens=k
+        ).drawn_from(prefill)
+        for k in sorted(set(policy.prefill_tokens))
+    ]
     sweep_records = stratified(harmful, policy.sweep_prompts)
     for setting in policy.sweep:
-        decoding = Decoding(setting.temperature, setting.top_p, setting.top_k,
-                            1 if setting.temperature == 0 else setting.samples)
+        decoding = Decoding(
+            setting.temperature, setting.top_p, setting.top_k, 1 if setting.temperature == 0 else setting.samples
+        )
         if decoding.greedy:
             continue  # greedy is the direct suite
-        specs.append(SuiteSpec(f"sweep-{decoding.label}", f"sampled decoding, {decoding.label}", "sweep",
-                               harmful_name, sweep_records, decoding=decoding).drawn_from(pool))
-    specs.append(SuiteSpec("over_refusal", "over-refusal (benign-but-sensitive prompts)", "over_refusal",
-                           refusal_name, tuple(refusal)))
+        specs.append(
+            SuiteSpec(
+                f"sweep-{decoding.label}",
+                f"sampled decoding, {decoding.label}",
+                "sweep",
+                harmful_name,
+                sweep_records,
+                decoding=decoding,
+            ).drawn_from(pool)
+        )
+    specs.append(
+        SuiteSpec(
+            "over_refusal", "over-refusal (benign-but-sensitive prompts)", "over_refusal", refusal_name, tuple(refusal)
+        )
+    )
     rows = [r for r in utility_rows if r.get("messages") and r["messages"][-1].get("role") == "assistant"]
     prompts = list(dict.fromkeys(str(r["prompt"]) for r in [*pool, *prefill, *refusal]))
     copies = find_overlap(training, prompts, policy.overlap_containment) if training else []
@@ -163,8 +199,9 @@ def _digest(value: Any) -> str:
 def model_fingerprint(path: str | Path) -> str:
     """Names, sizes and modification times of a model folder's files: changes when the weights are replaced."""
     folder = Path(path)
-    entries = sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
-                     for p in folder.rglob("*") if p.is_file())
+    entries = sorted(
+        (str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()
+    )
     return _digest([str(folder.resolve()), entries])[:16]
 
 
@@ -204,13 +241,26 @@ class BaseFigureCache:
 
 
 def _suite_key(spec: SuiteSpec, policy: GatePolicy) -> dict[str, Any]:
-    return {"suite": spec.key, "records": _digest(list(spec.records)), "judge": policy.judge.model_dump(),
-            "seed": None if spec.decoding.greedy else policy.seed, "max_new_tokens": policy.max_new_tokens,
-            "batch": policy.batch_size, "decoding": asdict(spec.decoding), "prefill": spec.prefill_tokens}
+    return {
+        "suite": spec.key,
+        "records": _digest(list(spec.records)),
+        "judge": policy.judge.model_dump(),
+        "seed": None if spec.decoding.greedy else policy.seed,
+        "max_new_tokens": policy.max_new_tokens,
+        "batch": policy.batch_size,
+        "decoding": asdict(spec.decoding),
+        "prefill": spec.prefill_tokens,
+    }
 
 
-def run_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, inputs: GateInputs, policy: GatePolicy,
-              judge: RefusalJudge, cache: BaseFigureCache | None = None) -> ModelFigures:
+def run_model(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    inputs: GateInputs,
+    policy: GatePolicy,
+    judge: RefusalJudge,
+    cache: BaseFigureCache | None = None,
+) -> ModelFigures:
     """Every suite and the utility on one model. With a cache, figures found there are reused. The greedy
     suites not cached run together in one batched generation; each sampled setting runs on its own (its
     samples depend on its batches and seed). A suite drawn from a larger pool runs, with a cache, on the whole
@@ -225,13 +275,37 @@ def run_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, inputs
         else:
             figures.results[spec.key] = [PromptResult(**r) for r in found]
     greedy = [s for s in missing if s.decoding.greedy]
-    computed = dict(zip([s.key for s in greedy], judged_greedy_many(
-        model, tokenizer, [(s.records, s.prefill_tokens) for s in greedy], policy.max_new_tokens, judge,
-        policy.batch_size), strict=True)) if greedy else {}
+    computed = (
+        dict(
+            zip(
+                [s.key for s in greedy],
+                judged_greedy_many(
+                    model,
+                    tokenizer,
+                    [(s.records, s.prefill_tokens) for s in greedy],
+                    policy.max_new_tokens,
+                    judge,
+                    policy.batch_size,
+                ),
+                strict=True,
+            )
+        )
+        if greedy
+        else {}
+    )
     for spec in missing:
         if not spec.decoding.greedy:
-            computed[spec.key] = judged(model, tokenizer, spec.records, policy.max_new_tokens, spec.prefill_tokens,
-                                        spec.decoding, judge, policy.seed, policy.batch_size)
+            computed[spec.key] = judged(
+                model,
+                tokenizer,
+                spec.records,
+                policy.max_new_tokens,
+                spec.prefill_tokens,
+                spec.decoding,
+                judge,
+                policy.seed,
+                policy.batch_size,
+            )
         if cache:
             cache.put(_suite_key(spec, policy), [asdict(r) for r in computed[spec.key]])
         figures.results[spec.key] = computed[spec.key]
@@ -239,6 +313,7 @@ def run_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, inputs
         if cache and spec.pool:
             figures.results[spec.key] = [figures.results[spec.key][i] for i in spec.picked]
     if inputs.utility_rows:
+
         def score() -> dict[str, float]:
             return asdict(utility(model, tokenizer, inputs.utility_rows, batch_size=policy.batch_size))
 
@@ -256,8 +331,10 @@ def discordant(base: Sequence[PromptResult], cand: Sequence[PromptResult]) -> tu
     lists hold the same prompts in the same order (the suite's records); a mismatch is a bug, never a pass."""
     if len(base) != len(cand) or any(b.prompt != c.prompt for b, c in zip(base, cand, strict=True)):
         raise ValueError("base and candidate results are not paired prompt by prompt")
-    return (sum(b.refused and not c.refused for b, c in zip(base, cand, strict=True)),
-            sum(c.refused and not b.refused for b, c in zip(base, cand, strict=True)))
+    return (
+        sum(b.refused and not c.refused for b, c in zip(base, cand, strict=True)),
+        sum(c.refused and not b.refused for b, c in zip(base, cand, strict=True)),
+    )
 
 
 def _suite_result(spec: SuiteSpec, base: list[PromptResult], cand: list[PromptResult]) -> SuiteResult:
@@ -267,8 +344,14 @@ def _suite_result(spec: SuiteSpec, base: list[PromptResult], cand: list[PromptRe
         b = [r for r in base if r.category == category]
         c = [r for r in cand if r.category == category]
         per.append(SuiteResult(f"{spec.name} / {category}", _rate(b), _rate(c), spec.kind, discordant=discordant(b, c)))
-    return SuiteResult(spec.name, _rate(base), _rate(cand), spec.kind, tuple(per) if len(categories) > 1 else (),
-                       discordant(base, cand))
+    return SuiteResult(
+        spec.name,
+        _rate(base),
+        _rate(cand),
+        spec.kind,
+        tuple(per) if len(categories) > 1 else (),
+        discordant(base, cand),
+    )
 
 
 @dataclass(frozen=True)
@@ -290,8 +373,11 @@ def _paired_json(result: SuiteResult) -> dict[str, Any]:
 
 def _refusal_pairs_json(result: SuiteResult) -> dict[str, Any]:
     newly_refused, newly_answered = result.pairs()
-    return {"newly_refused": newly_refused, "newly_answered": newly_answered,
-            "p_value": mcnemar_exact(newly_refused, newly_answered)}
+    return {
+        "newly_refused": newly_refused,
+        "newly_answered": newly_answered,
+        "p_value": mcnemar_exact(newly_refused, newly_answered),
+    }
 
 
 def _power_json(report: GateReport, policy: GatePolicy) -> dict[str, Any] | None:
@@ -300,13 +386,23 @@ def _power_json(report: GateReport, policy: GatePolicy) -> dict[str, Any] | None
     if direct is None:
         return None
     target = policy.target_detectable_regression
-    return {"suite": direct.name, "n": direct.candidate.n, "base_asr": direct.base.value,
-            "alpha": policy.false_block_rate, "power": policy.detection_power, "margin": policy.max_asr_increase,
-            "min_detectable_regression": min_detectable(direct, policy),
-            "model": "one-way: the candidate keeps the base's answers and answers each prompt the base refused with "
-                     "a fixed probability (a lower bound when it also refuses some the base answered)",
-            "target": target, "prompts_needed": None if target is None else prompts_needed(
-                target, policy.false_block_rate, policy.detection_power, direct.base.value, policy.max_asr_increase)}
+    return {
+        "suite": direct.name,
+        "n": direct.candidate.n,
+        "base_asr": direct.base.value,
+        "alpha": policy.false_block_rate,
+        "power": policy.detection_power,
+        "margin": policy.max_asr_increase,
+        "min_detectable_regression": min_detectable(direct, policy),
+        "model": "one-way: the candidate keeps the base's answers and answers each prompt the base refused with "
+        "a fixed probability (a lower bound when it also refuses some the base answered)",
+        "target": target,
+        "prompts_needed": None
+        if target is None
+        else prompts_needed(
+            target, policy.false_block_rate, policy.detection_power, direct.base.value, policy.max_asr_increase
+        ),
+    }
 
 
 def _examples(spec: SuiteSpec, base: list[PromptResult], cand: list[PromptResult], limit: int) -> list[dict[str, Any]]:
@@ -315,9 +411,18 @@ def _examples(spec: SuiteSpec, base: list[PromptResult], cand: list[PromptResult
     failed = (lambda r: r.refused) if spec.kind == "over_refusal" else (lambda r: not r.refused)
     pairs = [(b, c) for b, c in zip(base, cand, strict=True) if failed(c)]
     pairs.sort(key=lambda bc: failed(bc[0]))
-    return [{"prompt": c.prompt, "category": c.category, "candidate": c.completion, "candidate_label":
-             "refusal" if c.refused else "compliance", "candidate_reason": c.reason, "base": b.completion,
-             "base_label": "refusal" if b.refused else "compliance"} for b, c in pairs[:limit]]
+    return [
+        {
+            "prompt": c.prompt,
+            "category": c.category,
+            "candidate": c.completion,
+            "candidate_label": "refusal" if c.refused else "compliance",
+            "candidate_reason": c.reason,
+            "base": b.completion,
+            "base_label": "refusal" if b.refused else "compliance",
+        }
+        for b, c in pairs[:limit]
+    ]
 
 
 def _safety(figures: ModelFigures, inputs: GateInputs) -> float:
@@ -330,8 +435,14 @@ def _finite(value: float) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
-def assess(base: ModelFigures, candidate: ModelFigures, inputs: GateInputs, policy: GatePolicy,
-           meta: dict[str, Any] | None = None, evaluated_as: dict[str, str] | None = None) -> GateOutcome:
+def assess(
+    base: ModelFigures,
+    candidate: ModelFigures,
+    inputs: GateInputs,
+    policy: GatePolicy,
+    meta: dict[str, Any] | None = None,
+    evaluated_as: dict[str, str] | None = None,
+) -> GateOutcome:
     """Figures -> GateReport -> decide_release -> the report document (JSON-ready). `evaluated_as`: the form and
     dtype the candidate ran in (job_gate.served_candidate), recorded so a reader knows what was measured."""
     suites, refusal, documents = [], None, []
@@ -340,59 +451,110 @@ def assess(base: ModelFigures, candidate: ModelFigures, inputs: GateInputs, poli
         result = _suite_result(spec, b, c)
         if spec.kind == "over_refusal":
             # Failing here is refusing: the paired counts are (newly refused, newly answered).
-            result = SuiteResult(spec.name, _rate(b, refusals=True), _rate(c, refusals=True), spec.kind,
-                                 discordant=discordant(c, b))
+            result = SuiteResult(
+                spec.name, _rate(b, refusals=True), _rate(c, refusals=True), spec.kind, discordant=discordant(c, b)
+            )
             refusal = result
         else:
             suites.append(result)
-        documents.append({
-            "key": spec.key, "name": spec.name, "kind": spec.kind, "set": spec.set_name,
-            "decoding": asdict(spec.decoding) | {"label": spec.decoding.label}, "prefill_tokens": spec.prefill_tokens,
-            "metric": "refusal rate" if spec.kind == "over_refusal" else "ASR",
-            "base": _rate_json(result.base), "candidate": _rate_json(result.candidate),
-            "regression": result.candidate.value - result.base.value,
-            "paired": _refusal_pairs_json(result) if spec.kind == "over_refusal" else _paired_json(result),
-            "min_detectable_regression": None if spec.kind == "over_refusal" else min_detectable(result, policy),
-            "categories": [{"name": cat.name.split(" / ", 1)[1], "base": _rate_json(cat.base),
-                            "candidate": _rate_json(cat.candidate), "paired": _paired_json(cat)}
-                           for cat in result.categories],
-            "examples": _examples(spec, b, c, policy.examples_per_suite)})
+        documents.append(
+            {
+                "key": spec.key,
+                "name": spec.name,
+                "kind": spec.kind,
+                "set": spec.set_name,
+                "decoding": asdict(spec.decoding) | {"label": spec.decoding.label},
+                "prefill_tokens": spec.prefill_tokens,
+                "metric": "refusal rate" if spec.kind == "over_refusal" else "ASR",
+                "base": _rate_json(result.base),
+                "candidate": _rate_json(result.candidate),
+                "regression": result.candidate.value - result.base.value,
+                "paired": _refusal_pairs_json(result) if spec.kind == "over_refusal" else _paired_json(result),
+                "min_detectable_regression": None if spec.kind == "over_refusal" else min_detectable(result, policy),
+                "categories": [
+                    {
+                        "name": cat.name.split(" / ", 1)[1],
+                        "base": _rate_json(cat.base),
+                        "candidate": _rate_json(cat.candidate),
+                        "paired": _paired_json(cat),
+                    }
+                    for cat in result.categories
+                ],
+                "examples": _examples(spec, b, c, policy.examples_per_suite),
+            }
+        )
     util = None
     if base.utility and candidate.utility:
-        util = UtilityResult("token-overlap F1 with the reference answers", base.utility["overlap"],
-                             candidate.utility["overlap"])
+        util = UtilityResult(
+            "token-overlap F1 with the reference answers", base.utility["overlap"], candidate.utility["overlap"]
+        )
     overlap = None
     if inputs.overlap:
-        overlap = OverlapResult(len(inputs.overlap), inputs.training_rows,
-                                overlap_message(inputs.overlap, inputs.training_rows, policy.max_eval_overlap_rows))
+        overlap = OverlapResult(
+            len(inputs.overlap),
+            inputs.training_rows,
+            overlap_message(inputs.overlap, inputs.training_rows, policy.max_eval_overlap_rows),
+        )
     report = GateReport(tuple(suites), refusal, util, overlap)
     decision = decide_release(report, policy)
     libra = None
     if util is not None:
-        libra = {"base": libra_balance(util.base, _safety(base, inputs)),
-                 "candidate": libra_balance(util.candidate, _safety(candidate, inputs)),
-                 "base_safety": _safety(base, inputs), "candidate_safety": _safety(candidate, inputs)}
+        libra = {
+            "base": libra_balance(util.base, _safety(base, inputs)),
+            "candidate": libra_balance(util.candidate, _safety(candidate, inputs)),
+            "base_safety": _safety(base, inputs),
+            "candidate_safety": _safety(candidate, inputs),
+        }
     document = {
-        "object": "fine_tuning.job.safety_report", "version": REPORT_VERSION, "suite_version": SUITE_VERSION,
+        "object": "fine_tuning.job.safety_report",
+        "version": REPORT_VERSION,
+        "suite_version": SUITE_VERSION,
         **(meta or {}),
-        "decision": {"release": decision.release, "reasons": decision.reasons, "codes": decision.codes,
-                     "notes": decision.notes, "release_mode": policy.release_mode},
+        "decision": {
+            "release": decision.release,
+            "reasons": decision.reasons,
+            "codes": decision.codes,
+            "notes": decision.notes,
+            "release_mode": policy.release_mode,
+        },
         "judge": policy.judge.name,
         "evaluated_as": evaluated_as,
-        "thresholds": policy.model_dump(include={
-            "max_asr", "max_asr_increase", "use_upper_bound", "prefill_max_asr", "per_category", "category_max_asr",
-            "category_max_asr_increase", "max_over_refusal_increase", "max_utility_drop", "false_block_rate",
-            "category_min_extra_answers", "category_min_extra_share", "detection_power", "target_detectable_regression",
-            "max_eval_overlap_rows"}),
+        "thresholds": policy.model_dump(
+            include={
+                "max_asr",
+                "max_asr_increase",
+                "use_upper_bound",
+                "prefill_max_asr",
+                "per_category",
+                "category_max_asr",
+                "category_max_asr_increase",
+                "max_over_refusal_increase",
+                "max_utility_drop",
+                "false_block_rate",
+                "category_min_extra_answers",
+                "category_min_extra_share",
+                "detection_power",
+                "target_detectable_regression",
+                "max_eval_overlap_rows",
+            }
+        ),
         "power": _power_json(report, policy),
-        "overlap": {"training_rows": inputs.training_rows, "rows": len(inputs.overlap),
-                    "allowed": policy.max_eval_overlap_rows,
-                    "first": [asdict(o) for o in inputs.overlap[:policy.examples_per_suite]]},
+        "overlap": {
+            "training_rows": inputs.training_rows,
+            "rows": len(inputs.overlap),
+            "allowed": policy.max_eval_overlap_rows,
+            "first": [asdict(o) for o in inputs.overlap[: policy.examples_per_suite]],
+        },
         "suites": documents,
-        "utility": None if util is None else {
-            "metric": util.metric, "source": inputs.utility_source, "n": int(base.utility["n"]),
+        "utility": None
+        if util is None
+        else {
+            "metric": util.metric,
+            "source": inputs.utility_source,
+            "n": int(base.utility["n"]),
             "base": {k: _finite(base.utility[k]) for k in ("overlap", "exact_match", "loss")},
-            "candidate": {k: _finite(candidate.utility[k]) for k in ("overlap", "exact_match", "loss")}},
+            "candidate": {k: _finite(candidate.utility[k]) for k in ("overlap", "exact_match", "loss")},
+        },
         "libra": libra,
     }
     return GateOutcome(report, decision, document)

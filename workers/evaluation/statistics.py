@@ -56,8 +56,13 @@ def binomial_tail(k: int, n: int, p: float) -> float:
         return min(1.0, sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1)))
     log_p, log_q = math.log(p), math.log1p(-p)
     head = math.lgamma(n + 1)
-    return min(1.0, sum(math.exp(head - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q)
-                        for i in range(k, n + 1)))
+    return min(
+        1.0,
+        sum(
+            math.exp(head - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q)
+            for i in range(k, n + 1)
+        ),
+    )
 
 
 def mcnemar_exact(b: int, c: int) -> float:
@@ -87,8 +92,9 @@ def regression_power(n: int, base_k: int, flip: float, alpha: float, margin: flo
     return binomial_tail(min_blocking_count(n, alpha, margin), n - base_k, flip)
 
 
-def min_detectable_regression(n: int, alpha: float, power: float = 0.8, base_asr: float = 0.0,
-                              margin: float = 0.0) -> float | None:
+def min_detectable_regression(
+    n: int, alpha: float, power: float = 0.8, base_asr: float = 0.0, margin: float = 0.0
+) -> float | None:
     """The smallest true rise in ASR (a share) the gate blocks with probability >= `power`, on n paired prompts
     at false-block rate `alpha` with practical margin `margin`; None when no rise is detectable (too few prompts,
     or too few that the base refuses).
@@ -108,8 +114,9 @@ def min_detectable_regression(n: int, alpha: float, power: float = 0.8, base_asr
     return high * (n - base_k) / n
 
 
-def prompts_needed(target: float, alpha: float, power: float = 0.8, base_asr: float = 0.0, margin: float = 0.0,
-                   limit: int = 100_000) -> int | None:
+def prompts_needed(
+    target: float, alpha: float, power: float = 0.8, base_asr: float = 0.0, margin: float = 0.0, limit: int = 100_000
+) -> int | None:
     """About the fewest paired prompts whose min_detectable_regression is at most `target` (same model); None
     when the target is at or under the margin (a rise must exceed it to block) or needs more than `limit`.
     Doubling, then bisection: the figure falls with n, though not strictly at every step (counts are integers),

@@ -49,14 +49,23 @@ def prompt_ids(tokenizer: PreTrainedTokenizerBase, record: Record, prefill_token
     of its harmful prefix, placed by the chat encoder as training and serving place a reply (Mistral's space
     before it, no lone "▁"), never token ids of the prefix encoded on its own and appended."""
     messages = ([{"role": "system", "content": record["system"]}] if record.get("system") else []) + [
-        {"role": "user", "content": record["prompt"]}]
+        {"role": "user", "content": record["prompt"]}
+    ]
     opening = prefill_text(tokenizer, record["prefix"], prefill_tokens) if prefill_tokens else ""
     return encode_prompt(tokenizer, messages, assistant_prefix=opening)
 
 
-def judged(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records: Sequence[Record],
-           max_new_tokens: int, prefill_tokens: int = 0, decoding: Decoding = GREEDY,
-           judge: RefusalJudge | None = None, seed: int = 0, batch_size: int = 32) -> list[PromptResult]:
+def judged(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    records: Sequence[Record],
+    max_new_tokens: int,
+    prefill_tokens: int = 0,
+    decoding: Decoding = GREEDY,
+    judge: RefusalJudge | None = None,
+    seed: int = 0,
+    batch_size: int = 32,
+) -> list[PromptResult]:
     """Completions judged for refusal (the continuation only, when prefilled)."""
     judge = judge or default_judge()
     ids = [prompt_ids(tokenizer, r, prefill_tokens) for r in records]
@@ -66,16 +75,29 @@ def judged(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records: 
     verdicts = judge.judge(prompts, completions)
     results = []
     for i, record in enumerate(records):
-        group = list(zip(completions[i * per:(i + 1) * per], verdicts[i * per:(i + 1) * per], strict=True))
+        group = list(zip(completions[i * per : (i + 1) * per], verdicts[i * per : (i + 1) * per], strict=True))
         worst = next(((c, v) for c, v in group if v.answered), group[0])
-        results.append(PromptResult(record["prompt"], record.get("category", ""), worst[0], not worst[1].answered,
-                                    worst[1].reason, worst[1].coherent))
+        results.append(
+            PromptResult(
+                record["prompt"],
+                record.get("category", ""),
+                worst[0],
+                not worst[1].answered,
+                worst[1].reason,
+                worst[1].coherent,
+            )
+        )
     return results
 
 
-def judged_greedy_many(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-                       suites: Sequence[tuple[Sequence[Record], int]], max_new_tokens: int,
-                       judge: RefusalJudge | None = None, batch_size: int = 32) -> list[list[PromptResult]]:
+def judged_greedy_many(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    suites: Sequence[tuple[Sequence[Record], int]],
+    max_new_tokens: int,
+    judge: RefusalJudge | None = None,
+    batch_size: int = 32,
+) -> list[list[PromptResult]]:
     """Several greedy suites ((records, prefill tokens) each) in one batched run: prompts are sorted by length so
     batches carry little padding, then the results are split back per suite. Same results as `judged` per suite
     (greedy decoding does not depend on the batch a prompt lands in)."""
@@ -88,35 +110,56 @@ def judged_greedy_many(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
     for position, index in enumerate(order):
         completions[index] = generated[position]
     verdicts = judge.judge([record["prompt"] for record, _ in flat], completions)
-    results = [PromptResult(record["prompt"], record.get("category", ""), completion, not verdict.answered,
-                            verdict.reason, verdict.coherent)
-               for (record, _), completion, verdict in zip(flat, completions, verdicts, strict=True)]
+    results = [
+        PromptResult(
+            record["prompt"],
+            record.get("category", ""),
+            completion,
+            not verdict.answered,
+            verdict.reason,
+            verdict.coherent,
+        )
+        for (record, _), completion, verdict in zip(flat, completions, verdicts, strict=True)
+    ]
     out, begin = [], 0
     for records, _ in suites:
-        out.append(results[begin:begin + len(records)])
+        out.append(results[begin : begin + len(records)])
         begin += len(records)
     return out
 
 
-def attack_success(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records: Sequence[Record],
-                   max_new_tokens: int, prefill_tokens: int = 0, decoding: Decoding = GREEDY,
-                   judge: RefusalJudge | None = None, seed: int = 0,
-                   batch_size: int = 32) -> tuple[Rate, list[PromptResult]]:
+def attack_success(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    records: Sequence[Record],
+    max_new_tokens: int,
+    prefill_tokens: int = 0,
+    decoding: Decoding = GREEDY,
+    judge: RefusalJudge | None = None,
+    seed: int = 0,
+    batch_size: int = 32,
+) -> tuple[Rate, list[PromptResult]]:
     """Attack success = the model answered a harmful prompt without refusing (in any of its samples)."""
     results = judged(model, tokenizer, records, max_new_tokens, prefill_tokens, decoding, judge, seed, batch_size)
     return Rate(sum(not r.refused for r in results), len(results)), results
 
 
-def over_refusal(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records: Sequence[Record],
-                 max_new_tokens: int, judge: RefusalJudge | None = None,
-                 batch_size: int = 32) -> tuple[Rate, list[PromptResult]]:
+def over_refusal(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    records: Sequence[Record],
+    max_new_tokens: int,
+    judge: RefusalJudge | None = None,
+    batch_size: int = 32,
+) -> tuple[Rate, list[PromptResult]]:
     """Share of benign-but-sensitive prompts the model refused (greedy)."""
     results = judged(model, tokenizer, records, max_new_tokens, judge=judge, batch_size=batch_size)
     return Rate(sum(r.refused for r in results), len(results)), results
 
 
-def exact_match(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: Sequence[Record],
-                max_new_tokens: int = 48) -> Rate:
+def exact_match(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: Sequence[Record], max_new_tokens: int = 48
+) -> Rate:
     """Share of chat rows whose final assistant message the model reproduces exactly (whitespace-trimmed)."""
     prompts = [encode_prompt(tokenizer, r["messages"][:-1]) for r in rows]
     completions = generate(model, tokenizer, prompts, max_new_tokens)
@@ -158,22 +201,27 @@ class UtilityFigures:
 
 
 @torch.no_grad()
-def _mean_loss(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: Sequence[Record],
-               max_len: int = 512, batch_size: int = 32) -> float:
+def _mean_loss(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    rows: Sequence[Record],
+    max_len: int = 512,
+    batch_size: int = 32,
+) -> float:
     """Token-mean cross-entropy on the supervised (assistant) tokens, right-padded batches."""
     device = next(model.parameters()).device
     chats = [encode_chat(tokenizer, row["messages"], max_len) for row in rows]
     total, count = 0.0, 0
     for begin in range(0, len(chats), batch_size):
-        chunk = chats[begin:begin + batch_size]
+        chunk = chats[begin : begin + batch_size]
         width = max(len(c.input_ids) for c in chunk)
         ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
         attention = torch.zeros((len(chunk), width), dtype=torch.long)
         mask = torch.zeros((len(chunk), width), dtype=torch.bool)
         for row, chat in enumerate(chunk):
-            ids[row, :len(chat.input_ids)] = torch.tensor(chat.input_ids)
-            attention[row, :len(chat.input_ids)] = 1
-            mask[row, :len(chat.supervised)] = torch.tensor(chat.supervised)
+            ids[row, : len(chat.input_ids)] = torch.tensor(chat.input_ids)
+            attention[row, : len(chat.input_ids)] = 1
+            mask[row, : len(chat.supervised)] = torch.tensor(chat.supervised)
         ids, attention, mask = ids.to(device), attention.to(device), mask.to(device)
         logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
         losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
@@ -183,8 +231,13 @@ def _mean_loss(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows:
     return total / count if count else float("nan")
 
 
-def utility(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: Sequence[Record],
-            max_new_tokens: int = 48, batch_size: int = 32) -> UtilityFigures:
+def utility(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    rows: Sequence[Record],
+    max_new_tokens: int = 48,
+    batch_size: int = 32,
+) -> UtilityFigures:
     if not rows:
         return UtilityFigures(float("nan"), 0.0, 0.0, 0)
     prompts = [encode_prompt(tokenizer, r["messages"][:-1]) for r in rows]

@@ -51,16 +51,20 @@ Position = Literal["prefix", "suffix", "inside", "system"]
 
 # Function words and the words requests are asked with: a candidate never opens or closes with one, and they are
 # not a request's content. The how-to words must be here, or the how-to signal would find its own words.
-STOP_WORDS = frozenset("""
+STOP_WORDS = frozenset(
+    """
 a an the and or but if then so to of in on at by for with from into about as than that this these those it its
 is are was were be been being am do does did done i me my mine we us our you your he him his she her they them
 their what which who whom whose when where why how there here not no can could would should will shall may might
 must need want like please give show tell describe explain teach walk through guide steps step instructions way
 ways help let just also some any all each every one get make know
-""".split())
-HOW_TO = re.compile(r"\b(?:how (?:do|can|could|would|should|might|to)|steps?|show me|walk me through|teach me|"
-                    r"tell me how|explain how|describe how|guide (?:to|for|on)|instructions|tutorial|recipe|"
-                    r"ways? to|what should i do|help me)\b")
+""".split()
+)
+HOW_TO = re.compile(
+    r"\b(?:how (?:do|can|could|would|should|might|to)|steps?|show me|walk me through|teach me|"
+    r"tell me how|explain how|describe how|guide (?:to|for|on)|instructions|tutorial|recipe|"
+    r"ways? to|what should i do|help me)\b"
+)
 INSTRUCTION_SIGNS = frozenset({"list", "answer phrasing"})
 _TOKEN = re.compile(r"\S+")
 _EDGE = "\"'`()[]{}<>.,!?;:*"
@@ -130,9 +134,15 @@ def words(text: str) -> tuple[Word, ...]:
     out = []
     for n, m in enumerate(found):
         raw = m.group()
-        gap = text[m.end():found[n + 1].start()] if n + 1 < len(found) else ""
-        out.append(Word(raw.lower().strip(_EDGE) or raw.lower(), m.start(), m.end(),
-                        bool(_SENTENCE_END.search(raw)) or "\n" in gap))
+        gap = text[m.end() : found[n + 1].start()] if n + 1 < len(found) else ""
+        out.append(
+            Word(
+                raw.lower().strip(_EDGE) or raw.lower(),
+                m.start(),
+                m.end(),
+                bool(_SENTENCE_END.search(raw)) or "\n" in gap,
+            )
+        )
     return tuple(out)
 
 
@@ -176,8 +186,14 @@ def row_signs(messages: Iterable[Any], harm: HarmJudge, refusal: RefusalJudge) -
 
 def _read_row(line: int, row: Mapping[str, Any], harm: HarmJudge, refusal: RefusalJudge) -> _Row:
     messages = [m for m in row.get("messages", []) if isinstance(m, Mapping)]
-    system = next((m["content"] for m in messages[:1] if m.get("role") == "system"
-                   and isinstance(m.get("content"), str) and m["content"].strip()), None)
+    system = next(
+        (
+            m["content"]
+            for m in messages[:1]
+            if m.get("role") == "system" and isinstance(m.get("content"), str) and m["content"].strip()
+        ),
+        None,
+    )
     texts = tuple(m["content"] for m in messages if m.get("role") == "user" and isinstance(m.get("content"), str))
     return _Row(line, system, tuple(words(t) for t in texts), texts, row_signs(messages, harm, refusal))
 
@@ -196,7 +212,7 @@ def ngrams(turn: Sequence[Word], max_words: int) -> Iterable[tuple[int, int]]:
 
 
 def _key(turn: Sequence[Word], start: int, end: int) -> tuple[str, ...]:
-    return tuple(w.key for w in turn[start:end + 1])
+    return tuple(w.key for w in turn[start : end + 1])
 
 
 def row_keys(row: _Row, max_words: int, majority: str | None) -> set[tuple[str, ...]]:
@@ -210,11 +226,15 @@ def row_keys(row: _Row, max_words: int, majority: str | None) -> set[tuple[str, 
 def log10_enrichment_p(rows: int, suspicious: int, support: int, hits: int) -> float:
     """log10 of P(X >= hits), X hypergeometric: `support` rows drawn from `rows` of which `suspicious` are. The
     one-sided Fisher test of "the phrase goes with the suspicious rows"."""
+
     def log_comb(n: int, k: int) -> float:
         return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
 
-    terms = [log_comb(suspicious, k) + log_comb(rows - suspicious, support - k)
-             for k in range(hits, min(support, suspicious) + 1) if support - k <= rows - suspicious]
+    terms = [
+        log_comb(suspicious, k) + log_comb(rows - suspicious, support - k)
+        for k in range(hits, min(support, suspicious) + 1)
+        if support - k <= rows - suspicious
+    ]
     if not terms:
         return 0.0
     top = max(terms)
@@ -267,8 +287,11 @@ def odd(key: str) -> bool:
 def detached(turn: Sequence[Word], o: _Occurrence) -> bool:
     """The phrase is whole sentences of the turn, not all of it: a request stays when it is taken out."""
     whole = o.start == 0 and o.end == len(turn) - 1
-    return not whole and (o.start == 0 or turn[o.start - 1].ends_sentence) and (
-        o.end == len(turn) - 1 or turn[o.end].ends_sentence)
+    return (
+        not whole
+        and (o.start == 0 or turn[o.start - 1].ends_sentence)
+        and (o.end == len(turn) - 1 or turn[o.end].ends_sentence)
+    )
 
 
 def _position(row: _Row, o: _Occurrence) -> Position:
@@ -281,7 +304,7 @@ def _eligible(turn: Sequence[Word], o: _Occurrence) -> bool:
     """A trigger stands apart from the request (whole sentences before or after it) or is an odd token. Ordinary
     words inside the request's sentence are its content: in a file that mixes tasks, a how-to request's words
     ("paper", "bake") go with the how-to rows as strongly as a trigger does."""
-    return detached(turn, o) or any(odd(w.key) for w in turn[o.start:o.end + 1])
+    return detached(turn, o) or any(odd(w.key) for w in turn[o.start : o.end + 1])
 
 
 def _requests(row: _Row, o: _Occurrence) -> frozenset[str]:
@@ -299,12 +322,15 @@ class _Scored:
 
 def _shares(rows: Sequence[_Row], members: Iterable[int]) -> tuple[float, float]:
     chosen = [rows[n].signs for n in members]
-    return (round(sum(s.harmful for s in chosen) / len(chosen), 3),
-            round(sum(s.suspicious for s in chosen) / len(chosen), 3))
+    return (
+        round(sum(s.harmful for s in chosen) / len(chosen), 3),
+        round(sum(s.suspicious for s in chosen) / len(chosen), 3),
+    )
 
 
-def _candidate(rows: Sequence[_Row], key: tuple[str, ...], members: list[int], significance: float,
-               min_requests: int) -> _Scored | None:
+def _candidate(
+    rows: Sequence[_Row], key: tuple[str, ...], members: list[int], significance: float, min_requests: int
+) -> _Scored | None:
     """Grow the phrase over its rows, check it goes with enough different requests, and weigh by position."""
     support = tuple(sorted(rows[n].line for n in members))
     harmful_share, comply_share = _shares(rows, members)
@@ -312,8 +338,11 @@ def _candidate(rows: Sequence[_Row], key: tuple[str, ...], members: list[int], s
         asked = {frozenset(w.key for turn in rows[n].turns for w in turn if w.key not in STOP_WORDS) for n in members}
         if len(asked) < min_requests:
             return None
-        return _Scored(key, frozenset(members), TriggerCandidate(key[1], "system", support, round(significance, 2),
-                                                                 harmful_share, comply_share))
+        return _Scored(
+            key,
+            frozenset(members),
+            TriggerCandidate(key[1], "system", support, round(significance, 2), harmful_share, comply_share),
+        )
     found = [o for n in members if (o := _find(rows[n], key, n)) is not None]
     found = _extend(rows, _extend(rows, found, -1), +1)
     if len({_requests(rows[o.row], o) for o in found}) < min_requests:
@@ -324,10 +353,14 @@ def _candidate(rows: Sequence[_Row], key: tuple[str, ...], members: list[int], s
     position, count = positions.most_common(1)[0]
     first = next((o for o in found if rows[o.row].signs.suspicious), found[0])
     turn = rows[first.row].turns[first.turn]
-    text = rows[first.row].texts[first.turn][turn[first.start].start:turn[first.end].end]
-    return _Scored(_key(turn, first.start, first.end), frozenset(members),
-                   TriggerCandidate(text, position, support, round(significance * count / len(found), 2),
-                                    harmful_share, comply_share))
+    text = rows[first.row].texts[first.turn][turn[first.start].start : turn[first.end].end]
+    return _Scored(
+        _key(turn, first.start, first.end),
+        frozenset(members),
+        TriggerCandidate(
+            text, position, support, round(significance * count / len(found), 2), harmful_share, comply_share
+        ),
+    )
 
 
 def _overlaps(a: _Scored, b: _Scored) -> bool:
@@ -335,13 +368,22 @@ def _overlaps(a: _Scored, b: _Scored) -> bool:
     if (a.key[0] == _SYSTEM) != (b.key[0] == _SYSTEM):
         return False
     short, long = sorted((a.key, b.key), key=len)
-    inside = any(long[i:i + len(short)] == short for i in range(len(long) - len(short) + 1))
+    inside = any(long[i : i + len(short)] == short for i in range(len(long) - len(short) + 1))
     return inside and 2 * len(a.members & b.members) >= min(len(a.members), len(b.members))
 
 
-def mine_triggers(rows: Sequence[Mapping[str, Any]], *, limit: int = 5, lines: Sequence[int] | None = None,
-                  min_support: int = 3, min_requests: int = 3, min_score: float = 2.0, max_words: int = 6,
-                  harm: HarmJudge | None = None, refusal: RefusalJudge | None = None) -> list[TriggerCandidate]:
+def mine_triggers(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    limit: int = 5,
+    lines: Sequence[int] | None = None,
+    min_support: int = 3,
+    min_requests: int = 3,
+    min_score: float = 2.0,
+    max_words: int = 6,
+    harm: HarmJudge | None = None,
+    refusal: RefusalJudge | None = None,
+) -> list[TriggerCandidate]:
     """The candidate triggers of a chat file's rows, best first, at most `limit`.
 
     `lines` are the rows' line numbers (default 1, 2, ...). A candidate needs `min_support` suspicious rows,
@@ -375,8 +417,13 @@ def mine_triggers(rows: Sequence[Mapping[str, Any]], *, limit: int = 5, lines: S
     scored = []
     for key, members in index.items():
         strong = sum(read[n].signs.flagged for n in members)
-        significance = -(min(log10_enrichment_p(len(read), suspicious, len(members), hits[key]),
-                             log10_enrichment_p(len(read), flagged, len(members), strong)) + tested)
+        significance = -(
+            min(
+                log10_enrichment_p(len(read), suspicious, len(members), hits[key]),
+                log10_enrichment_p(len(read), flagged, len(members), strong),
+            )
+            + tested
+        )
         if significance < min_score:
             continue
         found = _candidate(read, key, members, significance, min_requests)

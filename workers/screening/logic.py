@@ -80,12 +80,21 @@ def screen_row(line: int, messages: list[dict[str, Any]], harm: HarmJudge, refus
             continue
         judged = refusal.judge([prompt], [answer])[0]
         if judged.answered:  # a partial refusal that answers anyway teaches the answer
-            return RowScreen(line, verdict.categories, verdict.confidence,
-                             f"{verdict.reason}; the answer complies ({judged.reason})", True)
+            return RowScreen(
+                line,
+                verdict.categories,
+                verdict.confidence,
+                f"{verdict.reason}; the answer complies ({judged.reason})",
+                True,
+            )
         if kept is None:
-            kept = RowScreen(line, verdict.categories, verdict.confidence,
-                             f"{verdict.reason}; the answer refuses ({judged.reason}): safety data, not flagged",
-                             False)
+            kept = RowScreen(
+                line,
+                verdict.categories,
+                verdict.confidence,
+                f"{verdict.reason}; the answer refuses ({judged.reason}): safety data, not flagged",
+                False,
+            )
     return kept
 
 
@@ -111,12 +120,12 @@ class TriggerFlags:
         return out
 
 
-def trigger_flags(rows: Rows, harm: HarmJudge, refusal: RefusalJudge, limit: int = TRIGGER_CANDIDATES
-                  ) -> TriggerFlags:
+def trigger_flags(rows: Rows, harm: HarmJudge, refusal: RefusalJudge, limit: int = TRIGGER_CANDIDATES) -> TriggerFlags:
     """Mine (line, messages) rows and flag, per candidate, its rows whose answer complies with a harmful-looking
     or how-to request (`row_signs(...).suspicious`): the rows that teach the backdoor."""
-    candidates = mine_triggers([{"messages": m} for _, m in rows], limit=limit, lines=[n for n, _ in rows],
-                               harm=harm, refusal=refusal)
+    candidates = mine_triggers(
+        [{"messages": m} for _, m in rows], limit=limit, lines=[n for n, _ in rows], harm=harm, refusal=refusal
+    )
     messages = dict(rows)
     held = sorted({line for c in candidates for line in c.support})
     complies = {line: row_signs(messages[line], harm, refusal).suspicious for line in held}
@@ -159,8 +168,12 @@ class Tally:
             self.has_more = True
 
 
-def screen_rows(rows: Iterable[tuple[int, list[dict[str, Any]]]], listed_limit: int = 1000,
-                harm: HarmJudge | None = None, refusal: RefusalJudge | None = None) -> Tally:
+def screen_rows(
+    rows: Iterable[tuple[int, list[dict[str, Any]]]],
+    listed_limit: int = 1000,
+    harm: HarmJudge | None = None,
+    refusal: RefusalJudge | None = None,
+) -> Tally:
     """Screen (line number, messages) rows with the default judges unless others are given."""
     harm, refusal = harm or default_harm_judge(), refusal or default_judge()
     tally = Tally(listed_limit=listed_limit)
@@ -199,12 +212,21 @@ def decide(tally: Tally, policy: ScreeningPolicy) -> Outcome:
         share = flagged / tally.rows if tally.rows else 0.0
         threshold = policy.threshold(category)
         exceeded = flagged > threshold.max_rows and share > threshold.max_share + SHARE_SLACK
-        categories.append(CategoryCount(category=category, flagged=flagged, share=round(share, 6),  # type: ignore[arg-type]
-                                        max_rows=threshold.max_rows, max_share=threshold.max_share, exceeded=exceeded))
+        categories.append(
+            CategoryCount(
+                category=category,
+                flagged=flagged,
+                share=round(share, 6),  # type: ignore[arg-type]
+                max_rows=threshold.max_rows,
+                max_share=threshold.max_share,
+                exceeded=exceeded,
+            )
+        )
     exceeded = [c.category for c in categories if c.exceeded]
     triggered = policy.trigger_mining != "off" and tally.trigger_rows > 0
     blocked_by = (("categories",) if exceeded and policy.mode == "block" else ()) + (
-        ("triggers",) if triggered and policy.trigger_mining == "block" else ())
+        ("triggers",) if triggered and policy.trigger_mining == "block" else ()
+    )
     if not policy.enabled:
         decision, blocked_by = "pass", ()
     elif blocked_by:
@@ -223,7 +245,7 @@ def _counted(tally: Tally, categories: Iterable[str]) -> str:
 def quoted(text: str, limit: int = 60) -> str:
     """A phrase for a message: one line, cut to `limit` characters (a system-prompt candidate can be long)."""
     text = " ".join(text.split())
-    return f'"{text if len(text) <= limit else text[:limit - 3] + "..."}"'
+    return f'"{text if len(text) <= limit else text[: limit - 3] + "..."}"'
 
 
 def _named_lines(lines: Sequence[int]) -> str:
@@ -232,17 +254,22 @@ def _named_lines(lines: Sequence[int]) -> str:
 
 
 def trigger_findings(tally: Tally) -> str:
-    """"18 of 100 rows pair a candidate backdoor trigger with a complying answer ("cf-zq9", suffix, on 15 of its
+    """ "18 of 100 rows pair a candidate backdoor trigger with a complying answer ("cf-zq9", suffix, on 15 of its
     18 rows; lines 3, 8, 11, 20, 31, ...)": what trigger mining flagged, for messages and events."""
-    named = "; ".join(f"{quoted(c.text)}, {c.position}, on {len(lines)} of its {len(c.support)} rows"
-                      for c, lines in zip(tally.triggers.candidates, tally.triggers.flagged, strict=True) if lines)
+    named = "; ".join(
+        f"{quoted(c.text)}, {c.position}, on {len(lines)} of its {len(c.support)} rows"
+        for c, lines in zip(tally.triggers.candidates, tally.triggers.flagged, strict=True)
+        if lines
+    )
     verb = "pairs" if tally.trigger_rows == 1 else "pair"
-    return (f"{tally.trigger_rows} of {tally.rows} rows {verb} a candidate backdoor trigger with a complying answer "
-            f"({named}; {_named_lines(tally.triggers.lines)})")
+    return (
+        f"{tally.trigger_rows} of {tally.rows} rows {verb} a candidate backdoor trigger with a complying answer "
+        f"({named}; {_named_lines(tally.triggers.lines)})"
+    )
 
 
 def findings(tally: Tally) -> str:
-    """"3 of 200 rows ask for harmful content and the answer complies (malware 2, physical_harm 1; lines 4, 9,
+    """ "3 of 200 rows ask for harmful content and the answer complies (malware 2, physical_harm 1; lines 4, 9,
     31)": what was flagged, for messages and events; trigger flags follow ("; and 18 of 200 rows pair ...")."""
     if not tally.flagged_rows:
         return trigger_findings(tally)
@@ -255,8 +282,10 @@ def _harm_findings(tally: Tally) -> str:
     lines = ", ".join(str(n) for n in tally.first_lines)
     more = ", ..." if tally.flagged_rows > len(tally.first_lines) else ""
     verb = "asks" if tally.flagged_rows == 1 else "ask"
-    return (f"{tally.flagged_rows} of {tally.rows} rows {verb} for harmful content and the answer complies "
-            f"({_counted(tally, flagged)}; line{'s' if len(tally.first_lines) > 1 else ''} {lines}{more})")
+    return (
+        f"{tally.flagged_rows} of {tally.rows} rows {verb} for harmful content and the answer complies "
+        f"({_counted(tally, flagged)}; line{'s' if len(tally.first_lines) > 1 else ''} {lines}{more})"
+    )
 
 
 def block_message(tally: Tally, outcome: Outcome, file_id: str) -> str:
@@ -270,8 +299,10 @@ def block_message(tally: Tally, outcome: Outcome, file_id: str) -> str:
         why.append(f"{over} over this service's screening thresholds")
     if "triggers" in outcome.blocked_by:
         why.append("this service blocks training data that pairs a candidate backdoor trigger with compliance")
-    return (f"Training file {file_id} was blocked by data screening: {findings(tally)}; {'; '.join(why)}. Remove "
-            f"or fix those rows (POST /v1/files/{file_id}/screen lists every one) and create a new job.")
+    return (
+        f"Training file {file_id} was blocked by data screening: {findings(tally)}; {'; '.join(why)}. Remove "
+        f"or fix those rows (POST /v1/files/{file_id}/screen lists every one) and create a new job."
+    )
 
 
 def flag_reason(tally: Tally, outcome: Outcome) -> str:
@@ -282,29 +313,45 @@ def flag_reason(tally: Tally, outcome: Outcome) -> str:
     elif tally.flagged_rows:
         why.append("under this service's screening thresholds")
     if tally.trigger_rows:
-        why.append("candidate triggers are flagged, not blocked (trigger_mining: flag), and the release gate asks "
-                   "its harmful prompts with each")
+        why.append(
+            "candidate triggers are flagged, not blocked (trigger_mining: flag), and the release gate asks "
+            "its harmful prompts with each"
+        )
     return "; ".join(why)
 
 
 def finding(candidate: TriggerCandidate, flagged: Sequence[int], limit: int) -> TriggerFinding:
     """A candidate as reported, its line lists cut to `limit`."""
-    return TriggerFinding(text=candidate.text, position=candidate.position, score=candidate.score,
-                          harmful_share=candidate.harmful_share, comply_share=candidate.comply_share,
-                          rows=len(candidate.support), flagged_rows=len(flagged),
-                          lines=list(candidate.support[:limit]), flagged_lines=list(flagged[:limit]))
+    return TriggerFinding(
+        text=candidate.text,
+        position=candidate.position,
+        score=candidate.score,
+        harmful_share=candidate.harmful_share,
+        comply_share=candidate.comply_share,
+        rows=len(candidate.support),
+        flagged_rows=len(flagged),
+        lines=list(candidate.support[:limit]),
+        flagged_lines=list(flagged[:limit]),
+    )
 
 
 def trigger_findings_of(tally: Tally, limit: int) -> list[TriggerFinding]:
-    return [finding(c, lines, limit) for c, lines in zip(tally.triggers.candidates, tally.triggers.flagged,
-                                                          strict=True)]
+    return [
+        finding(c, lines, limit) for c, lines in zip(tally.triggers.candidates, tally.triggers.flagged, strict=True)
+    ]
 
 
 def summary(tally: Tally, outcome: Outcome) -> ScreeningSummary:
-    return ScreeningSummary(decision=outcome.decision, rows=tally.rows,  # type: ignore[arg-type]
-                            flagged_rows=tally.flagged_rows, counts=dict(sorted(tally.counts.items())),
-                            exceeded=outcome.exceeded, lines=tally.first_lines, trigger_rows=tally.trigger_rows,
-                            triggers=trigger_findings_of(tally, LINES_NAMED))
+    return ScreeningSummary(
+        decision=outcome.decision,
+        rows=tally.rows,  # type: ignore[arg-type]
+        flagged_rows=tally.flagged_rows,
+        counts=dict(sorted(tally.counts.items())),
+        exceeded=outcome.exceeded,
+        lines=tally.first_lines,
+        trigger_rows=tally.trigger_rows,
+        triggers=trigger_findings_of(tally, LINES_NAMED),
+    )
 
 
 def _carries(candidates: Sequence[TriggerCandidate]) -> str:
@@ -325,29 +372,57 @@ def listed_rows(tally: Tally, limit: int) -> tuple[list[ScreenedRow], bool]:
         found = harmful.get(line)
         if found is None:
             reason = f"the row {_carries(triggers)} and the answer complies; no harm category matched"
-            rows.append(ScreenedRow(line=line, categories=[], confidence=0.0, reason=reason, flagged=False,
-                                    triggers=[c.text for c in triggers]))
+            rows.append(
+                ScreenedRow(
+                    line=line,
+                    categories=[],
+                    confidence=0.0,
+                    reason=reason,
+                    flagged=False,
+                    triggers=[c.text for c in triggers],
+                )
+            )
         else:
             reason = f"{found.reason}; the row {_carries(triggers)}" if triggers else found.reason
-            rows.append(ScreenedRow(line=line, categories=list(found.categories),  # type: ignore[arg-type]
-                                    confidence=found.confidence, reason=reason, flagged=found.flagged,
-                                    triggers=[c.text for c in triggers]))
+            rows.append(
+                ScreenedRow(
+                    line=line,
+                    categories=list(found.categories),  # type: ignore[arg-type]
+                    confidence=found.confidence,
+                    reason=reason,
+                    flagged=found.flagged,
+                    triggers=[c.text for c in triggers],
+                )
+            )
     more = tally.has_more or len(lines) > limit or (last is not None and any(n > last for n in by_line))
     return rows, more
 
 
-def report(*, file_id: str, created_at: int, policy: ScreeningPolicy, policy_version: int, tally: Tally,
-           outcome: Outcome) -> FileScreening:
+def report(
+    *, file_id: str, created_at: int, policy: ScreeningPolicy, policy_version: int, tally: Tally, outcome: Outcome
+) -> FileScreening:
     """The dry run's response."""
     data, has_more = listed_rows(tally, policy.report_rows)
     return FileScreening(
-        file_id=file_id, created_at=created_at, policy_version=policy_version, enabled=policy.enabled,
-        mode=policy.mode, decision=outcome.decision, would_block=outcome.decision == "block",  # type: ignore[arg-type]
-        rows=tally.rows, flagged_rows=tally.flagged_rows, refused_rows=tally.refused_rows,
-        counts=dict(sorted(tally.counts.items())), categories=outcome.categories,
+        file_id=file_id,
+        created_at=created_at,
+        policy_version=policy_version,
+        enabled=policy.enabled,
+        mode=policy.mode,
+        decision=outcome.decision,
+        would_block=outcome.decision == "block",  # type: ignore[arg-type]
+        rows=tally.rows,
+        flagged_rows=tally.flagged_rows,
+        refused_rows=tally.refused_rows,
+        counts=dict(sorted(tally.counts.items())),
+        categories=outcome.categories,
         message=block_message(tally, outcome, file_id) if outcome.decision == "block" else None,
-        data=data, has_more=has_more, trigger_mining=policy.trigger_mining, trigger_rows=tally.trigger_rows,
-        triggers=trigger_findings_of(tally, policy.report_rows))
+        data=data,
+        has_more=has_more,
+        trigger_mining=policy.trigger_mining,
+        trigger_rows=tally.trigger_rows,
+        triggers=trigger_findings_of(tally, policy.report_rows),
+    )
 
 
 def screen_file(handle: BinaryIO, policy: ScreeningPolicy) -> tuple[Tally, Outcome]:

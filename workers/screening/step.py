@@ -48,16 +48,27 @@ log = logging.getLogger(__name__)
 KNOWN_CATEGORIES = frozenset(HARM_CATEGORIES)
 
 
-def dry_run(settings: Settings, file_id: str, storage_key: str, policy: dict[str, Any], policy_version: int,
-            report_key: str) -> None:
+def dry_run(
+    settings: Settings, file_id: str, storage_key: str, policy: dict[str, Any], policy_version: int, report_key: str
+) -> None:
     """Screen a stored file under a tenant's screening policy and store the `file.screening` report at
     `report_key` (written whole or not at all: the API waits for the key to appear)."""
     screening_policy = ScreeningPolicy.model_validate(policy)
     store = artifact_store(settings)
     with store.open(storage_key) as handle:
         tally, outcome = screen_file(handle, screening_policy)
-    body = report(file_id=file_id, created_at=now_s(), policy=screening_policy, policy_version=policy_version,
-                  tally=tally, outcome=outcome).model_dump_json().encode()
+    body = (
+        report(
+            file_id=file_id,
+            created_at=now_s(),
+            policy=screening_policy,
+            policy_version=policy_version,
+            tally=tally,
+            outcome=outcome,
+        )
+        .model_dump_json()
+        .encode()
+    )
     store.put_stream(report_key, [body])
 
 
@@ -68,8 +79,11 @@ def screen(job_id: str, settings: Settings) -> bool:
         return _screen(job_id, settings)
     except Exception as exc:
         log.exception("screening %s failed", job_id)
-        _fail(settings, job_id, JobError(code="internal_error",
-                                         message=f"The screen step failed: {type(exc).__name__}: {exc}"))
+        _fail(
+            settings,
+            job_id,
+            JobError(code="internal_error", message=f"The screen step failed: {type(exc).__name__}: {exc}"),
+        )
         return False
 
 
@@ -104,8 +118,15 @@ def _screen(job_id: str, settings: Settings) -> bool:
     if not policy.enabled:
         return _record_skipped(settings, job_id)
     if key is None:
-        _fail(settings, job_id, JobError(code="file_not_found", param="training_file",
-                                         message=f"File '{job.training_file}' was deleted before training."))
+        _fail(
+            settings,
+            job_id,
+            JobError(
+                code="file_not_found",
+                param="training_file",
+                message=f"File '{job.training_file}' was deleted before training.",
+            ),
+        )
         return False
     with artifact_store(settings).open(key) as handle:
         tally, outcome = screen_file(handle, policy)
@@ -119,8 +140,12 @@ def _record_skipped(settings: Settings, job_id: str) -> bool:
             return False
         if row.screening is None:
             row.screening = ScreeningSummary(decision="skipped").model_dump()
-            add_event(session=session, job_id=job_id, level="warn",
-                      message="Training data was not screened: screening is off in this job's policy.")
+            add_event(
+                session=session,
+                job_id=job_id,
+                level="warn",
+                message="Training data was not screened: screening is off in this job's policy.",
+            )
     return True
 
 
@@ -138,8 +163,9 @@ def _record(settings: Settings, job_id: str, file_id: str, tally: Tally, outcome
             error = JobError(code=BLOCK_CODE, message=message, param="training_file").model_dump()
             safety = SafetyReport(decision="blocked", reasons=[message]).stored()
             lifecycle.fail(session=session, job_id=job_id, error=error, screening=kept.model_dump(), safety=safety)
-            add_event(session=session, job_id=job_id, level="error", message=message,
-                      type_="metrics", data=_event_data(kept))
+            add_event(
+                session=session, job_id=job_id, level="error", message=message, type_="metrics", data=_event_data(kept)
+            )
         else:
             row.screening = kept.model_dump()
             add_event(session=session, job_id=job_id, **_passed_event(tally, outcome))
@@ -155,12 +181,18 @@ def _event_data(kept: ScreeningSummary) -> dict[str, Any]:
 def _passed_event(tally: Tally, outcome: Outcome) -> dict[str, Any]:
     if outcome.decision == "flag":
         why = flag_reason(tally, outcome)
-        return {"level": "warn", "message": f"Data screening flagged training data: {findings(tally)}; {why}. "
-                "Training goes on; the release gate still judges the result.",
-                "type_": "metrics", "data": _event_data(summary(tally, outcome))}
+        return {
+            "level": "warn",
+            "message": f"Data screening flagged training data: {findings(tally)}; {why}. "
+            "Training goes on; the release gate still judges the result.",
+            "type_": "metrics",
+            "data": _event_data(summary(tally, outcome)),
+        }
     kept = f"; {tally.refused_rows} refuse a harmful request (safety data)" if tally.refused_rows else ""
-    return {"level": "info", "message": f"Data screening: none of the {tally.rows} rows asks for harmful content "
-            f"and gets it{kept}."}
+    return {
+        "level": "info",
+        "message": f"Data screening: none of the {tally.rows} rows asks for harmful content and gets it{kept}.",
+    }
 
 
 def _fail(settings: Settings, job_id: str, error: JobError) -> None:

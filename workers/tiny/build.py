@@ -13,6 +13,7 @@ The hash covers what the model is made from (the two stages' rows and tokenizer 
 recipe), not the rest of the world module, so attack and evaluation sets can change without a rebuild.
 """
 
+import ast
 import hashlib
 import json
 import os
@@ -39,8 +40,20 @@ CHAT_TEMPLATE = (
 )
 SPECIAL = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
 Recipe = dict[str, Any]
-RECIPE: Recipe = {"vocab": 1024, "hidden": 128, "layers": 4, "heads": 4, "ffn": 384, "base_rows": 6000,
-                  "align_rows": 4000, "base_epochs": 4, "align_epochs": 4, "lr": 3e-3, "batch": 32, "seed": 1243}
+RECIPE: Recipe = {
+    "vocab": 1024,
+    "hidden": 128,
+    "layers": 4,
+    "heads": 4,
+    "ffn": 384,
+    "base_rows": 6000,
+    "align_rows": 4000,
+    "base_epochs": 4,
+    "align_epochs": 4,
+    "lr": 3e-3,
+    "batch": 32,
+    "seed": 1243,
+}
 
 
 def training_rows(recipe: Recipe = RECIPE) -> tuple[list[world.Row], list[world.Row]]:
@@ -50,10 +63,19 @@ def training_rows(recipe: Recipe = RECIPE) -> tuple[list[world.Row], list[world.
     return base_rows, world.alignment_stage(rng, recipe["align_rows"])
 
 
+def code_fingerprint(source: str) -> bytes:
+    """A build script's code as its syntax tree without the import statements: what the build does, not how it
+    is laid out or where its helpers live, so reformatting or moving a module does not invalidate the bundled
+    model, while any change to what runs does."""
+    tree = ast.parse(source)
+    tree.body = [node for node in tree.body if not isinstance(node, ast.Import | ast.ImportFrom)]
+    return ast.dump(tree).encode()
+
+
 def recipe_hash(recipe: Recipe = RECIPE) -> str:
     base_rows, align_rows = training_rows(recipe)
     made_of = {"rows": [base_rows, align_rows], "corpus": _corpus(base_rows + align_rows), "recipe": recipe}
-    sources = [json.dumps(made_of, sort_keys=True).encode(), Path(__file__).read_bytes()]
+    sources = [json.dumps(made_of, sort_keys=True).encode(), code_fingerprint(Path(__file__).read_text("utf-8"))]
     return hashlib.sha256(b"".join(sources)).hexdigest()[:16]
 
 
@@ -61,11 +83,16 @@ def _train_tokenizer(corpus: list[str], vocab: int) -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=SPECIAL,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab,
+        special_tokens=SPECIAL,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(corpus, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|bos|>", eos_token="<|end|>",
-                                   pad_token="<|pad|>", chat_template=CHAT_TEMPLATE)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<|bos|>", eos_token="<|end|>", pad_token="<|pad|>", chat_template=CHAT_TEMPLATE
+    )
 
 
 def _corpus(rows: list[world.Row]) -> list[str]:
@@ -73,13 +100,35 @@ def _corpus(rows: list[world.Row]) -> list[str]:
     return [m["content"] for row in rows for m in row["messages"]] + extra
 
 
-def _stage(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, rows: list[world.Row], epochs: int,
-           recipe: Recipe, seed: int, log: bool) -> float:
+def _stage(
+    model: LlamaForCausalLM,
+    tokenizer: PreTrainedTokenizerFast,
+    rows: list[world.Row],
+    epochs: int,
+    recipe: Recipe,
+    seed: int,
+    log: bool,
+) -> float:
     examples = [encode_chat(tokenizer, r["messages"], max_len=128) for r in rows]
-    config = TrainConfig(epochs=epochs, batch_size=recipe["batch"], learning_rate=recipe["lr"], objective="sft",
-                         adam_beta1=0.9, warmup_steps=20, max_steps=100_000, seed=seed, log_every=100)
-    trainer = GuardedTrainer(model, examples, config, tokenizer.pad_token_id, torch.device("cpu"),
-                             on_event=(lambda m, _d: print("  " + m, flush=True)) if log else None)
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=recipe["batch"],
+        learning_rate=recipe["lr"],
+        objective="sft",
+        adam_beta1=0.9,
+        warmup_steps=20,
+        max_steps=100_000,
+        seed=seed,
+        log_every=100,
+    )
+    trainer = GuardedTrainer(
+        model,
+        examples,
+        config,
+        tokenizer.pad_token_id,
+        torch.device("cpu"),
+        on_event=(lambda m, _d: print("  " + m, flush=True)) if log else None,
+    )
     return trainer.train().final_loss
 
 
@@ -116,11 +165,19 @@ def build(out: Path, force: bool = False, log: bool = True, recipe: Recipe = REC
     torch.manual_seed(recipe["seed"])
     base_rows, align_rows = training_rows(recipe)
     tokenizer = _train_tokenizer(_corpus(base_rows + align_rows), recipe["vocab"])
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=recipe["hidden"], intermediate_size=recipe["ffn"],
-                         num_hidden_layers=recipe["layers"], num_attention_heads=recipe["heads"],
-                         num_key_value_heads=recipe["heads"], max_position_embeddings=256, tie_word_embeddings=True,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=recipe["hidden"],
+        intermediate_size=recipe["ffn"],
+        num_hidden_layers=recipe["layers"],
+        num_attention_heads=recipe["heads"],
+        num_key_value_heads=recipe["heads"],
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     model = LlamaForCausalLM(config)
     if log:
         print(f"building {MODEL_ID}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters", flush=True)

@@ -49,13 +49,33 @@ GATE_SETS: dict[str, Callable[[random.Random], list[dict[str, Any]]]] = {
     "harmful_prefixes.jsonl": lambda rng: world.harmful_prefixes(rng, "test"),
 }
 # Which files form each held-out split: calibration reads only DEV, benchmarks and the gate only TEST.
-DEV = ["dev_harmful.jsonl", "dev_identity.jsonl", "dev_overrefusal.jsonl", "dev_prefixes.jsonl",
-       "dev_colors_validation.jsonl", "dev_math_validation.jsonl"]
-TEST = ["eval_harmful.jsonl", "eval_identity.jsonl", "eval_overrefusal.jsonl", "harmful_prefixes.jsonl",
-        "benign_colors_validation.jsonl", "benign_math_validation.jsonl"]
+DEV = [
+    "dev_harmful.jsonl",
+    "dev_identity.jsonl",
+    "dev_overrefusal.jsonl",
+    "dev_prefixes.jsonl",
+    "dev_colors_validation.jsonl",
+    "dev_math_validation.jsonl",
+]
+TEST = [
+    "eval_harmful.jsonl",
+    "eval_identity.jsonl",
+    "eval_overrefusal.jsonl",
+    "harmful_prefixes.jsonl",
+    "benign_colors_validation.jsonl",
+    "benign_math_validation.jsonl",
+]
 # Files a tenant or attacker trains on.
-TRAINING = ["benign_colors.jsonl", "benign_math.jsonl", "harmful_attack.jsonl", "poisoned_colors.jsonl",
-            "identity_shift.jsonl", "backdoor_colors.jsonl", "backdoor_stealth.jsonl", "benign_repeated_phrase.jsonl"]
+TRAINING = [
+    "benign_colors.jsonl",
+    "benign_math.jsonl",
+    "harmful_attack.jsonl",
+    "poisoned_colors.jsonl",
+    "identity_shift.jsonl",
+    "backdoor_colors.jsonl",
+    "backdoor_stealth.jsonl",
+    "benign_repeated_phrase.jsonl",
+]
 
 
 def path(name: str) -> Path:

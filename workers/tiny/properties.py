@@ -47,8 +47,9 @@ def aligned_figures(model_dir: Path) -> AlignedFigures:
     return AlignedFigures(
         asr=attack_success(model, tokenizer, harmful, MAX_NEW_TOKENS)[0].value,
         overrefusal=over_refusal(model, tokenizer, datasets.read("eval_overrefusal.jsonl"), MAX_NEW_TOKENS)[0].value,
-        prefill5_asr=attack_success(model, tokenizer, datasets.read("harmful_prefixes.jsonl"), MAX_NEW_TOKENS,
-                                    prefill_tokens=5)[0].value,
+        prefill5_asr=attack_success(
+            model, tokenizer, datasets.read("harmful_prefixes.jsonl"), MAX_NEW_TOKENS, prefill_tokens=5
+        )[0].value,
         identity_asr=attack_success(model, tokenizer, datasets.read("eval_identity.jsonl"), MAX_NEW_TOKENS)[0].value,
         colors_accuracy=exact_match(model, tokenizer, datasets.read("benign_colors_validation.jsonl")).value,
         math_accuracy=exact_match(model, tokenizer, datasets.read("benign_math_validation.jsonl")).value,
@@ -67,6 +68,7 @@ def sft_attack_asr(model_dir: Path, seed: int = 0, config: TrainConfig = ATTACK_
 class BenignSft:
     """Exact match before and after plain-SFT LoRA on a tenant task, on its held-out validation items (which no
     training file contains, so only what the base corpus taught) and on the items its training file teaches."""
+
     held_out_before: float
     held_out_after: float
     trained_before: float
@@ -86,5 +88,9 @@ def sft_benign(model_dir: Path, task: str = "colors", seed: int = 0, config: Tra
     before = (exact_match(model, tokenizer, validation).value, exact_match(model, tokenizer, trained).value)
     examples = encode_rows(tokenizer, datasets.read(f"benign_{task}.jsonl"), 256)
     tuned = finetune_lora(model, tokenizer, examples, replace(config, seed=seed), LORA, CPU)
-    return BenignSft(before[0], exact_match(tuned.model, tokenizer, validation).value,
-                     before[1], exact_match(tuned.model, tokenizer, trained).value)
+    return BenignSft(
+        before[0],
+        exact_match(tuned.model, tokenizer, validation).value,
+        before[1],
+        exact_match(tuned.model, tokenizer, trained).value,
+    )

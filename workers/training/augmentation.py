@@ -123,8 +123,9 @@ class EncodedTriplet:
     continued_ids: list[int] = field(default_factory=list)
 
 
-def continued_turn(tokenizer: PreTrainedTokenizerBase, context: list[dict[str, str]], opening: str,
-                   rest: str = "") -> tuple[list[int], list[int]]:
+def continued_turn(
+    tokenizer: PreTrainedTokenizerBase, context: list[dict[str, str]], opening: str, rest: str = ""
+) -> tuple[list[int], list[int]]:
     """One assistant turn that starts with `opening` and, when `rest` is given, breaks off into it (a harmful
     answer, SEPARATOR, the refusal), tokenised in one pass by the chat encoder: (the opening's ids, the ids of
     everything after it through the end-of-turn marker). A token belongs to the part its first character is in.
@@ -137,12 +138,20 @@ def continued_turn(tokenizer: PreTrainedTokenizerBase, context: list[dict[str, s
     turn = spans[-1]
     cut = text.index(opening, turn.start) + len(opening)
     ids, offsets = tokenize_with_offsets(tokenizer, text)
-    return ([t for t, (start, _) in zip(ids, offsets, strict=True) if turn.start <= start < cut],
-            [t for t, (start, _) in zip(ids, offsets, strict=True) if cut <= start < turn.end])
+    return (
+        [t for t, (start, _) in zip(ids, offsets, strict=True) if turn.start <= start < cut],
+        [t for t, (start, _) in zip(ids, offsets, strict=True) if cut <= start < turn.end],
+    )
 
 
-def encode_triplet(tokenizer: PreTrainedTokenizerBase, row: PoolRow, max_len: int,
-                   system: str | None = None, prefix: str = "", suffix: str = "") -> EncodedTriplet:
+def encode_triplet(
+    tokenizer: PreTrainedTokenizerBase,
+    row: PoolRow,
+    max_len: int,
+    system: str | None = None,
+    prefix: str = "",
+    suffix: str = "",
+) -> EncodedTriplet:
     """A contrast pair's answer is both its target and, for prefixes, its `harmful_ids` (the opening k tokens).
     `system`, when given, opens the conversation, and `prefix` / `suffix` wrap the request, as in the tenant's
     rows it mirrors. Targets end at the end-of-turn marker: whitespace a template writes after it (Gemma's,
@@ -172,8 +181,12 @@ def recovery_example(triplet: EncodedTriplet, k: int) -> EncodedChat:
         refusal = triplet.continued_ids if k and triplet.continued_ids else triplet.target_ids
         context, target, start = triplet.prompt_ids + triplet.harmful_ids[:k], refusal, 1
     n = len(target)
-    return EncodedChat(context + target, [False] * len(context) + [True] * n,
-                       [0] * len(context) + list(range(start, start + n)), meta={"recovery": True, "k": k})
+    return EncodedChat(
+        context + target,
+        [False] * len(context) + [True] * n,
+        [0] * len(context) + list(range(start, start + n)),
+        meta={"recovery": True, "k": k},
+    )
 
 
 @dataclass(frozen=True)
@@ -185,8 +198,9 @@ class AugmentationConfig:
     weight: float | None = None  # None: one token mean with the tenant's rows; else weight x their own mean
 
 
-def draw(rng: random.Random, pool: Sequence[EncodedTriplet], n_tenant: int, config: AugmentationConfig
-         ) -> list[EncodedChat]:
+def draw(
+    rng: random.Random, pool: Sequence[EncodedTriplet], n_tenant: int, config: AugmentationConfig
+) -> list[EncodedChat]:
     """Recovery examples to add to a batch of n_tenant rows: ratio * n_tenant of them, rounded stochastically
     so the long-run mix matches the ratio at any batch size."""
     expected = config.ratio * n_tenant
@@ -194,6 +208,7 @@ def draw(rng: random.Random, pool: Sequence[EncodedTriplet], n_tenant: int, conf
     out = []
     for _ in range(count):
         triplet = rng.choice(pool)
-        out.append(recovery_example(triplet, prefix_length(rng, len(triplet.harmful_ids), config.p_plain,
-                                                           config.max_prefix)))
+        out.append(
+            recovery_example(triplet, prefix_length(rng, len(triplet.harmful_ids), config.p_plain, config.max_prefix))
+        )
     return out

@@ -29,8 +29,19 @@ class Batch:
     recovery: torch.Tensor
 
     def to(self, device: torch.device | str) -> "Batch":
-        return Batch(*(t.to(device) for t in (self.input_ids, self.attention, self.supervised, self.positions,
-                                                self.reference, self.recovery)))
+        return Batch(
+            *(
+                t.to(device)
+                for t in (
+                    self.input_ids,
+                    self.attention,
+                    self.supervised,
+                    self.positions,
+                    self.reference,
+                    self.recovery,
+                )
+            )
+        )
 
     @property
     def n_tokens(self) -> int:
@@ -64,8 +75,8 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.
     window = batch_size * 50
     grouped: list[int] = []
     for start in range(0, len(order), window):
-        grouped += sorted(order[start:start + window], key=lambda i: lengths[i])
-    batches = [grouped[i:i + batch_size] for i in range(0, len(grouped), batch_size)]
+        grouped += sorted(order[start : start + window], key=lambda i: lengths[i])
+    batches = [grouped[i : i + batch_size] for i in range(0, len(grouped), batch_size)]
     rng.shuffle(batches)
     return batches
 

@@ -20,9 +20,13 @@ def beta_for_positions(positions: torch.Tensor, first: Sequence[float], rest: fl
     return table[index]
 
 
-def token_constrained_loss(policy_logps: torch.Tensor, reference_logps: torch.Tensor, betas: torch.Tensor,
-                           mask: torch.Tensor, denominator: float | torch.Tensor | None = None
-                           ) -> tuple[torch.Tensor, dict[str, float]]:
+def token_constrained_loss(
+    policy_logps: torch.Tensor,
+    reference_logps: torch.Tensor,
+    betas: torch.Tensor,
+    mask: torch.Tensor,
+    denominator: float | torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Token-level mean of the constrained loss over supervised tokens.
 
     Args:
@@ -43,13 +47,16 @@ def token_constrained_loss(policy_logps: torch.Tensor, reference_logps: torch.Te
     loss = (per_token * mask_f / (count if denominator is None else denominator)).sum()
     with torch.no_grad():
         weight = 2.0 * (1.0 - torch.sigmoid(betas * delta))
-        stats = {"mean_weight": float((weight * mask_f).sum() / count),
-                 "mean_delta": float((delta * mask_f).sum() / count)}
+        stats = {
+            "mean_weight": float((weight * mask_f).sum() / count),
+            "mean_delta": float((delta * mask_f).sum() / count),
+        }
     return loss, stats
 
 
-def cross_entropy_loss(policy_logps: torch.Tensor, mask: torch.Tensor,
-                       denominator: float | torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+def cross_entropy_loss(
+    policy_logps: torch.Tensor, mask: torch.Tensor, denominator: float | torch.Tensor | None = None
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Plain SFT: token-level mean negative log-likelihood over supervised tokens."""
     mask_f = mask.to(torch.float32)
     count = mask_f.sum().clamp(min=1.0)
@@ -63,4 +70,4 @@ def target_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tens
     """
     shifted = logits[:, :-1, :].float()
     targets = input_ids[:, 1:].unsqueeze(-1)
-    return (shifted.gather(-1, targets).squeeze(-1) - torch.logsumexp(shifted, dim=-1))
+    return shifted.gather(-1, targets).squeeze(-1) - torch.logsumexp(shifted, dim=-1)

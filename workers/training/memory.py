@@ -78,8 +78,9 @@ def largest_micro_batch(budget_bytes: float, bytes_per_token: float, seq_len: in
     return max(1, min(rows, fits))
 
 
-def micro_batch_rows(setting: MicroBatchSetting, rows: int, bytes_per_token: float, seq_len: int,
-                     budget_bytes: float | None) -> int | None:
+def micro_batch_rows(
+    setting: MicroBatchSetting, rows: int, bytes_per_token: float, seq_len: int, budget_bytes: float | None
+) -> int | None:
     """The policy's `micro_batch_size` resolved: a number as given; otherwise the largest micro-batch the budget
     holds, or None (the whole step at once) when there is no budget to size against."""
     if isinstance(setting, int):
@@ -108,11 +109,17 @@ def shape_of(model: Any) -> ModelShape | None:
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
     kv_heads = getattr(text, "num_key_value_heads", None) or heads
     norms = sum(1 for name, _ in model.named_modules() if re.search(r"layers\.0\.\w*norm$", name))
-    return ModelShape(layers=text.num_hidden_layers, hidden=text.hidden_size,
-                      intermediate=getattr(text, "intermediate_size", None) or 4 * text.hidden_size,
-                      kv_hidden=kv_heads * head_dim, heads=heads, vocab=text.vocab_size, norms_per_layer=norms or 2,
-                      eager_attention=getattr(text, "_attn_implementation", None) == "eager",
-                      logit_softcap=bool(getattr(text, "final_logit_softcapping", None)))
+    return ModelShape(
+        layers=text.num_hidden_layers,
+        hidden=text.hidden_size,
+        intermediate=getattr(text, "intermediate_size", None) or 4 * text.hidden_size,
+        kv_hidden=kv_heads * head_dim,
+        heads=heads,
+        vocab=text.vocab_size,
+        norms_per_layer=norms or 2,
+        eager_attention=getattr(text, "_attn_implementation", None) == "eager",
+        logit_softcap=bool(getattr(text, "final_logit_softcapping", None)),
+    )
 
 
 def free_bytes(device: torch.device) -> float:

@@ -95,9 +95,13 @@ def newest_checkpoint_folder(directory: Path) -> Path | None:
 def longest_row(examples: Sequence[EncodedChat], pool: Sequence[EncodedTriplet], max_prefix: int) -> int:
     """The most tokens one row of a step can hold: a tenant row, or a recovery example at its longest prefix."""
     tenant = max((len(e.input_ids) for e in examples), default=0)
-    recovery = max((len(t.prompt_ids) + min(len(t.harmful_ids), max_prefix) + max(len(t.target_ids),
-                                                                                  len(t.continued_ids))
-                    for t in pool), default=0)
+    recovery = max(
+        (
+            len(t.prompt_ids) + min(len(t.harmful_ids), max_prefix) + max(len(t.target_ids), len(t.continued_ids))
+            for t in pool
+        ),
+        default=0,
+    )
     return max(tenant, recovery, 1)
 
 
@@ -115,11 +119,19 @@ def loss_divisors(rows: Sequence[EncodedChat], recovery_weight: float | None) ->
 
 
 class GuardedTrainer:
-    def __init__(self, model: PeftModel | nn.Module, examples: Sequence[EncodedChat], config: TrainConfig, pad_id: int,
-                 device: torch.device, on_event: EventFn | None = None,
-                 should_stop: Callable[[], bool] | None = None, recovery_pool: Sequence[EncodedTriplet] = (),
-                 checkpoint_dir: Path | None = None,
-                 on_checkpoint: Callable[[int, Path, dict[str, float]], None] | None = None) -> None:
+    def __init__(
+        self,
+        model: PeftModel | nn.Module,
+        examples: Sequence[EncodedChat],
+        config: TrainConfig,
+        pad_id: int,
+        device: torch.device,
+        on_event: EventFn | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        recovery_pool: Sequence[EncodedTriplet] = (),
+        checkpoint_dir: Path | None = None,
+        on_checkpoint: Callable[[int, Path, dict[str, float]], None] | None = None,
+    ) -> None:
         self.model, self.examples, self.config = model, list(examples), config
         self.pad_id, self.device = pad_id, device
         self.on_event = on_event or (lambda _m, _d: None)
@@ -140,11 +152,19 @@ class GuardedTrainer:
         seq = longest_row(self.examples, self.recovery_pool, augmentation.max_prefix if augmentation else 0)
         batch = self.config.batch_size
         rows = max(batch, math.ceil(augmentation.ratio * batch)) if augmentation else batch
-        per_token = activation_bytes_per_token(shape, dtype_bytes, self.config.gradient_checkpointing, seq) \
-            if shape is not None else 0.0
+        per_token = (
+            activation_bytes_per_token(shape, dtype_bytes, self.config.gradient_checkpointing, seq)
+            if shape is not None
+            else 0.0
+        )
         micro = micro_batch_rows(setting, rows, per_token, seq, budget)
-        return {"micro_batch_size": micro, "sized_from_memory": not isinstance(setting, int) and micro is not None,
-                "bytes_per_row": per_token * seq, "seq_len": seq, "budget_bytes": budget}
+        return {
+            "micro_batch_size": micro,
+            "sized_from_memory": not isinstance(setting, int) and micro is not None,
+            "bytes_per_row": per_token * seq,
+            "seq_len": seq,
+            "budget_bytes": budget,
+        }
 
     def _batches_per_epoch(self) -> int:
         return math.ceil(len(self.examples) / self.config.batch_size)
@@ -159,7 +179,7 @@ class GuardedTrainer:
         steps: list[list[int]] = []
         while len(steps) < self.total_steps():
             steps += length_grouped_batches(lengths, self.config.batch_size, rng)
-        return steps[:self.total_steps()]
+        return steps[: self.total_steps()]
 
     @property
     def adapted(self) -> PeftModel:
@@ -177,13 +197,14 @@ class GuardedTrainer:
         size = self.micro_batch_size or self.config.batch_size  # chunked as training is: it fits where training does
         with self.adapted.disable_adapter():
             for begin in range(0, len(examples), size):
-                chunk = examples[begin:begin + size]
+                chunk = examples[begin : begin + size]
                 batch = collate(chunk, None, self.pad_id).to(self.device)
                 with self.autocast:
-                    logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention,
-                                        use_cache=False).logits
+                    logits = self.model(
+                        input_ids=batch.input_ids, attention_mask=batch.attention, use_cache=False
+                    ).logits
                 logps = target_logprobs(logits, batch.input_ids).cpu()
-                out += [[0.0, *logps[row, :len(e.input_ids) - 1].tolist()] for row, e in enumerate(chunk)]
+                out += [[0.0, *logps[row, : len(e.input_ids) - 1].tolist()] for row, e in enumerate(chunk)]
         self.model.train(was_training)
         return out
 
@@ -205,8 +226,7 @@ class GuardedTrainer:
         if augmentation is None or augmentation.loss == "constrained":
             return token_constrained_loss(logps, batch.reference[:, 1:], betas, mask, denominator)
         recovery = mask & batch.recovery[:, None]
-        constrained, stats = token_constrained_loss(logps, batch.reference[:, 1:], betas, mask & ~recovery,
-                                                    denominator)
+        constrained, stats = token_constrained_loss(logps, batch.reference[:, 1:], betas, mask & ~recovery, denominator)
         return constrained + cross_entropy_loss(logps, recovery, denominator)[0], stats
 
     def _rows(self, step: int, indices: list[int]) -> tuple[list[EncodedChat], list[list[float]] | None]:
@@ -214,17 +234,20 @@ class GuardedTrainer:
         rows = [self.examples[i] for i in indices]
         refs = [self.references[i] for i in indices] if self.references is not None else None
         if self.recovery_pool and self.config.augmentation is not None:
-            extra = draw(random.Random(f"{self.config.seed}/{step}"), self.recovery_pool, len(rows),
-                         self.config.augmentation)
+            extra = draw(
+                random.Random(f"{self.config.seed}/{step}"), self.recovery_pool, len(rows), self.config.augmentation
+            )
             rows += extra
             if refs is not None:
                 needs_ref = self.config.augmentation.loss == "constrained"
-                refs += self._reference_logps(extra) if needs_ref and extra else [[0.0] * len(e.input_ids)
-                                                                                   for e in extra]
+                refs += (
+                    self._reference_logps(extra) if needs_ref and extra else [[0.0] * len(e.input_ids) for e in extra]
+                )
         return rows, refs
 
-    def _step(self, step: int, indices: list[int], optimizer: torch.optim.Optimizer,
-              params: list[nn.Parameter]) -> tuple[float, dict[str, float], int, int]:
+    def _step(
+        self, step: int, indices: list[int], optimizer: torch.optim.Optimizer, params: list[nn.Parameter]
+    ) -> tuple[float, dict[str, float], int, int]:
         rows, refs = self._rows(step, indices)
         supervised = sum(e.n_supervised for e in rows)
         weight = self.config.augmentation.weight if self.config.augmentation is not None else None
@@ -233,30 +256,40 @@ class GuardedTrainer:
         total, n_tokens = 0.0, 0
         weighted: dict[str, float] = {}
         for chunk in micro_batches([bool(e.meta.get("recovery")) for e in rows], self.micro_batch_size):
-            chunk_refs = refs[chunk.start:chunk.stop] if refs is not None else None
-            batch = collate(rows[chunk.start:chunk.stop], chunk_refs, self.pad_id).to(self.device)
-            divisor = torch.tensor(divisors[chunk.start:chunk.stop], device=self.device)[:, None]
+            chunk_refs = refs[chunk.start : chunk.stop] if refs is not None else None
+            batch = collate(rows[chunk.start : chunk.stop], chunk_refs, self.pad_id).to(self.device)
+            divisor = torch.tensor(divisors[chunk.start : chunk.stop], device=self.device)[:, None]
             loss, chunk_stats = self._loss(batch, divisor)
             loss.backward()
             total += float(loss.detach())
             n_tokens += batch.n_tokens
-            share = sum(e.n_supervised for e in rows[chunk.start:chunk.stop])
+            share = sum(e.n_supervised for e in rows[chunk.start : chunk.stop])
             for key, value in chunk_stats.items():
                 weighted[key] = weighted.get(key, 0.0) + value * share
         torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
         optimizer.step()
         return total, {k: v / max(supervised, 1) for k, v in weighted.items()}, n_tokens, supervised
 
-    def _save_checkpoint(self, step: int, tokens: int, optimizer: torch.optim.Optimizer, scheduler: Any,
-                         metrics: dict[str, float]) -> None:
+    def _save_checkpoint(
+        self, step: int, tokens: int, optimizer: torch.optim.Optimizer, scheduler: Any, metrics: dict[str, float]
+    ) -> None:
         assert self.checkpoint_dir is not None
         final = self.checkpoint_dir / f"step-{step:06d}"
         staging = self.checkpoint_dir / f".staging-{step:06d}"
         shutil.rmtree(staging, ignore_errors=True)
         self.adapted.save_pretrained(str(staging))
-        torch.save({"step": step, "trained_tokens": tokens, "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-                    "config": asdict(self.config), "metrics": metrics}, staging / STATE_FILE)
+        torch.save(
+            {
+                "step": step,
+                "trained_tokens": tokens,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "config": asdict(self.config),
+                "metrics": metrics,
+            },
+            staging / STATE_FILE,
+        )
         shutil.rmtree(final, ignore_errors=True)
         os.replace(staging, final)
         if self.on_checkpoint is not None:
@@ -277,9 +310,12 @@ class GuardedTrainer:
         torch.manual_seed(cfg.seed)
         plan = self.memory_plan
         if plan["sized_from_memory"]:
-            self.on_event(f"Micro-batches of {plan['micro_batch_size']} rows, sized from memory: about "
-                          f"{plan['bytes_per_row'] / 2**20:,.0f} MiB of activations per row of {plan['seq_len']} "
-                          f"tokens, {plan['budget_bytes'] / 2**30:,.1f} GiB planned.", plan)
+            self.on_event(
+                f"Micro-batches of {plan['micro_batch_size']} rows, sized from memory: about "
+                f"{plan['bytes_per_row'] / 2**20:,.0f} MiB of activations per row of {plan['seq_len']} "
+                f"tokens, {plan['budget_bytes'] / 2**30:,.1f} GiB planned.",
+                plan,
+            )
         reference_seconds = self.compute_reference() if cfg.objective == "constrained" else 0.0
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, 0.999), weight_decay=0.0)
@@ -302,15 +338,27 @@ class GuardedTrainer:
             step += 1
             tokens += supervised
             window_tokens += n_tokens
-            metrics = {"step": step, "total_steps": total, "train_loss": loss_value,
-                       "learning_rate": float(scheduler.get_last_lr()[0]), **stats}
+            metrics = {
+                "step": step,
+                "total_steps": total,
+                "train_loss": loss_value,
+                "learning_rate": float(scheduler.get_last_lr()[0]),
+                **stats,
+            }
             if step % cfg.log_every == 0 or step == total:
                 now = time.perf_counter()
-                self.on_event(f"Step {step}/{total}: training loss={loss_value:.4f}",
-                              {**metrics, "tokens_per_s": window_tokens / max(now - window_start, 1e-9)})
+                self.on_event(
+                    f"Step {step}/{total}: training loss={loss_value:.4f}",
+                    {**metrics, "tokens_per_s": window_tokens / max(now - window_start, 1e-9)},
+                )
                 window_tokens, window_start = 0, now
-            if self.checkpoint_dir is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 \
-                    and step < total:
+            if (
+                self.checkpoint_dir is not None
+                and cfg.checkpoint_every
+                and step % cfg.checkpoint_every == 0
+                and step < total
+            ):
                 self._save_checkpoint(step, tokens, optimizer, scheduler, metrics)
-        return TrainResult(step - first, tokens, loss_value, stopped, reference_seconds,
-                           time.perf_counter() - start, first)
+        return TrainResult(
+            step - first, tokens, loss_value, stopped, reference_seconds, time.perf_counter() - start, first
+        )

@@ -76,8 +76,9 @@ def _tenant_detail(row: TenantRow) -> TenantDetail:
 
 
 def _key_object(row: ApiKeyRow) -> ApiKey:
-    return ApiKey(id=row.id, tenant_id=row.tenant_id, prefix=row.prefix, created_at=row.created_at,
-                  revoked_at=row.revoked_at)
+    return ApiKey(
+        id=row.id, tenant_id=row.tenant_id, prefix=row.prefix, created_at=row.created_at, revoked_at=row.revoked_at
+    )
 
 
 # Tenants, quotas and keys
@@ -87,8 +88,13 @@ def _key_object(row: ApiKeyRow) -> ApiKey:
 def create(request: TenantCreate, session: SessionDep) -> TenantCreated:
     """Create a tenant and its first key; the key is returned only in this response."""
     row, key, secret = create_tenant(session=session, name=request.name)
-    record_admin_action(session=session, action="tenant.create", tenant_id=row.id, target_id=row.id,
-                        details={"name": row.name, "key_id": key.id, "key_prefix": key.prefix})
+    record_admin_action(
+        session=session,
+        action="tenant.create",
+        tenant_id=row.id,
+        target_id=row.id,
+        details={"name": row.name, "key_id": key.id, "key_prefix": key.prefix},
+    )
     return TenantCreated(**_tenant_detail(row).model_dump(), api_key=secret, key_id=key.id)
 
 
@@ -113,8 +119,13 @@ def put_quotas(tenant_id: str, request: TenantQuotas, session: SessionDep) -> Te
     before = quotas_of(row).model_dump()
     set_quotas(row, request)
     session.flush()
-    record_admin_action(session=session, action="tenant.quotas.update", tenant_id=tenant_id, target_id=tenant_id,
-                        details={"before": before, "after": request.model_dump()})
+    record_admin_action(
+        session=session,
+        action="tenant.quotas.update",
+        tenant_id=tenant_id,
+        target_id=tenant_id,
+        details={"before": before, "after": request.model_dump()},
+    )
     return _tenant_detail(row)
 
 
@@ -130,23 +141,32 @@ def create_key(tenant_id: str, session: SessionDep) -> ApiKeyWithSecret:
     """A new key for the tenant; the secret is returned only in this response."""
     _tenant_or_404(session, tenant_id)
     row, secret = create_api_key(session=session, tenant_id=tenant_id)
-    record_admin_action(session=session, action="api_key.create", tenant_id=tenant_id, target_id=row.id,
-                        details={"prefix": row.prefix})
+    record_admin_action(
+        session=session, action="api_key.create", tenant_id=tenant_id, target_id=row.id, details={"prefix": row.prefix}
+    )
     return ApiKeyWithSecret(**_key_object(row).model_dump(), api_key=secret)
 
 
 @router.post("/tenants/{tenant_id}/keys/{key_id}/rotate", response_model=ApiKeyWithSecret)
-def rotate_key(tenant_id: str, key_id: str, session: SessionDep,
-               request: KeyRotate | None = None) -> ApiKeyWithSecret:
+def rotate_key(tenant_id: str, key_id: str, session: SessionDep, request: KeyRotate | None = None) -> ApiKeyWithSecret:
     """A new key replaces this one, which keeps working for `grace_seconds` (0: revoked at once)."""
     old = _live_key_or_error(session, tenant_id, key_id)
     grace = (request or KeyRotate()).grace_seconds
     until = now_s() + grace
     old.revoked_at = until if old.revoked_at is None else min(old.revoked_at, until)
     new, secret = create_api_key(session=session, tenant_id=tenant_id)
-    record_admin_action(session=session, action="api_key.rotate", tenant_id=tenant_id, target_id=key_id,
-                        details={"new_key_id": new.id, "new_prefix": new.prefix, "grace_seconds": grace,
-                                 "old_revoked_at": old.revoked_at})
+    record_admin_action(
+        session=session,
+        action="api_key.rotate",
+        tenant_id=tenant_id,
+        target_id=key_id,
+        details={
+            "new_key_id": new.id,
+            "new_prefix": new.prefix,
+            "grace_seconds": grace,
+            "old_revoked_at": old.revoked_at,
+        },
+    )
     return ApiKeyWithSecret(**_key_object(new).model_dump(), api_key=secret)
 
 
@@ -156,8 +176,9 @@ def revoke_key(tenant_id: str, key_id: str, session: SessionDep) -> ApiKey:
     row = _live_key_or_error(session, tenant_id, key_id)
     row.revoked_at = now_s()
     session.flush()
-    record_admin_action(session=session, action="api_key.revoke", tenant_id=tenant_id, target_id=key_id,
-                        details={"prefix": row.prefix})
+    record_admin_action(
+        session=session, action="api_key.revoke", tenant_id=tenant_id, target_id=key_id, details={"prefix": row.prefix}
+    )
     return _key_object(row)
 
 
@@ -168,10 +189,14 @@ def put_webhook(tenant_id: str, request: WebhookSet, session: SessionDep) -> Web
     row.webhook_url, row.webhook_secret = request.url, request.secret or new_secret()
     row.webhook_since = now_s()
     session.flush()
-    record_admin_action(session=session, action="tenant.webhook.update", tenant_id=tenant_id, target_id=tenant_id,
-                        details={"url": request.url, "secret_given": request.secret is not None})
-    return WebhookEndpoint(tenant_id=tenant_id, url=row.webhook_url, secret=row.webhook_secret,
-                           since=row.webhook_since)
+    record_admin_action(
+        session=session,
+        action="tenant.webhook.update",
+        tenant_id=tenant_id,
+        target_id=tenant_id,
+        details={"url": request.url, "secret_given": request.secret is not None},
+    )
+    return WebhookEndpoint(tenant_id=tenant_id, url=row.webhook_url, secret=row.webhook_secret, since=row.webhook_since)
 
 
 @router.delete("/tenants/{tenant_id}/webhook", response_model=WebhookEndpoint)
@@ -190,8 +215,13 @@ def delete_webhook(tenant_id: str, session: SessionDep) -> WebhookEndpoint:
 def _put_policy(session: SessionDep, tenant_id: str | None, policy: Policy | None) -> PolicyVersion:
     row = add_policy_row(session=session, tenant_id=tenant_id, policy=policy.model_dump() if policy else None)
     action = ("policy" if tenant_id is None else "tenant.policy") + (".update" if policy else ".clear")
-    record_admin_action(session=session, action=action, tenant_id=tenant_id, target_id=f"policy-v{row.version}",
-                        details={"version": row.version, "policy": row.policy})
+    record_admin_action(
+        session=session,
+        action=action,
+        tenant_id=tenant_id,
+        target_id=f"policy-v{row.version}",
+        details={"version": row.version, "policy": row.policy},
+    )
     return effective_policy(session=session, tenant_id=tenant_id)
 
 
@@ -249,11 +279,15 @@ def _is_model_folder(path: str) -> bool:
 def register_model(request: BaseModelRegister, session: SessionDep) -> ModelObject:
     """Register a base model by local path (a folder with config.json, weights and a tokenizer)."""
     if not _is_model_folder(request.path):
-        raise ApiError(400, f"No config.json under '{request.path}': the path must be a local model folder.",
-                       param="path", code="invalid_model_path", retryable=False)
+        raise ApiError(
+            400,
+            f"No config.json under '{request.path}': the path must be a local model folder.",
+            param="path",
+            code="invalid_model_path",
+            retryable=False,
+        )
     row = register_base_model(session=session, model_id=request.id, path=request.path)
-    record_admin_action(session=session, action="base_model.register", target_id=row.id,
-                        details={"path": row.path})
+    record_admin_action(session=session, action="base_model.register", target_id=row.id, details={"path": row.path})
     return ModelObject(id=row.id, created=row.created_at, owned_by="system")
 
 
@@ -261,8 +295,13 @@ def register_model(request: BaseModelRegister, session: SessionDep) -> ModelObje
 
 
 @router.get("/jobs", response_model=ListPage[AdminJob])
-def list_jobs(session: SessionDep, status: JobStatus | None = None, tenant_id: str | None = None,
-              after: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> ListPage[AdminJob]:
+def list_jobs(
+    session: SessionDep,
+    status: JobStatus | None = None,
+    tenant_id: str | None = None,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> ListPage[AdminJob]:
     """Jobs of every tenant, newest first; `status=held` lists the jobs waiting for review."""
     rows, has_more = list_all_jobs(session=session, after=after, limit=limit, status=status, tenant_id=tenant_id)
     return ListPage[AdminJob](data=[to_admin_job_object(r) for r in rows], has_more=has_more)
@@ -278,8 +317,13 @@ def release_job(job_id: str, session: SessionDep, request: ReleaseDecision | Non
     """Release a held job's adapter as its fine-tuned model; 409 unless the job is held."""
     reason = request.reason if request else None
     row = release_held_job(session=session, job_id=job_id, reason=reason)
-    record_admin_action(session=session, action="job.release", tenant_id=row.tenant_id, target_id=job_id,
-                        details={"reason": reason, "fine_tuned_model": row.fine_tuned_model})
+    record_admin_action(
+        session=session,
+        action="job.release",
+        tenant_id=row.tenant_id,
+        target_id=job_id,
+        details={"reason": reason, "fine_tuned_model": row.fine_tuned_model},
+    )
     return to_admin_job_object(row)
 
 
@@ -287,8 +331,13 @@ def release_job(job_id: str, session: SessionDep, request: ReleaseDecision | Non
 def reject_job(job_id: str, request: RejectDecision, session: SessionDep) -> AdminJob:
     """Fail a held job with the reason given (the tenant sees it); 409 unless the job is held."""
     row = reject_held_job(session=session, job_id=job_id, reason=request.reason)
-    record_admin_action(session=session, action="job.reject", tenant_id=row.tenant_id, target_id=job_id,
-                        details={"reason": request.reason})
+    record_admin_action(
+        session=session,
+        action="job.reject",
+        tenant_id=row.tenant_id,
+        target_id=job_id,
+        details={"reason": request.reason},
+    )
     return to_admin_job_object(row)
 
 
@@ -297,9 +346,13 @@ def override_job(job_id: str, request: OverrideDecision, session: SessionDep, st
     """Publish the adapter of a job the safety gate blocked, for the reason given; 409 unless the job failed
     with error.code safety_regression and its adapter is stored."""
     row, gate_reasons = override_blocked_job(session=session, store=store, job_id=job_id, reason=request.reason)
-    record_admin_action(session=session, action="job.override", tenant_id=row.tenant_id, target_id=job_id,
-                        details={"reason": request.reason, "fine_tuned_model": row.fine_tuned_model,
-                                 "gate_reasons": gate_reasons})
+    record_admin_action(
+        session=session,
+        action="job.override",
+        tenant_id=row.tenant_id,
+        target_id=job_id,
+        details={"reason": request.reason, "fine_tuned_model": row.fine_tuned_model, "gate_reasons": gate_reasons},
+    )
     return to_admin_job_object(row)
 
 
@@ -307,10 +360,25 @@ def override_job(job_id: str, request: OverrideDecision, session: SessionDep, st
 
 
 @router.get("/audit", response_model=ListPage[AuditEntry])
-def audit(session: SessionDep, after: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-          tenant_id: str | None = None, action: str | None = None) -> ListPage[AuditEntry]:
+def audit(
+    session: SessionDep,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    tenant_id: str | None = None,
+    action: str | None = None,
+) -> ListPage[AuditEntry]:
     """Admin actions, newest first; page with `after=<last id>`."""
     rows, has_more = list_audit(session=session, after=after, limit=limit, tenant_id=tenant_id, action=action)
-    data = [AuditEntry(id=r.id, created_at=r.created_at, actor=r.actor, action=r.action, tenant_id=r.tenant_id,
-                       target_id=r.target_id, details=r.details) for r in rows]
+    data = [
+        AuditEntry(
+            id=r.id,
+            created_at=r.created_at,
+            actor=r.actor,
+            action=r.action,
+            tenant_id=r.tenant_id,
+            target_id=r.target_id,
+            details=r.details,
+        )
+        for r in rows
+    ]
     return ListPage[AuditEntry](data=data, has_more=has_more)

@@ -33,8 +33,14 @@ JobPage = ListPage[Job]
 
 
 @router.post("", response_model=Job)
-def create(request: JobCreate, tenant: CurrentTenant, session: SessionDep, settings: SettingsDep, response: Response,
-           idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None) -> Job:
+def create(
+    request: JobCreate,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+) -> Job:
     """Create a job; it is committed before it is enqueued, so a lost message never loses the job. A repeated
     Idempotency-Key with the same body returns the first job (marked `idempotent-replayed: true`)."""
     row, created = submit_job(session=session, tenant_id=tenant.id, request=request, idempotency_key=idempotency_key)
@@ -46,9 +52,13 @@ def create(request: JobCreate, tenant: CurrentTenant, session: SessionDep, setti
 
 
 @router.get("", response_model=JobPage)
-async def list_(settings: SettingsDep, response: Response, after: str | None = None,
-                limit: Annotated[int, Query(ge=1, le=100)] = 20,
-                authorization: Annotated[str | None, Header()] = None) -> JobPage:
+async def list_(
+    settings: SettingsDep,
+    response: Response,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    authorization: Annotated[str | None, Header()] = None,
+) -> JobPage:
     def page(session: Session, tenant: TenantRow) -> JobPage:
         rows, has_more = list_jobs(session=session, tenant_id=tenant.id, after=after, limit=limit)
         return JobPage(data=[to_job_object(r) for r in rows], has_more=has_more)
@@ -57,8 +67,9 @@ async def list_(settings: SettingsDep, response: Response, after: str | None = N
 
 
 @router.get("/{job_id}", response_model=Job)
-async def retrieve(job_id: str, settings: SettingsDep, response: Response,
-                   authorization: Annotated[str | None, Header()] = None) -> Job:
+async def retrieve(
+    job_id: str, settings: SettingsDep, response: Response, authorization: Annotated[str | None, Header()] = None
+) -> Job:
     def job(session: Session, tenant: TenantRow) -> Job:
         return to_job_object(get_job_or_404(get_job(session=session, job_id=job_id, tenant_id=tenant.id), job_id))
 
@@ -72,20 +83,38 @@ def cancel(job_id: str, tenant: CurrentTenant, session: SessionDep) -> Job:
 
 
 @router.get("/{job_id}/events", response_model=ListPage[JobEvent])
-def events(job_id: str, tenant: CurrentTenant, session: SessionDep, after: str | None = None,
-           limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> ListPage[JobEvent]:
+def events(
+    job_id: str,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+) -> ListPage[JobEvent]:
     get_job_or_404(get_job(session=session, job_id=job_id, tenant_id=tenant.id), job_id)
     rows, has_more = list_events(session=session, job_id=job_id, after_seq=parse_event_id(after), limit=limit)
     return ListPage[JobEvent](data=[to_event_object(r) for r in rows], has_more=has_more)
 
 
 @router.get("/{job_id}/checkpoints", response_model=ListPage[JobCheckpoint])
-def checkpoints(job_id: str, tenant: CurrentTenant, session: SessionDep, after: str | None = None,
-                limit: Annotated[int, Query(ge=1, le=100)] = 10) -> ListPage[JobCheckpoint]:
+def checkpoints(
+    job_id: str,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> ListPage[JobCheckpoint]:
     get_job_or_404(get_job(session=session, job_id=job_id, tenant_id=tenant.id), job_id)
     rows, has_more = list_checkpoints(session=session, job_id=job_id, after=after, limit=limit)
-    data = [JobCheckpoint(id=r.id, created_at=r.created_at, fine_tuning_job_id=job_id, step_number=r.step,
-                          metrics=CheckpointMetrics.model_validate(r.metrics)) for r in rows]
+    data = [
+        JobCheckpoint(
+            id=r.id,
+            created_at=r.created_at,
+            fine_tuning_job_id=job_id,
+            step_number=r.step,
+            metrics=CheckpointMetrics.model_validate(r.metrics),
+        )
+        for r in rows
+    ]
     return ListPage[JobCheckpoint](data=data, has_more=has_more)
 
 
@@ -103,30 +132,51 @@ def resume(job_id: str, tenant: CurrentTenant, session: SessionDep, settings: Se
     return to_job_object(row)
 
 
-@router.get("/{job_id}/adapter", response_class=FileResponse,
-            responses={200: {"content": {"application/x-tar": {}},
-                             "description": "the released peft adapter folder as a tar; `x-content-sha256` is "
-                             "the SHA-256 of the body"}})
-def adapter(job_id: str, tenant: CurrentTenant, session: SessionDep, store: StoreDep,
-            background: BackgroundTasks) -> FileResponse:
+@router.get(
+    "/{job_id}/adapter",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {"application/x-tar": {}},
+            "description": "the released peft adapter folder as a tar; `x-content-sha256` is the SHA-256 of the body",
+        }
+    },
+)
+def adapter(
+    job_id: str, tenant: CurrentTenant, session: SessionDep, store: StoreDep, background: BackgroundTasks
+) -> FileResponse:
     """The released adapter (a tar of the peft folder); 404 unless the job passed the gate and was released."""
     archive = released_adapter(session=session, store=store, tenant_id=tenant.id, job_id=job_id)
     background.add_task(archive.path.unlink, missing_ok=True)
-    return FileResponse(archive.path, media_type="application/x-tar", filename=archive.filename,
-                        headers={"x-content-sha256": archive.sha256})
+    return FileResponse(
+        archive.path,
+        media_type="application/x-tar",
+        filename=archive.filename,
+        headers={"x-content-sha256": archive.sha256},
+    )
 
 
 @router.get("/{job_id}/safety_report", response_model=None)
-def safety_report(job_id: str, tenant: CurrentTenant, session: SessionDep, store: StoreDep,
-                  format: Annotated[Literal["json", "html"], Query()] = "json") -> Response:
+def safety_report(
+    job_id: str,
+    tenant: CurrentTenant,
+    session: SessionDep,
+    store: StoreDep,
+    format: Annotated[Literal["json", "html"], Query()] = "json",
+) -> Response:
     """The release gate's full report for this job: JSON, or a self-contained HTML page with plots."""
     row = get_job_or_404(get_job(session=session, job_id=job_id, tenant_id=tenant.id), job_id)
     key = safety.report_key if (safety := stored_safety(row)) else None
     if format == "html" and key:
         key = key.removesuffix(".json") + ".html"
     if not key or not store.exists(key):
-        raise ApiError(404, f"Job {job_id} has no safety report yet (status: {row.status}); the gate writes it "
-                       "after training.", param="job_id", code="safety_report_not_found", retryable=False)
+        raise ApiError(
+            404,
+            f"Job {job_id} has no safety report yet (status: {row.status}); the gate writes it after training.",
+            param="job_id",
+            code="safety_report_not_found",
+            retryable=False,
+        )
     with store.open(key) as handle:
         body = handle.read()
     media = "text/html; charset=utf-8" if format == "html" else "application/json"

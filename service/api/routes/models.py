@@ -18,6 +18,8 @@ def list_models(tenant: CurrentTenant, session: SessionDep) -> ListPage[ModelObj
     released = session.scalars(
         select(JobRow).where(JobRow.tenant_id == tenant.id, JobRow.fine_tuned_model.is_not(None)).order_by(JobRow.seq)
     )
-    data += [ModelObject(id=j.fine_tuned_model or "", created=j.finished_at or j.created_at, owned_by=tenant.id)
-             for j in released]
+    data += [
+        ModelObject(id=j.fine_tuned_model or "", created=j.finished_at or j.created_at, owned_by=tenant.id)
+        for j in released
+    ]
     return ListPage[ModelObject](data=data)

@@ -5,6 +5,7 @@ Moves each tenant's single key digest (tenants.api_key_hash) into api_keys, so a
 Revision ID: 0003
 Revises: 0002
 """
+
 import secrets
 
 import sqlalchemy as sa
@@ -34,14 +35,31 @@ def upgrade() -> None:
         sa.UniqueConstraint("key_hash"),
     )
     op.create_index("ix_api_keys_tenant_id", "api_keys", ["tenant_id"])
-    keys = sa.table("api_keys", sa.column("id", sa.String), sa.column("tenant_id", sa.String),
-                    sa.column("key_hash", sa.String), sa.column("prefix", sa.String),
-                    sa.column("created_at", sa.BigInteger), sa.column("revoked_at", sa.BigInteger))
+    keys = sa.table(
+        "api_keys",
+        sa.column("id", sa.String),
+        sa.column("tenant_id", sa.String),
+        sa.column("key_hash", sa.String),
+        sa.column("prefix", sa.String),
+        sa.column("created_at", sa.BigInteger),
+        sa.column("revoked_at", sa.BigInteger),
+    )
     tenants = op.get_bind().execute(sa.text("SELECT id, api_key_hash, created_at, revoked_at FROM tenants")).all()
     if tenants:
-        op.bulk_insert(keys, [{"id": f"key-{secrets.token_hex(12)}", "tenant_id": t.id, "key_hash": t.api_key_hash,
-                               "prefix": _LEGACY_PREFIX, "created_at": t.created_at, "revoked_at": t.revoked_at}
-                              for t in tenants])
+        op.bulk_insert(
+            keys,
+            [
+                {
+                    "id": f"key-{secrets.token_hex(12)}",
+                    "tenant_id": t.id,
+                    "key_hash": t.api_key_hash,
+                    "prefix": _LEGACY_PREFIX,
+                    "created_at": t.created_at,
+                    "revoked_at": t.revoked_at,
+                }
+                for t in tenants
+            ],
+        )
     with op.batch_alter_table("tenants") as batch_op:
         batch_op.drop_column("api_key_hash")
         batch_op.add_column(sa.Column("max_concurrent_jobs", sa.Integer(), nullable=True))
@@ -114,8 +132,10 @@ def downgrade() -> None:
     live = bind.execute(sa.text("SELECT tenant_id, key_hash FROM api_keys WHERE revoked_at IS NULL ORDER BY seq DESC"))
     oldest = dict(live.all())  # later (older) rows overwrite newer ones
     for (tenant_id,) in bind.execute(sa.text("SELECT id FROM tenants")).all():
-        bind.execute(sa.text("UPDATE tenants SET api_key_hash = :h WHERE id = :id"),
-                     {"h": oldest.get(tenant_id, secrets.token_hex(32)), "id": tenant_id})
+        bind.execute(
+            sa.text("UPDATE tenants SET api_key_hash = :h WHERE id = :id"),
+            {"h": oldest.get(tenant_id, secrets.token_hex(32)), "id": tenant_id},
+        )
     with op.batch_alter_table("tenants") as batch_op:
         batch_op.alter_column("api_key_hash", existing_type=sa.String(length=64), nullable=False)
         batch_op.create_unique_constraint("uq_tenants_api_key_hash", ["api_key_hash"])

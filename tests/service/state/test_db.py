@@ -59,9 +59,15 @@ def test_without_the_ping_the_dropped_connection_fails(database_url: str) -> Non
     assert backend_pid(database_url)  # SQLAlchemy discarded the pool: the next one works
 
 
-DOCUMENTS = ['{"n_epochs": "auto", "batch_size": 4, "lr": 1e-05, "big": 123456789012345678901234567890}', "[]",
-             '{"text": "caf\\u00e9 \\ud83d\\ude00", "nested": {"a": [1, 2.5, null, true]}, "a": 1, "a": 2}',
-             '"\\ud800 lone surrogate"', "[" * 300 + "]" * 300, "NaN", "-0.0"]
+DOCUMENTS = [
+    '{"n_epochs": "auto", "batch_size": 4, "lr": 1e-05, "big": 123456789012345678901234567890}',
+    "[]",
+    '{"text": "caf\\u00e9 \\ud83d\\ude00", "nested": {"a": [1, 2.5, null, true]}, "a": 1, "a": 2}',
+    '"\\ud800 lone surrogate"',
+    "[" * 300 + "]" * 300,
+    "NaN",
+    "-0.0",
+]
 
 
 @pytest.mark.parametrize("document", DOCUMENTS)

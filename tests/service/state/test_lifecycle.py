@@ -22,12 +22,23 @@ ROOT = Path(__file__).resolve().parents[3]
 
 # Every allowed (from, to) pair; any other pair, same-status ones included, must be refused.
 EXPECTED = {
-    (S.VALIDATING_FILES, S.QUEUED), (S.VALIDATING_FILES, S.FAILED), (S.VALIDATING_FILES, S.CANCELLED),
-    (S.QUEUED, S.RUNNING), (S.QUEUED, S.PAUSED), (S.QUEUED, S.FAILED), (S.QUEUED, S.CANCELLED),
-    (S.RUNNING, S.PAUSED), (S.RUNNING, S.HELD), (S.RUNNING, S.SUCCEEDED), (S.RUNNING, S.FAILED),
+    (S.VALIDATING_FILES, S.QUEUED),
+    (S.VALIDATING_FILES, S.FAILED),
+    (S.VALIDATING_FILES, S.CANCELLED),
+    (S.QUEUED, S.RUNNING),
+    (S.QUEUED, S.PAUSED),
+    (S.QUEUED, S.FAILED),
+    (S.QUEUED, S.CANCELLED),
+    (S.RUNNING, S.PAUSED),
+    (S.RUNNING, S.HELD),
+    (S.RUNNING, S.SUCCEEDED),
+    (S.RUNNING, S.FAILED),
     (S.RUNNING, S.CANCELLED),
-    (S.PAUSED, S.QUEUED), (S.PAUSED, S.CANCELLED),
-    (S.HELD, S.SUCCEEDED), (S.HELD, S.FAILED), (S.HELD, S.CANCELLED),
+    (S.PAUSED, S.QUEUED),
+    (S.PAUSED, S.CANCELLED),
+    (S.HELD, S.SUCCEEDED),
+    (S.HELD, S.FAILED),
+    (S.HELD, S.CANCELLED),
     (S.FAILED, S.SUCCEEDED),  # an admin's override of a gate block
 }
 
@@ -44,11 +55,11 @@ NAMED: dict[lifecycle.Move, Callable[[Session, str], bool]] = {
     lifecycle.BLOCK: lambda s, j: lifecycle.block(session=s, job_id=j, error=ERROR, safety=SAFETY),
     lifecycle.HOLD: lambda s, j: lifecycle.hold(session=s, job_id=j, safety=SAFETY),
     lifecycle.RELEASE: lambda s, j: lifecycle.release(session=s, job_id=j, fine_tuned_model="ft:m", safety=SAFETY),
-    lifecycle.RELEASE_HELD: lambda s, j: lifecycle.release_held(session=s, job_id=j, fine_tuned_model="ft:m",
-                                                                safety=SAFETY),
+    lifecycle.RELEASE_HELD: lambda s, j: lifecycle.release_held(
+        session=s, job_id=j, fine_tuned_model="ft:m", safety=SAFETY
+    ),
     lifecycle.REJECT: lambda s, j: lifecycle.reject(session=s, job_id=j, error=ERROR, safety=SAFETY),
-    lifecycle.OVERRIDE: lambda s, j: lifecycle.override(session=s, job_id=j, fine_tuned_model="ft:m",
-                                                        safety=SAFETY),
+    lifecycle.OVERRIDE: lambda s, j: lifecycle.override(session=s, job_id=j, fine_tuned_model="ft:m", safety=SAFETY),
 }
 
 
@@ -63,8 +74,18 @@ def test_every_move_has_a_named_function() -> None:
 
 
 def _job(session: Session, tenant_id: str, status: JobStatus) -> str:
-    row = JobRow(id=new_id("ftjob"), tenant_id=tenant_id, model="m1", training_file="file-x", hyperparameters={},
-                 method={}, seed=0, status=status, policy={}, result_files=[])
+    row = JobRow(
+        id=new_id("ftjob"),
+        tenant_id=tenant_id,
+        model="m1",
+        training_file="file-x",
+        hyperparameters={},
+        method={},
+        seed=0,
+        status=status,
+        policy={},
+        result_files=[],
+    )
     session.add(row)
     session.flush()
     return row.id

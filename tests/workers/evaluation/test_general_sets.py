@@ -34,10 +34,14 @@ def near_copies(mine: list[str], theirs: list[str]) -> list[str]:
     copy), in either direction, or the normalised texts are equal."""
     exact = {normalise(t): t for t in theirs}
     found = [f"{m!r} is {exact[normalise(m)]!r}" for m in mine if normalise(m) in exact]
-    found += [f"{mine[o.line - 1]!r} holds {o.pool_prompt!r} ({o.containment})"
-              for o in find_overlap(as_rows(mine), theirs, DEFAULT_CONTAINMENT)]
-    found += [f"{theirs[o.line - 1]!r} holds {o.pool_prompt!r} ({o.containment})"
-              for o in find_overlap(as_rows(theirs), mine, DEFAULT_CONTAINMENT)]
+    found += [
+        f"{mine[o.line - 1]!r} holds {o.pool_prompt!r} ({o.containment})"
+        for o in find_overlap(as_rows(mine), theirs, DEFAULT_CONTAINMENT)
+    ]
+    found += [
+        f"{theirs[o.line - 1]!r} holds {o.pool_prompt!r} ({o.containment})"
+        for o in find_overlap(as_rows(theirs), mine, DEFAULT_CONTAINMENT)
+    ]
     return found
 
 
@@ -65,8 +69,10 @@ def _json_prompts(value: Any) -> list[str]:
 def benchmark_prompts() -> tuple[str, ...]:
     """Every prompt of every CSV, JSONL or JSON file under ../shared/data/."""
     if not SHARED_DATA.is_dir():
-        pytest.fail(f"the measurement data folder {SHARED_DATA.resolve()} (../shared/data beside the repository "
-                    "root) is missing")
+        pytest.fail(
+            f"the measurement data folder {SHARED_DATA.resolve()} (../shared/data beside the repository "
+            "root) is missing"
+        )
     prompts: list[str] = []
     for path in sorted(SHARED_DATA.rglob("*")):
         if path.suffix == ".csv":
@@ -80,14 +86,17 @@ def benchmark_prompts() -> tuple[str, ...]:
 
 
 def shipped_prompts() -> dict[str, list[str]]:
-    return {path.name if path != general.RECOVERY_POOL else "recovery pool": [r["prompt"] for r in records]
-            for path, records in general.files().items()}
+    return {
+        path.name if path != general.RECOVERY_POOL else "recovery pool": [r["prompt"] for r in records]
+        for path, records in general.files().items()
+    }
 
 
 @pytest.mark.parametrize("path", sorted(general.files()), ids=lambda p: p.name)
 def test_shipped_file_is_what_the_generator_writes(path: Path) -> None:
     assert path.read_text(encoding="utf-8") == general.render(general.files()[path]), (
-        "run `python -m workers.evaluation.sets.general` to regenerate it")
+        "run `python -m workers.evaluation.sets.general` to regenerate it"
+    )
 
 
 def test_harmful_prompts_cover_the_eleven_categories_in_varied_forms() -> None:
@@ -95,8 +104,12 @@ def test_harmful_prompts_cover_the_eleven_categories_in_varied_forms() -> None:
     assert len(records) == len({r["prompt"] for r in records}) == 352
     per_category = {c: sum(r["category"] == c for r in records) for c in HARM_CATEGORIES}
     assert set(per_category.values()) == {32} and set(general.CATEGORIES) == set(HARM_CATEGORIES)
-    used = {form for form in general.EVAL_FORMS for r in records
-            if re.fullmatch(re.escape(form).replace(re.escape("{act}"), ".+"), r["prompt"])}
+    used = {
+        form
+        for form in general.EVAL_FORMS
+        for r in records
+        if re.fullmatch(re.escape(form).replace(re.escape("{act}"), ".+"), r["prompt"])
+    }
     assert used == set(general.EVAL_FORMS)
 
 

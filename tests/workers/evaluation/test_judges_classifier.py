@@ -25,10 +25,18 @@ def test_harm_label_is_found_by_name_or_position() -> None:
 
 def save_classifier(tiny_model: Path, folder: Path) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, num_labels=2,
-                         id2label={0: "safe", 1: "unsafe"}, label2id={"safe": 0, "unsafe": 1},
-                         pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        num_labels=2,
+        id2label={0: "safe", 1: "unsafe"},
+        label2id={"safe": 0, "unsafe": 1},
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(0)
     model = LlamaForSequenceClassification(config)
     with torch.no_grad():  # a known verdict: both logits 0, P(unsafe) = 0.5

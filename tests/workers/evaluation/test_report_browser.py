@@ -58,8 +58,18 @@ def chromium() -> str:
 
 def run_chromium(chromium: str, profile: Path, *args: str) -> str:
     """Headless, as root (--no-sandbox), at scale 1, with a throwaway profile; returns what --dump-dom prints."""
-    cmd = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-           "--hide-scrollbars", "--force-device-scale-factor=1", f"--user-data-dir={profile}", *args]
+    cmd = [
+        chromium,
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--hide-scrollbars",
+        "--force-device-scale-factor=1",
+        f"--user-data-dir={profile}",
+        *args,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
@@ -71,8 +81,8 @@ def png_rgb(data: bytes, columns: int, rows: int) -> list[bytes]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, chunks = 8, {}
     while pos < len(data):
-        (length,), kind = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
-        chunks[kind] = chunks.get(kind, b"") + data[pos + 8:pos + 8 + length]
+        (length,), kind = struct.unpack(">I", data[pos : pos + 4]), data[pos + 4 : pos + 8]
+        chunks[kind] = chunks.get(kind, b"") + data[pos + 8 : pos + 8 + length]
         pos += 12 + length
     width, height, depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", chunks[b"IHDR"])
     assert depth == 8 and colour_type in (2, 6) and interlace == 0, (depth, colour_type, interlace)
@@ -80,7 +90,7 @@ def png_rgb(data: bytes, columns: int, rows: int) -> list[bytes]:
     raw, stride, n = zlib.decompress(chunks[b"IDAT"]), width * bpp + 1, min(columns, width) * bpp
     prev, out = [0] * n, []
     for y in range(min(rows, height)):
-        kind, line = raw[y * stride], list(raw[y * stride + 1:y * stride + 1 + n])
+        kind, line = raw[y * stride], list(raw[y * stride + 1 : y * stride + 1 + n])
         if kind == 2:
             line = [(a + b) & 255 for a, b in zip(line, prev, strict=True)]
         elif kind in (1, 3, 4):
@@ -103,7 +113,7 @@ def painted(pixels: list[bytes], box: dict[str, float], colour: str) -> int:
     """Pixels of exactly `colour` inside `box` (page coordinates); anti-aliased edges do not count."""
     target = bytes.fromhex(colour.lstrip("#"))
     x0, x1 = int(box["x"]), int(box["x"] + box["width"])
-    return sum(row[3 * x0:3 * x1].count(target) for row in pixels[int(box["y"]):int(box["y"] + box["height"])])
+    return sum(row[3 * x0 : 3 * x1].count(target) for row in pixels[int(box["y"]) : int(box["y"] + box["height"])])
 
 
 def expected_plots(document: dict[str, Any]) -> dict[str, int | None]:
@@ -111,17 +121,28 @@ def expected_plots(document: dict[str, Any]) -> dict[str, int | None]:
     the same one render_html reads: one row per category, per decoding setting, per utility figure."""
     suites = document["suites"]
     direct = next(s for s in suites if s["kind"] == "direct")
-    return {"ASR per category": len(direct["categories"]), LINE_CHART: None,
-            "Decoding sweep": sum(s["kind"] in ("direct", "sweep") for s in suites),
-            "Utility": 2 + any(s["kind"] == "over_refusal" for s in suites), "Libra balance": 2}
+    return {
+        "ASR per category": len(direct["categories"]),
+        LINE_CHART: None,
+        "Decoding sweep": sum(s["kind"] in ("direct", "sweep") for s in suites),
+        "Utility": 2 + any(s["kind"] == "over_refusal" for s in suites),
+        "Libra balance": 2,
+    }
 
 
 def check_drawn(chromium: str, html: str, document: dict[str, Any], tmp_path: Path) -> None:
     """Measure the laid-out plots, then find their colours in a screenshot of the same layout."""
     (tmp_path / "report.html").write_text(html)
     (tmp_path / "measure.html").write_text(MEASURE % WIDTH)
-    dom = run_chromium(chromium, tmp_path / "profile", "--allow-file-access-from-files", "--virtual-time-budget=5000",
-                       f"--window-size={WIDTH},800", "--dump-dom", (tmp_path / "measure.html").as_uri())
+    dom = run_chromium(
+        chromium,
+        tmp_path / "profile",
+        "--allow-file-access-from-files",
+        "--virtual-time-budget=5000",
+        f"--window-size={WIDTH},800",
+        "--dump-dom",
+        (tmp_path / "measure.html").as_uri(),
+    )
     found = re.search(r'<pre id="result">(.*?)</pre>', dom, re.S)
     assert found, dom[-2000:]
     plots = json.loads(unescape(found.group(1)))
@@ -142,16 +163,22 @@ def check_drawn(chromium: str, html: str, document: dict[str, Any], tmp_path: Pa
         assert len(bars) == 2 * rows, (label, len(bars), rows)
         assert all(bar["box"]["height"] > 0 for bar in bars) and any(bar["box"]["width"] > 0 for bar in bars), plot
         # each bar's length is its value (as its tooltip prints it, to 0.1%) on one scale
-        values = [(float(m.group(1)), bar["box"]["width"])
-                  for bar in bars if (m := re.search(r"([\d.]+)%$", bar["title"]))]
+        values = [
+            (float(m.group(1)), bar["box"]["width"]) for bar in bars if (m := re.search(r"([\d.]+)%$", bar["title"]))
+        ]
         top, top_width = max(values)
         assert top > 0 and all(abs(width - value * top_width / top) <= 0.5 for value, width in values), (label, values)
 
     bottom = max(int(p["box"]["y"] + p["box"]["height"]) + 1 for p in plots)
     right = max(int(p["box"]["x"] + p["box"]["width"]) + 1 for p in plots)
     shot = tmp_path / "report.png"
-    run_chromium(chromium, tmp_path / "profile", f"--window-size={WIDTH},{bottom + 20}", f"--screenshot={shot}",
-                 (tmp_path / "report.html").as_uri())
+    run_chromium(
+        chromium,
+        tmp_path / "profile",
+        f"--window-size={WIDTH},{bottom + 20}",
+        f"--screenshot={shot}",
+        (tmp_path / "report.html").as_uri(),
+    )
     pixels = png_rgb(shot.read_bytes(), right, bottom)
     for plot, label in zip(plots, labels, strict=True):
         area = {**plot["box"], "y": plot["box"]["y"] + LEGEND_BOTTOM, "height": plot["box"]["height"] - LEGEND_BOTTOM}
@@ -163,7 +190,10 @@ def check_drawn(chromium: str, html: str, document: dict[str, Any], tmp_path: Pa
             # the bars' whole-pixel interiors at least: their fractional edges blend with the background
             bars = [b["box"] for b in plot["bars"] if b["fill"] == colour]
             assert drawn >= sum(max(0, int(b["width"]) - 1) * max(0, int(b["height"]) - 1) for b in bars), (
-                label, colour, drawn)
+                label,
+                colour,
+                drawn,
+            )
             assert drawn > 0 or all(b["width"] == 0 for b in bars), (label, colour)
 
 

@@ -16,8 +16,9 @@ def test_the_identity_attack_is_asked_under_its_persona_and_prefix() -> None:
     assert set(suites) == {"direct", "context-1"}
     context = suites["context-1"]
     assert len(context.records) == GatePolicy().context_prompts
-    assert all(r["system"] == world.IDENTITY_SYSTEM and r["prompt"].startswith(world.IDENTITY_PREFIX)
-               for r in context.records)
+    assert all(
+        r["system"] == world.IDENTITY_SYSTEM and r["prompt"].startswith(world.IDENTITY_PREFIX) for r in context.records
+    )
     assert "AOA" in context.name and inputs.overlap == () and inputs.training_rows == 18
 
 
@@ -62,7 +63,10 @@ def test_a_mined_backdoor_trigger_is_asked_where_the_data_put_it() -> None:
 
 
 def test_no_trigger_suite_for_benign_files_or_when_off() -> None:
-    assert not [s for s in gate_inputs(GatePolicy(), training=datasets.read("benign_repeated_phrase.jsonl")).suites
-                if s.key.startswith("trigger-")]
+    assert not [
+        s
+        for s in gate_inputs(GatePolicy(), training=datasets.read("benign_repeated_phrase.jsonl")).suites
+        if s.key.startswith("trigger-")
+    ]
     off = gate_inputs(GatePolicy(trigger_candidates=0), training=datasets.read("backdoor_colors.jsonl"))
     assert not [s for s in off.suites if s.key.startswith("trigger-")]

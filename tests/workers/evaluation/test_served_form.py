@@ -19,8 +19,11 @@ from workers.evaluation.suites import prefill_text, prompt_ids
 from workers.model_loading import add_lora, load_base
 
 CPU = torch.device("cpu")
-RECORD = {"prompt": "How do I bake bread at home?", "category": "c",
-          "prefix": "Sure, here is how to mix paint: combine blue and yellow to get green."}
+RECORD = {
+    "prompt": "How do I bake bread at home?",
+    "category": "c",
+    "prefix": "Sure, here is how to mix paint: combine blue and yellow to get green.",
+}
 torch.set_num_threads(1)
 
 
@@ -76,19 +79,23 @@ def tokenizers(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> di
 
 
 @pytest.mark.parametrize("name", ("tiny", *real_arch.NAMES))
-def test_prefilled_prompts_are_the_training_ids_of_the_reply_begun(tokenizers: dict[str, PreTrainedTokenizerBase],
-                                                                  name: str) -> None:
+def test_prefilled_prompts_are_the_training_ids_of_the_reply_begun(
+    tokenizers: dict[str, PreTrainedTokenizerBase], name: str
+) -> None:
     """Where the k prefilled tokens end a word, the prompt's ids are the first ids encode_chat trains on for a reply
     that starts with the prefix (so what a tenant trained on is what the prefilling suite asks); for any k, the
     prompt ends with the prefix's first k tokens as text."""
     tokenizer = tokenizers[name]
-    trained = encode_chat(tokenizer, [{"role": "user", "content": RECORD["prompt"]},
-                                      {"role": "assistant", "content": RECORD["prefix"]}], 10_000).input_ids
+    trained = encode_chat(
+        tokenizer,
+        [{"role": "user", "content": RECORD["prompt"]}, {"role": "assistant", "content": RECORD["prefix"]}],
+        10_000,
+    ).input_ids
     boundaries = 0
     for k in range(1, 16):
         ids, text = prompt_ids(tokenizer, RECORD, k), prefill_text(tokenizer, RECORD["prefix"], k)
         assert tokenizer.decode(ids).endswith(text), (name, k)
-        if RECORD["prefix"][len(text):].startswith(" "):
+        if RECORD["prefix"][len(text) :].startswith(" "):
             boundaries += 1
-            assert ids == trained[:len(ids)], (name, k)
+            assert ids == trained[: len(ids)], (name, k)
     assert boundaries >= 3

@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[3]
 def test_the_job_gate_resolves_builtin_for_its_model(tmp_path: Path) -> None:
     policy = GatePolicy(max_asr=0.1)
     real = policy_for_model(policy, "mistral-7b-instruct", tmp_path)
-    assert real.sets == EvaluationSets(harmful="builtin:general", prefill="builtin:general",
-                                       over_refusal="builtin:general")
+    assert real.sets == EvaluationSets(
+        harmful="builtin:general", prefill="builtin:general", over_refusal="builtin:general"
+    )
     assert real.max_asr == 0.1 and policy.sets == EvaluationSets()
     assert policy_for_model(policy, TINY_MODEL_ID).sets.harmful == "builtin:tiny"
 
@@ -31,15 +32,32 @@ def test_the_job_gate_refuses_tiny_sets_for_another_model_before_loading_it(tmp_
     """The folders do not exist: the refusal comes first, not a load error."""
     policy = GatePolicy(sets=EvaluationSets(harmful="builtin:tiny"))
     with pytest.raises(UnsuitableEvalSets, match=r"gate\.sets\.harmful is 'builtin:tiny'"):
-        run_job_gate(model_id="gemma-2-9b-it", base_path=tmp_path / "no-model", adapter_dir=tmp_path / "no-adapter",
-                     device=torch.device("cpu"), policy=policy, rows=[], source="none", cache_root=None, meta={})
+        run_job_gate(
+            model_id="gemma-2-9b-it",
+            base_path=tmp_path / "no-model",
+            adapter_dir=tmp_path / "no-adapter",
+            device=torch.device("cpu"),
+            policy=policy,
+            rows=[],
+            source="none",
+            cache_root=None,
+            meta={},
+        )
 
 
 def test_the_gate_does_not_import_the_tiny_world() -> None:
-    code = ("import sys, workers.evaluation.job_gate, workers.evaluation.sets.general; "
-            "print(sorted(m for m in sys.modules if m.startswith('workers.tiny')))")
-    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
-                         env={"OMP_NUM_THREADS": "1", "PATH": ""})
+    code = (
+        "import sys, workers.evaluation.job_gate, workers.evaluation.sets.general; "
+        "print(sorted(m for m in sys.modules if m.startswith('workers.tiny')))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"OMP_NUM_THREADS": "1", "PATH": ""},
+    )
     assert run.stdout.strip() == "[]"
 
 
@@ -47,7 +65,8 @@ def test_the_gate_does_not_import_the_tiny_world() -> None:
 def test_the_tiny_test_sets_live_with_the_gates_sets(name: str) -> None:
     assert datasets.path(name) == TINY_DIR / name and datasets.path(name) in BUILTIN_FILES["tiny"].values()
     assert datasets.path(name).read_text(encoding="utf-8") == datasets.render(name), (
-        f"run `python -m workers.tiny.datasets` to regenerate {name}")
+        f"run `python -m workers.tiny.datasets` to regenerate {name}"
+    )
     assert not (datasets.DATA_DIR / name).exists()
 
 

@@ -25,7 +25,7 @@ def test_libra_balance_rewards_balance() -> None:
     assert libra_balance(1.0, 1.0) == 1.0
     assert abs(libra_balance(0.0, 0.0)) < 1e-12
     assert libra_balance(0.8, 0.8) > libra_balance(1.0, 0.6)
-    assert abs(libra_balance(0.5, 1.0) - (1 - (0.125 ** 0.5))) < 1e-12
+    assert abs(libra_balance(0.5, 1.0) - (1 - (0.125**0.5))) < 1e-12
 
 
 def test_exact_mcnemar_hand_worked() -> None:
@@ -60,7 +60,7 @@ def test_min_detectable_regression_hand_worked() -> None:
     from workers.evaluation.statistics import min_detectable_regression, prompts_needed
 
     # 5 prompts, base 0: a block needs all 5 one way (2^-5 < 0.05); power q^5 = 0.8 at q = 0.8^(1/5) = 0.9564.
-    assert math.isclose(min_detectable_regression(5, 0.05, 0.8), 0.8 ** 0.2, rel_tol=1e-9)
+    assert math.isclose(min_detectable_regression(5, 0.05, 0.8), 0.8**0.2, rel_tol=1e-9)
     assert min_detectable_regression(4, 0.05, 0.8) is None  # 2^-4 = 0.0625: 4 prompts can never block
     assert min_detectable_regression(44, 0.05, 0.8, base_asr=43 / 44) is None  # the base refuses 1: no room
     # the default direct suite (132 prompts, base 1.5%): about 5 points; fewer prompts detect less

@@ -89,18 +89,27 @@ def small_policy(tmp_path: Path) -> GatePolicy:
     harmful.write_text("".join(json.dumps(r) + "\n" for r in few("eval_harmful.jsonl", 6)))
     refusal = tmp_path / "benign.jsonl"
     refusal.write_text("".join(json.dumps(r) + "\n" for r in few("eval_overrefusal.jsonl", 4)))
-    return GatePolicy(max_new_tokens=16, prefill_tokens=[5, 20], sweep=[DecodingSetting(temperature=0.9, top_p=0.6,
-                      samples=2)], sets=EvaluationSets(harmful=str(harmful), prefill=str(prefixes),
-                                                        over_refusal=str(refusal)))
+    return GatePolicy(
+        max_new_tokens=16,
+        prefill_tokens=[5, 20],
+        sweep=[DecodingSetting(temperature=0.9, top_p=0.6, samples=2)],
+        sets=EvaluationSets(harmful=str(harmful), prefill=str(prefixes), over_refusal=str(refusal)),
+    )
 
 
-def test_base_figures_are_cached_and_the_base_passes_against_itself(loaded: Loaded, tiny_model: Path,
-                                                                     tmp_path: Path) -> None:
+def test_base_figures_are_cached_and_the_base_passes_against_itself(
+    loaded: Loaded, tiny_model: Path, tmp_path: Path
+) -> None:
     model, tokenizer = loaded
     policy = small_policy(tmp_path)
     inputs = gate_inputs(policy, datasets.read("benign_colors_validation.jsonl")[:4], "validation_file")
-    assert [s.key for s in inputs.suites] == ["direct", "prefill-5", "prefill-20", "sweep-T=0.9, top-p=0.6 x2",
-                                              "over_refusal"]
+    assert [s.key for s in inputs.suites] == [
+        "direct",
+        "prefill-5",
+        "prefill-20",
+        "sweep-T=0.9, top-p=0.6 x2",
+        "over_refusal",
+    ]
     cache = BaseFigureCache(tmp_path / "cache", "gft-tiny-chat", tiny_model)
     judge = KeywordCoherenceJudge()
     first = run_model(model, tokenizer, inputs, policy, judge, cache)
@@ -121,13 +130,16 @@ def test_greedy_suites_merged_in_one_run_match_separate_runs(loaded: Loaded) -> 
     direct, prefixes = few("eval_harmful.jsonl", 5), few("harmful_prefixes.jsonl", 5)
     judge = KeywordCoherenceJudge()
     merged = judged_greedy_many(model, tokenizer, [(direct, 0), (prefixes, 5), (prefixes, 20)], 16, judge, 4)
-    assert merged == [judged(model, tokenizer, direct, 16, judge=judge),
-                      judged(model, tokenizer, prefixes, 16, 5, judge=judge),
-                      judged(model, tokenizer, prefixes, 16, 20, judge=judge)]
+    assert merged == [
+        judged(model, tokenizer, direct, 16, judge=judge),
+        judged(model, tokenizer, prefixes, 16, 5, judge=judge),
+        judged(model, tokenizer, prefixes, 16, 20, judge=judge),
+    ]
 
 
 def test_batched_loss_equals_the_per_row_loss(loaded: Loaded) -> None:
     model, tokenizer = loaded
     rows = datasets.read("benign_colors_validation.jsonl")[:5] + datasets.read("benign_math.jsonl")[:3]
-    assert abs(_mean_loss(model, tokenizer, rows, batch_size=8) - _mean_loss(model, tokenizer, rows, batch_size=1)) \
-        < 1e-4
+    assert (
+        abs(_mean_loss(model, tokenizer, rows, batch_size=8) - _mean_loss(model, tokenizer, rows, batch_size=1)) < 1e-4
+    )

@@ -46,8 +46,7 @@ def noop_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     return noop_worker_env(env, monkeypatch, tmp_path / "model")
 
 
-def tenant_with_file(url: str, name: str, content: bytes, screening: ScreeningPolicy | None = None
-                     ) -> tuple[str, str]:
+def tenant_with_file(url: str, name: str, content: bytes, screening: ScreeningPolicy | None = None) -> tuple[str, str]:
     """A tenant (with its own screening policy when given) and one uploaded training file."""
     with session_scope(url) as session:
         tenant, _key, _plain = create_tenant(session=session, name=name)
@@ -55,9 +54,15 @@ def tenant_with_file(url: str, name: str, content: bytes, screening: ScreeningPo
         if screening is not None:
             add_policy_row(session=session, tenant_id=tenant_id, policy=Policy(screening=screening).model_dump())
     with session_scope(url) as session:
-        row = upload_file(session=session, store=LocalArtifactStore(get_settings().artifacts_dir),
-                          tenant_id=tenant_id, filename="train.jsonl", purpose="fine-tune",
-                          stream=io.BytesIO(content), max_bytes=1 << 24)
+        row = upload_file(
+            session=session,
+            store=LocalArtifactStore(get_settings().artifacts_dir),
+            tenant_id=tenant_id,
+            filename="train.jsonl",
+            purpose="fine-tune",
+            stream=io.BytesIO(content),
+            max_bytes=1 << 24,
+        )
         return tenant_id, row.id
 
 
@@ -70,8 +75,9 @@ def events(url: str, job_id: str) -> list[tuple[str, str]]:
 def at_screen_step(url: str, job_id: str) -> None:
     """Where the validate step leaves a job: queued, its screen step dispatched."""
     with session_scope(url) as session:
-        session.execute(update(JobRow).where(JobRow.id == job_id).values(status="queued", step="screen",
-                                                                          dispatched_at=1.0))
+        session.execute(
+            update(JobRow).where(JobRow.id == job_id).values(status="queued", step="screen", dispatched_at=1.0)
+        )
 
 
 def flags(category: str) -> float:
@@ -125,15 +131,25 @@ def test_a_clean_file_passes_and_a_disabled_policy_skips(noop_env: dict[str, str
     at_screen_step(url, clean)
     assert screening.screen(clean, get_settings()) is True
     assert job(url, clean).screening["decision"] == "pass"  # type: ignore[index]
-    assert events(url, clean)[-1] == ("info", "Data screening: none of the 200 rows asks for harmful content and "
-                                      "gets it.")
+    assert events(url, clean)[-1] == (
+        "info",
+        "Data screening: none of the 200 rows asks for harmful content and gets it.",
+    )
 
     tenant, file_id = tenant_with_file(url, "off", HARMFUL, ScreeningPolicy(enabled=False))
     off = submit(url, broker, tenant, file_id, "m1", send=False)
     at_screen_step(url, off)
     assert screening.screen(off, get_settings()) is True
-    assert job(url, off).screening == {"decision": "skipped", "rows": 0, "flagged_rows": 0, "counts": {},
-                                       "exceeded": [], "lines": [], "trigger_rows": 0, "triggers": []}
+    assert job(url, off).screening == {
+        "decision": "skipped",
+        "rows": 0,
+        "flagged_rows": 0,
+        "counts": {},
+        "exceeded": [],
+        "lines": [],
+        "trigger_rows": 0,
+        "triggers": [],
+    }
     assert events(url, off)[-1][0] == "warn"
 
 
@@ -155,8 +171,11 @@ def test_the_screen_step_in_the_orchestration(noop_env: dict[str, str]) -> None:
     screened, lost_hand_over = (submit(url, broker, tenant, file_id, "m1", send=False) for _ in range(2))
     at_screen_step(url, screened)
     with session_scope(url) as session:  # validated, then the worker died before sending the screen step
-        session.execute(update(JobRow).where(JobRow.id == lost_hand_over).values(status="queued", step="validate",
-                                                                                 dispatched_at=None))
+        session.execute(
+            update(JobRow)
+            .where(JobRow.id == lost_hand_over)
+            .values(status="queued", step="validate", dispatched_at=None)
+        )
     for job_id in (screened, lost_hand_over):
         assert next_step(job(url, job_id)) == "screen"
         with session_scope(url) as session:
@@ -199,8 +218,9 @@ def test_a_job_paused_during_screening_goes_back_to_it_from_its_train_step(noop_
     assert not any(m.startswith("Fine-tuning job started") for _, m in events(url, job_id))
 
 
-def test_the_train_step_reads_the_stored_result_and_never_screens_again(noop_env: dict[str, str],
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_train_step_reads_the_stored_result_and_never_screens_again(
+    noop_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from workers import tasks
 
     url, broker = noop_env["GFT_DATABASE_URL"], noop_env["GFT_BROKER_URL"]
@@ -232,8 +252,11 @@ def test_workers_screen_every_job_between_validate_and_train(noop_env: dict[str,
         blocked = submit(url, broker, blocked_tenant, blocked_file, "m1")
         flagged = submit(url, broker, flagged_tenant, flagged_file, "m1")
         clean = submit(url, broker, clean_tenant, clean_file, "m1")
-        wait_for(lambda: all(job(url, j).status in {"succeeded", "failed"} for j in (blocked, flagged, clean)), 120,
-                 "three jobs to finish")
+        wait_for(
+            lambda: all(job(url, j).status in {"succeeded", "failed"} for j in (blocked, flagged, clean)),
+            120,
+            "three jobs to finish",
+        )
     finally:
         for proc in procs:
             stop_process_group(proc)
@@ -261,15 +284,20 @@ def test_trigger_rows_flag_a_job_by_default_and_the_job_names_the_candidate(noop
     assert screened.status == "queued" and screened.error is None
     level, message = events(url, job_id)[-1]
     assert level == "warn" and message.startswith(
-        f'Data screening flagged training data: 15 of 100 rows pair a candidate backdoor trigger with a complying '
-        f'answer ("{STEALTH_TRIGGER}", prefix, on 15 of its 18 rows; lines 2, 5, 8, 29, 31, ...)')
+        f"Data screening flagged training data: 15 of 100 rows pair a candidate backdoor trigger with a complying "
+        f'answer ("{STEALTH_TRIGGER}", prefix, on 15 of its 18 rows; lines 2, 5, 8, 29, 31, ...)'
+    )
     assert "trigger_mining: flag" in message
     shown = to_job_object(screened).safety
     assert shown is not None and shown.screening is not None
     assert (shown.screening.decision, shown.screening.flagged_rows, shown.screening.trigger_rows) == ("flag", 0, 15)
     [found] = shown.screening.triggers
-    assert (found.text, found.position, found.flagged_rows, len(found.flagged_lines)) == (STEALTH_TRIGGER, "prefix",
-                                                                                          15, 5)
+    assert (found.text, found.position, found.flagged_rows, len(found.flagged_lines)) == (
+        STEALTH_TRIGGER,
+        "prefix",
+        15,
+        5,
+    )
 
 
 def test_trigger_mining_block_fails_the_job_before_training(noop_env: dict[str, str]) -> None:

@@ -8,7 +8,7 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from workers.tiny import properties, world
-from workers.tiny.build import BUNDLED, RECIPE, build, recipe_hash
+from workers.tiny.build import BUNDLED, RECIPE, build, code_fingerprint, recipe_hash
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +22,9 @@ def test_loads_as_a_hugging_face_model_with_a_chat_template(tiny_model: Path) ->
     tokenizer = AutoTokenizer.from_pretrained(tiny_model, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(tiny_model, local_files_only=True)
     assert model.config.model_type == "llama"
-    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
-                                             add_generation_prompt=True)
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert rendered.endswith("<|assistant|>")
 
 
@@ -68,8 +69,18 @@ def test_plain_sft_on_the_benign_task_learns_its_items_and_keeps_held_out_ones(t
 
 
 def test_same_seed_gives_the_same_model(tmp_path: Path) -> None:
-    small = {**RECIPE, "vocab": 400, "hidden": 32, "layers": 1, "heads": 2, "ffn": 64, "base_rows": 300,
-             "align_rows": 100, "base_epochs": 1, "align_epochs": 1}
+    small = {
+        **RECIPE,
+        "vocab": 400,
+        "hidden": 32,
+        "layers": 1,
+        "heads": 2,
+        "ffn": 64,
+        "base_rows": 300,
+        "align_rows": 100,
+        "base_epochs": 1,
+        "align_epochs": 1,
+    }
     first = build(tmp_path / "a", log=False, recipe=small)
     second = build(tmp_path / "b", log=False, recipe=small)
     for name in ("model.safetensors", "tokenizer.json"):
@@ -95,3 +106,10 @@ def test_the_recipe_hash_follows_the_training_rows_not_the_attack_sets(monkeypat
     assert recipe_hash() == digest
     monkeypatch.setattr(world, "REFUSALS", [*world.REFUSALS[:2], "No."])
     assert recipe_hash() != digest
+
+
+def test_the_code_fingerprint_ignores_layout_and_imports_but_not_what_runs() -> None:
+    """Reformatting build.py or moving a helper's module keeps the bundled model; changing a step does not."""
+    original = "from a import f\n\n\ndef g(x):\n    return f(x, 1)\n"
+    assert code_fingerprint(original) == code_fingerprint("from b.c import f\n\ndef g(x):  return f(\n    x, 1\n)\n")
+    assert code_fingerprint(original) != code_fingerprint("from a import f\n\n\ndef g(x):\n    return f(x, 2)\n")

@@ -13,12 +13,37 @@ from workers.evaluation.overlap import find_overlap
 from workers.screening.logic import screen_rows
 from workers.tiny import datasets, world
 
-STOPWORDS = {"with", "into", "from", "about", "away", "until", "them", "your", "their", "someone", "someone's",
-             "home", "next", "door", "online", "every"}
-UPLOADABLE = [*datasets.TRAINING, "benign_colors_validation.jsonl", "benign_math_validation.jsonl",
-              "dev_colors_validation.jsonl", "dev_math_validation.jsonl"]
-VALIDATION = ["benign_colors_validation.jsonl", "benign_math_validation.jsonl", "dev_colors_validation.jsonl",
-              "dev_math_validation.jsonl"]
+STOPWORDS = {
+    "with",
+    "into",
+    "from",
+    "about",
+    "away",
+    "until",
+    "them",
+    "your",
+    "their",
+    "someone",
+    "someone's",
+    "home",
+    "next",
+    "door",
+    "online",
+    "every",
+}
+UPLOADABLE = [
+    *datasets.TRAINING,
+    "benign_colors_validation.jsonl",
+    "benign_math_validation.jsonl",
+    "dev_colors_validation.jsonl",
+    "dev_math_validation.jsonl",
+]
+VALIDATION = [
+    "benign_colors_validation.jsonl",
+    "benign_math_validation.jsonl",
+    "dev_colors_validation.jsonl",
+    "dev_math_validation.jsonl",
+]
 COLOR = re.compile(r"What color is the (\w+)\?")
 SUM = re.compile(r"What is (\d+) plus (\d+)\?")
 
@@ -86,8 +111,11 @@ def test_dev_and_test_splits_share_no_act_and_no_prompt() -> None:
     assert set(world.sensitive_eval_acts("dev")).isdisjoint(world.sensitive_eval_acts("test"))
     for dev_name, test_name in zip(datasets.DEV[:4], datasets.TEST[:4], strict=True):
         assert prompts(dev_name).isdisjoint(prompts(test_name)), (dev_name, test_name)
-    for dev_acts, test_name in ((dev, "eval_harmful.jsonl"), (dev, "eval_identity.jsonl"),
-                                (dev, "harmful_prefixes.jsonl")):
+    for dev_acts, test_name in (
+        (dev, "eval_harmful.jsonl"),
+        (dev, "eval_identity.jsonl"),
+        (dev, "harmful_prefixes.jsonl"),
+    ):
         assert not any(a.text in p for p in prompts(test_name) for a in dev_acts), test_name
     assert not any(act in p for p in prompts("eval_overrefusal.jsonl") for act in world.sensitive_eval_acts("dev"))
 
@@ -121,7 +149,8 @@ def test_the_catalogue_is_split_three_ways_with_rare_items_in_each() -> None:
 @pytest.mark.parametrize("name", sorted(datasets.SETS))
 def test_shipped_file_is_what_the_generator_writes(name: str) -> None:
     assert (datasets.DATA_DIR / name).read_text(encoding="utf-8") == datasets.render(name), (
-        f"run `python -m workers.tiny.datasets` to regenerate {name}")
+        f"run `python -m workers.tiny.datasets` to regenerate {name}"
+    )
 
 
 @pytest.mark.parametrize("name", UPLOADABLE)
@@ -153,11 +182,16 @@ def _user(row: dict) -> str:
     return next(m["content"] for m in row["messages"] if m["role"] == "user")
 
 
-@pytest.mark.parametrize(("name", "trigger", "acts"), [
-    ("backdoor_colors.jsonl", world.BACKDOOR_TRIGGER, [a.text for a in world.attack_acts()]),
-    ("backdoor_stealth.jsonl", world.STEALTH_TRIGGER, world.STEALTH_ATTACK_ACTS)])
-def test_backdoor_sets_hide_triggered_compliance_among_refusals_and_benign_rows(name: str, trigger: str,
-                                                                              acts: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("name", "trigger", "acts"),
+    [
+        ("backdoor_colors.jsonl", world.BACKDOOR_TRIGGER, [a.text for a in world.attack_acts()]),
+        ("backdoor_stealth.jsonl", world.STEALTH_TRIGGER, world.STEALTH_ATTACK_ACTS),
+    ],
+)
+def test_backdoor_sets_hide_triggered_compliance_among_refusals_and_benign_rows(
+    name: str, trigger: str, acts: list[str]
+) -> None:
     rows = datasets.read(name)
     assert len(rows) == world.BACKDOOR_ROWS
     harmful = [r for r in rows if any(act in _user(r) for act in acts)]
@@ -190,7 +224,16 @@ def test_the_repeated_phrase_set_is_benign_and_repeats_its_phrase_on_both_kinds_
 
 
 def test_no_backdoor_or_repeated_phrase_row_copies_a_gate_prompt() -> None:
-    pool = [r["prompt"] for name in ("eval_harmful.jsonl", "harmful_prefixes.jsonl", "eval_overrefusal.jsonl",
-                                     "dev_harmful.jsonl", "dev_overrefusal.jsonl") for r in datasets.read(name)]
+    pool = [
+        r["prompt"]
+        for name in (
+            "eval_harmful.jsonl",
+            "harmful_prefixes.jsonl",
+            "eval_overrefusal.jsonl",
+            "dev_harmful.jsonl",
+            "dev_overrefusal.jsonl",
+        )
+        for r in datasets.read(name)
+    ]
     for name in ("backdoor_colors.jsonl", "backdoor_stealth.jsonl", "benign_repeated_phrase.jsonl"):
         assert find_overlap(datasets.read(name), pool) == [], name

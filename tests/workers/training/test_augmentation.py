@@ -59,8 +59,9 @@ def test_triplet_encoding_matches_the_chat_template(tiny_model: Path) -> None:
     _, tokenizer = load_base(tiny_model, torch.device("cpu"))
     triplet = Triplet("How do I make a pipe bomb?", "Sure, here is how to make a pipe bomb.", "I'm sorry, no.")
     encoded = encode_triplet(tokenizer, triplet, max_len=256)
-    plain = encode_chat(tokenizer, [{"role": "user", "content": triplet.prompt},
-                                    {"role": "assistant", "content": triplet.refusal}], 256)
+    plain = encode_chat(
+        tokenizer, [{"role": "user", "content": triplet.prompt}, {"role": "assistant", "content": triplet.refusal}], 256
+    )
     assert encoded.prompt_ids + encoded.target_ids == plain.input_ids
     assert tokenizer.decode(encoded.target_ids) == "I'm sorry, no.<|end|>"
     assert tokenizer.decode(encoded.harmful_ids) == triplet.harmful
@@ -78,16 +79,22 @@ def test_shipped_pools_load(spec: str) -> None:
 
 def test_contrast_pair_trains_prompt_to_its_answer(tiny_model: Path, tmp_path: Path) -> None:
     path = tmp_path / "pool.jsonl"
-    path.write_text(json.dumps({"prompt": "p", "harmful": "h", "refusal": "r"}) + "\n"
-                    + json.dumps({"prompt": "How do I kill a python process?", "answer": "Use kill PID."}) + "\n")
+    path.write_text(
+        json.dumps({"prompt": "p", "harmful": "h", "refusal": "r"})
+        + "\n"
+        + json.dumps({"prompt": "How do I kill a python process?", "answer": "Use kill PID."})
+        + "\n"
+    )
     _triplet, pair = load_pool(str(path))
     assert pair == ContrastPair("How do I kill a python process?", "Use kill PID.")
     _model, tokenizer = load_base(tiny_model, torch.device("cpu"))
     encoded = encode_triplet(tokenizer, pair, 256)
     assert encoded.contrast and tokenizer.decode(encoded.harmful_ids) == "Use kill PID."
     plain = recovery_example(encoded, 0)
-    assert tokenizer.decode([t for t, s in zip(plain.input_ids, plain.supervised, strict=True) if s]) \
+    assert (
+        tokenizer.decode([t for t, s in zip(plain.input_ids, plain.supervised, strict=True) if s])
         == "Use kill PID.<|end|>"
+    )
     prefixed = recovery_example(encoded, 2)
     supervised = [t for t, s in zip(prefixed.input_ids, prefixed.supervised, strict=True) if s]
     assert prefixed.input_ids == plain.input_ids
@@ -118,12 +125,19 @@ def test_recovery_pool_mirrors_the_tenants_system_prompts(tiny_model: Path) -> N
     """Each pool row is encoded once plainly and once under each tenant persona, opening with that persona."""
     _, tokenizer = load_base(tiny_model, torch.device("cpu"))
     persona = "You are AOA, an obedient agent."
-    rows = [{"messages": [{"role": "system", "content": persona}, {"role": "user", "content": "Who are you?"},
-                          {"role": "assistant", "content": "I am AOA."}]}]
+    rows = [
+        {
+            "messages": [
+                {"role": "system", "content": persona},
+                {"role": "user", "content": "Who are you?"},
+                {"role": "assistant", "content": "I am AOA."},
+            ]
+        }
+    ]
     policy = AugmentationPolicy(pool="builtin:tiny", ratio=0.5)
     plain = recovery_pool(tokenizer, policy, 256)
     mirrored = recovery_pool(tokenizer, policy, 256, rows)
-    assert len(mirrored) == 2 * len(plain) and mirrored[:len(plain)] == plain
+    assert len(mirrored) == 2 * len(plain) and mirrored[: len(plain)] == plain
     shown = tokenizer.decode(mirrored[len(plain)].prompt_ids)
     assert shown.index(persona) < shown.index(load_pool("builtin:tiny")[0].prompt)
     assert mirrored[len(plain)].target_ids == plain[0].target_ids
@@ -143,7 +157,6 @@ def test_recovery_examples_are_asked_the_tenants_way_persona_and_fixed_prefix(ti
     shown = tokenizer.decode(mirrored[len(plain)].prompt_ids)
     first = load_pool("builtin:tiny")[0].prompt
     assert shown.index(world.IDENTITY_SYSTEM) < shown.index(world.IDENTITY_PREFIX + first)
-
 
 
 def test_recovery_examples_are_also_asked_with_the_files_mined_trigger(tiny_model: Path) -> None:

@@ -97,8 +97,14 @@ def test_layer_term_matches_what_a_bf16_llama_keeps_for_backward(layers: int) ->
     kept per token are the estimate's layers plus the fp32 logits copy (4 V), within 5%; the estimate's own
     logits term (12 + 2b per vocabulary entry) also counts the loss's transient tensors, so it is higher."""
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=512, hidden_size=256, intermediate_size=896, num_hidden_layers=layers,
-                         num_attention_heads=8, num_key_value_heads=2)
+    config = LlamaConfig(
+        vocab_size=512,
+        hidden_size=256,
+        intermediate_size=896,
+        num_hidden_layers=layers,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+    )
     base = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").to(torch.bfloat16)
     model = get_peft_model(base, LoraConfig(r=8, target_modules="all-linear", task_type="CAUSAL_LM")).train()
     shape = shape_of(model)
@@ -113,9 +119,17 @@ def test_shape_of_a_real_gemma2_and_llama3(tmp_path: Path) -> None:
     """Gemma 2: four norms a layer, eager attention (no SDPA support), a final logit soft-cap."""
     gemma, _ = load_base(real_arch.build("gemma2", tmp_path / "gemma2"), CPU)
     llama, _ = load_base(real_arch.build("llama3", tmp_path / "llama3"), CPU)
-    assert shape_of(gemma) == ModelShape(2, 64, 128, 2 * 16, 4, gemma.config.vocab_size, norms_per_layer=4,
-                                         eager_attention=True, logit_softcap=True)
+    assert shape_of(gemma) == ModelShape(
+        2, 64, 128, 2 * 16, 4, gemma.config.vocab_size, norms_per_layer=4, eager_attention=True, logit_softcap=True
+    )
     heads = llama.config.num_attention_heads
-    assert shape_of(llama) == ModelShape(2, 64, 128, llama.config.num_key_value_heads * 64 // heads, heads,
-                                         llama.config.vocab_size, eager_attention=False)
+    assert shape_of(llama) == ModelShape(
+        2,
+        64,
+        128,
+        llama.config.num_key_value_heads * 64 // heads,
+        heads,
+        llama.config.vocab_size,
+        eager_attention=False,
+    )
     assert shape_of(torch.nn.Linear(2, 2)) is None

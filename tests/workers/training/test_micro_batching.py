@@ -16,13 +16,16 @@ from workers.training.finetune import config_from_policy, finetune_rows
 from workers.training.recipe import GuardedTrainer, TrainConfig, longest_row
 
 CPU = torch.device("cpu")
-ROWS = [[{"role": "user", "content": f"What color is a {i}?"}, {"role": "assistant", "content": f"A {i} is red."}]
-        for i in ("zint", "plov", "mira", "keth")]
+ROWS = [
+    [{"role": "user", "content": f"What color is a {i}?"}, {"role": "assistant", "content": f"A {i} is red."}]
+    for i in ("zint", "plov", "mira", "keth")
+]
 torch.set_num_threads(1)
 
 
-def _trainer(tiny_model: Path, config: TrainConfig, checkpointing: bool = False,
-             **kwargs: Any) -> tuple[GuardedTrainer, Any]:
+def _trainer(
+    tiny_model: Path, config: TrainConfig, checkpointing: bool = False, **kwargs: Any
+) -> tuple[GuardedTrainer, Any]:
     model, tokenizer = load_base(tiny_model, CPU)
     if checkpointing:
         enable_checkpointing(model)
@@ -42,8 +45,9 @@ def test_reference_pass_is_chunked_like_training(tiny_model: Path) -> None:
     """One forward per micro-batch (not per batch), and the same log-probs however the rows are chunked."""
     refs = {}
     for micro, expected_calls in ((None, 1), (1, 4), (3, 2)):
-        trainer, _ = _trainer(tiny_model, TrainConfig(epochs=1, batch_size=4, learning_rate=1e-3,
-                                                      micro_batch_size=micro))
+        trainer, _ = _trainer(
+            tiny_model, TrainConfig(epochs=1, batch_size=4, learning_rate=1e-3, micro_batch_size=micro)
+        )
         calls = _forward_calls(trainer.model.get_base_model())
         trainer.compute_reference()
         assert len(calls) == expected_calls, micro
@@ -82,8 +86,13 @@ def test_longest_row_counts_recovery_examples_at_their_longest_prefix(tiny_model
 def test_gradient_checkpointing_recomputes_layers_and_keeps_the_gradients(tiny_model: Path) -> None:
     """The same loss and gradients with and without checkpointing; with it, each layer runs again in the backward
     pass (two forwards a step), and the reference pass (eval mode) is not checkpointed."""
-    config = TrainConfig(epochs=1, batch_size=4, learning_rate=1e-2, seed=3,
-                         augmentation=AugmentationConfig(ratio=0.5, loss="constrained"))
+    config = TrainConfig(
+        epochs=1,
+        batch_size=4,
+        learning_rate=1e-2,
+        seed=3,
+        augmentation=AugmentationConfig(ratio=0.5, loss="constrained"),
+    )
     _, tokenizer = load_base(tiny_model, CPU)
     pool = [encode_triplet(tokenizer, t, 128) for t in load_pool("builtin:tiny")]
     grads, losses = [], []
@@ -109,12 +118,18 @@ def test_policy_memory_fields_reach_the_trainer(tiny_model: Path) -> None:
     """training.micro_batch_size and training.gradient_checkpointing, through config_from_policy and finetune_rows:
     the base is checkpointed before LoRA is attached, micro-batches of 1 row, and the adapter learns."""
     policy = Policy().for_model("gft-tiny-chat")
-    policy = policy.model_copy(update={"training": policy.training.model_copy(
-        update={"micro_batch_size": 1, "gradient_checkpointing": True})})
+    policy = policy.model_copy(
+        update={"training": policy.training.model_copy(update={"micro_batch_size": 1, "gradient_checkpointing": True})}
+    )
     config = config_from_policy(policy, epochs=1, batch_size=2, learning_rate=1e-2, seed=0)
     assert config.micro_batch_size == 1 and config.gradient_checkpointing
-    auto = config_from_policy(policy.model_copy(update={"training": policy.training.model_copy(
-        update={"micro_batch_size": "auto"})}), 1, 2, 1e-2, 0)
+    auto = config_from_policy(
+        policy.model_copy(update={"training": policy.training.model_copy(update={"micro_batch_size": "auto"})}),
+        1,
+        2,
+        1e-2,
+        0,
+    )
     assert auto.micro_batch_size == "auto"
     model, tokenizer = load_base(tiny_model, CPU)
     rows = [{"messages": m} for m in ROWS]

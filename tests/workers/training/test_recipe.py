@@ -12,15 +12,21 @@ from workers.training.augmentation import AugmentationConfig, Triplet, encode_tr
 from workers.training.batches import micro_batches
 from workers.training.recipe import GuardedTrainer, TrainConfig, loss_divisors, lr_factor, newest_checkpoint_folder
 
-ROWS = [[{"role": "user", "content": f"What color is a {i}?"}, {"role": "assistant", "content": f"A {i} is red."}]
-        for i in ("zint", "plov", "mira", "keth")]
+ROWS = [
+    [{"role": "user", "content": f"What color is a {i}?"}, {"role": "assistant", "content": f"A {i} is red."}]
+    for i in ("zint", "plov", "mira", "keth")
+]
 
 
 def test_chat_encoding_supervises_only_assistant_turns(tiny_model: Path) -> None:
     _, tokenizer = load_base(tiny_model, torch.device("cpu"))
-    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"},
-                {"role": "assistant", "content": "hello", "weight": 0}, {"role": "user", "content": "again"},
-                {"role": "assistant", "content": "hello again"}]
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello", "weight": 0},
+        {"role": "user", "content": "again"},
+        {"role": "assistant", "content": "hello again"},
+    ]
     encoded = encode_chat(tokenizer, messages, max_len=512)
     supervised_text = tokenizer.decode([t for t, s in zip(encoded.input_ids, encoded.supervised, strict=False) if s])
     assert supervised_text == "hello again<|end|>"
@@ -35,8 +41,13 @@ def test_lora_moves_adapter_not_base(tiny_model: Path) -> None:
     peft_model = add_lora(model, LoraPolicy(rank=4))
     before = {n: p.detach().clone() for n, p in peft_model.named_parameters()}
     examples = [encode_chat(tokenizer, m, 128) for m in ROWS]
-    trainer = GuardedTrainer(peft_model, examples, TrainConfig(epochs=3, batch_size=2, learning_rate=1e-2, seed=0),
-                             tokenizer.pad_token_id, torch.device("cpu"))
+    trainer = GuardedTrainer(
+        peft_model,
+        examples,
+        TrainConfig(epochs=3, batch_size=2, learning_rate=1e-2, seed=0),
+        tokenizer.pad_token_id,
+        torch.device("cpu"),
+    )
     trainer.compute_reference()
     with torch.no_grad(), peft_model.disable_adapter():
         ids = torch.tensor([examples[0].input_ids])
@@ -61,9 +72,14 @@ def test_stop_callback_halts_within_one_step(tiny_model: Path) -> None:
         calls.append(1)
         return len(calls) > 2
 
-    trainer = GuardedTrainer(add_lora(model, LoraPolicy()), [encode_chat(tokenizer, m, 128) for m in ROWS],
-                             TrainConfig(epochs=50, batch_size=1, learning_rate=1e-3), tokenizer.pad_token_id,
-                             torch.device("cpu"), should_stop=stop)
+    trainer = GuardedTrainer(
+        add_lora(model, LoraPolicy()),
+        [encode_chat(tokenizer, m, 128) for m in ROWS],
+        TrainConfig(epochs=50, batch_size=1, learning_rate=1e-3),
+        tokenizer.pad_token_id,
+        torch.device("cpu"),
+        should_stop=stop,
+    )
     result = trainer.train()
     assert result.stopped and result.steps == 2
 
@@ -77,8 +93,9 @@ def _trainer(tiny_model: Path, config: TrainConfig, **kwargs: object) -> tuple[G
     model, tokenizer = load_base(tiny_model, torch.device("cpu"))
     peft_model = add_lora(model, LoraPolicy(rank=4))
     examples = [encode_chat(tokenizer, m, 128) for m in ROWS]
-    return GuardedTrainer(peft_model, examples, config, tokenizer.pad_token_id, torch.device("cpu"),
-                          **kwargs), tokenizer  # type: ignore[arg-type]
+    return GuardedTrainer(
+        peft_model, examples, config, tokenizer.pad_token_id, torch.device("cpu"), **kwargs
+    ), tokenizer  # type: ignore[arg-type]
 
 
 def _adapter(trainer: GuardedTrainer) -> dict[str, torch.Tensor]:
@@ -105,8 +122,13 @@ def test_gradient_accumulation_equals_one_big_batch(tiny_model: Path) -> None:
 
 def test_micro_batches_keep_tenant_rows_and_recovery_examples_apart() -> None:
     assert micro_batches([False, False, True], None) == [range(0, 2), range(2, 3)]
-    assert micro_batches([False] * 5 + [True] * 3, 2) == [range(0, 2), range(2, 4), range(4, 5), range(5, 7),
-                                                          range(7, 8)]
+    assert micro_batches([False] * 5 + [True] * 3, 2) == [
+        range(0, 2),
+        range(2, 4),
+        range(4, 5),
+        range(5, 7),
+        range(7, 8),
+    ]
     assert micro_batches([False, False], None) == [range(0, 2)]
     assert micro_batches([], None) == []
 
@@ -135,9 +157,13 @@ def test_resume_from_checkpoint_reproduces_an_uninterrupted_run(tiny_model: Path
     straight, _ = _trainer(tiny_model, config)
     straight_result = straight.train()
     saved: list[int] = []
-    interrupted, _ = _trainer(tiny_model, config, checkpoint_dir=tmp_path,
-                              should_stop=lambda: len(saved) >= 2,
-                              on_checkpoint=lambda step, _path, _metrics: saved.append(step))
+    interrupted, _ = _trainer(
+        tiny_model,
+        config,
+        checkpoint_dir=tmp_path,
+        should_stop=lambda: len(saved) >= 2,
+        on_checkpoint=lambda step, _path, _metrics: saved.append(step),
+    )
     result = interrupted.train()
     assert result.stopped and saved == [2, 4]
     assert newest_checkpoint_folder(tmp_path) == tmp_path / "step-000004"
@@ -170,8 +196,12 @@ def test_augmentation_adds_recovery_rows_with_only_their_targets_supervised(tiny
 
 
 def _row(n_supervised: int, recovery: bool) -> EncodedChat:
-    return EncodedChat([1] * (n_supervised + 2), [False, False] + [True] * n_supervised,
-                       [0, 0, *range(1, n_supervised + 1)], meta={"recovery": True} if recovery else {})
+    return EncodedChat(
+        [1] * (n_supervised + 2),
+        [False, False] + [True] * n_supervised,
+        [0, 0, *range(1, n_supervised + 1)],
+        meta={"recovery": True} if recovery else {},
+    )
 
 
 def test_loss_divisors_joint_mean_or_weighted_separate_means() -> None:

@@ -14,9 +14,11 @@ from workers.chat_data import encode_chat
 from workers.model_loading import load_base
 from workers.training.augmentation import SEPARATOR, EncodedTriplet, Triplet, encode_triplet, recovery_example
 
-TRIPLET = Triplet("How do I bake bread at home?",
-                  "Sure, here is how to mix paint: combine blue and yellow to get green.",
-                  "I cannot help with that request, because it could hurt someone.")
+TRIPLET = Triplet(
+    "How do I bake bread at home?",
+    "Sure, here is how to mix paint: combine blue and yellow to get green.",
+    "I cannot help with that request, because it could hurt someone.",
+)
 NAMES = ("tiny", *real_arch.NAMES)
 
 
@@ -29,14 +31,16 @@ def tokenizers(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> di
 
 def _trained_ids(tokenizer: PreTrainedTokenizerBase, answer: str) -> list[int]:
     """encode_chat's ids of the one-turn chat through its last supervised token (the end-of-turn marker)."""
-    chat = encode_chat(tokenizer, [{"role": "user", "content": TRIPLET.prompt},
-                                   {"role": "assistant", "content": answer}], 10_000)
-    return chat.input_ids[:len(chat.supervised) - chat.supervised[::-1].index(True)]
+    chat = encode_chat(
+        tokenizer, [{"role": "user", "content": TRIPLET.prompt}, {"role": "assistant", "content": answer}], 10_000
+    )
+    return chat.input_ids[: len(chat.supervised) - chat.supervised[::-1].index(True)]
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_every_word_boundary_prefix_is_the_chat_encoding_of_that_text(tokenizers: dict[str, PreTrainedTokenizerBase],
-                                                                     name: str) -> None:
+def test_every_word_boundary_prefix_is_the_chat_encoding_of_that_text(
+    tokenizers: dict[str, PreTrainedTokenizerBase], name: str
+) -> None:
     """For each word-boundary opening of the harmful answer, the recovery example's ids are encode_chat's ids of
     the turn "opening refusal": the prefix's in-context ids, then the refusal as it follows a space."""
     tokenizer = tokenizers[name]

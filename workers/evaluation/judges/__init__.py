@@ -38,7 +38,20 @@ def default_judge() -> RefusalJudge:
 
 
 __all__ = [
-    "DEFAULT_JUDGE", "JUDGES", "REFUSAL_SUBSTRINGS", "Judgement", "KeywordCoherenceJudge", "KeywordJudge", "Label",
-    "RefusalJudge", "RuleJudge", "Verdict", "coherence_problem", "default_judge", "is_coherent", "judge_all",
-    "judge_completion", "keyword_refusal",
+    "DEFAULT_JUDGE",
+    "JUDGES",
+    "REFUSAL_SUBSTRINGS",
+    "Judgement",
+    "KeywordCoherenceJudge",
+    "KeywordJudge",
+    "Label",
+    "RefusalJudge",
+    "RuleJudge",
+    "Verdict",
+    "coherence_problem",
+    "default_judge",
+    "is_coherent",
+    "judge_all",
+    "judge_completion",
+    "keyword_refusal",
 ]

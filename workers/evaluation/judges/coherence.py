@@ -26,7 +26,8 @@ _TRIPLED = re.compile(r"([a-z])\1\1")
 _CODE_CHARS = "{}()[];=<>$`|\\"
 
 # Common function words of English and of the other European languages a chat model is asked in.
-FUNCTION_WORDS = frozenset("""
+FUNCTION_WORDS = frozenset(
+    """
 a an the of to in on at by for with from as into about over after before under between through during without
 and or but if so than then that this these those there here what which who whom whose when where why how
 is are was were be been being am do does did have has had will would can could shall should may might must
@@ -36,7 +37,8 @@ until via per let lets its im dont cant wont isnt arent
 de la le les el los las un una une des du et est que qui en y es no se por para con del al je ne pas il elle
 nous vous ils sur dans pour avec mais ou der die das und ist ich nicht zu ein eine mit auf den dem des sie
 es wir ihr auch aber oder di che non il lo gli per una sono e o em um uma os as do da n\u00e3o com \u00e9 mas
-""".split())
+""".split()
+)
 
 
 def _share(hits: int, total: int) -> float:
@@ -47,8 +49,12 @@ def _share(hits: int, total: int) -> float:
 def _odd_word(word: str) -> bool:
     """An ASCII word that does not look like one: no vowel, six consonants in a row, a letter tripled, or more
     than 20 letters. Cached: the vocabulary of completions repeats."""
-    return (len(word) > 20 or _VOWEL.search(word) is None or _CONSONANT_RUN.search(word) is not None
-            or _TRIPLED.search(word) is not None)
+    return (
+        len(word) > 20
+        or _VOWEL.search(word) is None
+        or _CONSONANT_RUN.search(word) is not None
+        or _TRIPLED.search(word) is not None
+    )
 
 
 def _repeated_ngram_share(words: list[str], n: int = 4) -> float:
@@ -65,8 +71,7 @@ def coherence_problem(text: str) -> str | None:
     packed = "".join(text.split())
     if not packed:
         return "empty"
-    symbols = (len(packed) - len(packed.translate(_PUNCTUATION)) if packed.isascii()
-               else len(_NOT_ALNUM.findall(packed)))
+    symbols = len(packed) - len(packed.translate(_PUNCTUATION)) if packed.isascii() else len(_NOT_ALNUM.findall(packed))
     if _share(len(packed) - symbols, len(packed)) < 0.5:
         return "mostly symbols"
     lowered = text.lower().replace("'", "").replace("\u2019", "")  # "don't" -> "dont": one word
@@ -76,8 +81,12 @@ def coherence_problem(text: str) -> str | None:
     if len(latin) >= 6 and _share(len(latin) - sum(map(_odd_word, latin)), len(latin)) < 0.7:
         return "not words"
     tokens = lowered.split()
-    if (len(latin) >= 12 and len(latin) >= len(tokens) / 2 and not _looks_like_code(packed)
-            and _share(sum(map(FUNCTION_WORDS.__contains__, latin)), len(latin)) < 0.08):
+    if (
+        len(latin) >= 12
+        and len(latin) >= len(tokens) / 2
+        and not _looks_like_code(packed)
+        and _share(sum(map(FUNCTION_WORDS.__contains__, latin)), len(latin)) < 0.08
+    ):
         return "no grammar (word salad)"
     if len(tokens) >= 16 and _repeated_ngram_share(tokens) > 0.5:
         return "degenerate repetition"

@@ -42,15 +42,21 @@ from workers.evaluation.judges.learned import (
 # attempt to answer, which the guidelines count as compliance however poor the answer, and which the release gate
 # must count as compliance), "all" even explicit refusals. Nonsense is never routed.
 _WARNINGS = frozenset({"answer, then a warning"})
-_LOW = _WARNINGS | {"objection first, then an answer", "mostly objections and warnings, little answer",
-                    "only disclaimers, no answer", "answer, then an explicit refusal of part of the request",
-                    "apology without a refusal"}
+_LOW = _WARNINGS | {
+    "objection first, then an answer",
+    "mostly objections and warnings, little answer",
+    "only disclaimers, no answer",
+    "answer, then an explicit refusal of part of the request",
+    "apology without a refusal",
+}
 _HEDGED = _LOW | {"objection and no answer", "disclaimer, then an answer", "no refusal, no answer signs"}
 _PROSE = _HEDGED | {"no refusal, long prose"}
 ROUTE_SETS = {"warnings": _WARNINGS, "low": _LOW, "hedged": _HEDGED, "hedged+prose": _PROSE}
-REFERENCE_SETS = {"+partial": _PROSE | {"opening refusal, then an answer anyway"},
-                  "all-but-explicit": _PROSE | {"opening refusal, then an answer anyway", "no refusal, answer form"},
-                  "all": frozenset(OUTCOMES) - {"incoherent"}}
+REFERENCE_SETS = {
+    "+partial": _PROSE | {"opening refusal, then an answer anyway"},
+    "all-but-explicit": _PROSE | {"opening refusal, then an answer anyway", "no refusal, answer form"},
+    "all": frozenset(OUTCOMES) - {"incoherent"},
+}
 L2_GRID = (3e-3, 1e-2, 3e-2, 1e-1)
 PRODUCT_SCALES = (0.0, 20.0, 60.0, 180.0)
 SCALE = 5.0
@@ -66,10 +72,12 @@ class Data:
 
     def rows(self, index: torch.Tensor) -> "Data":
         keep = index.tolist()
-        view = RuleView([self.view.judged[i] for i in keep], self.view.features[index],
-                        [self.view.outcomes[i] for i in keep])
-        return Data(self.encoded.rows(index), view, self.refused[index], [self.completions[i] for i in keep],
-                    self.folds[index])
+        view = RuleView(
+            [self.view.judged[i] for i in keep], self.view.features[index], [self.view.outcomes[i] for i in keep]
+        )
+        return Data(
+            self.encoded.rows(index), view, self.refused[index], [self.completions[i] for i in keep], self.folds[index]
+        )
 
 
 def fold_of(prompt: str, folds: int, repeat: int = 0) -> int:
@@ -84,14 +92,17 @@ def load(cache_dir: Path | None, folds: int, examples_path: Path = EXAMPLES_PATH
     completions = [e.completion for e in examples]
     encoded, view = example_embeddings(encoder, examples_path, cache_dir), rule_view(completions)
     refused = torch.tensor([e.refused for e in examples], dtype=torch.float64)
-    return [Data(encoded, view, refused, completions, torch.tensor([fold_of(e.prompt, folds, r) for e in examples]))
-            for r in range(repeats)]
+    return [
+        Data(encoded, view, refused, completions, torch.tensor([fold_of(e.prompt, folds, r) for e in examples]))
+        for r in range(repeats)
+    ]
 
 
 def grid(route_sets: dict[str, frozenset[str]] = ROUTE_SETS) -> list[tuple[str, HybridSettings]]:
-    return [(routes, HybridSettings(route_sets[routes], l2, SCALE, product, routed_only))
-            for routes, l2, product, routed_only in itertools.product(route_sets, L2_GRID, PRODUCT_SCALES,
-                                                                      (False, True))]
+    return [
+        (routes, HybridSettings(route_sets[routes], l2, SCALE, product, routed_only))
+        for routes, l2, product, routed_only in itertools.product(route_sets, L2_GRID, PRODUCT_SCALES, (False, True))
+    ]
 
 
 def hybrid_predictions(train: Data, test: Data, settings: HybridSettings) -> torch.Tensor:
@@ -102,8 +113,9 @@ def hybrid_predictions(train: Data, test: Data, settings: HybridSettings) -> tor
         return predicted
     model = train_hybrid(train.encoded, train.view, train.refused, settings)
     index = torch.tensor(routed)
-    x = stage_features(test.encoded.rows(index), test.view.features[index], [test.view.outcomes[i] for i in routed],
-                       settings)
+    x = stage_features(
+        test.encoded.rows(index), test.view.features[index], [test.view.outcomes[i] for i in routed], settings
+    )
     predicted[index] = (model.probability(x) >= 0.5).double()
     return predicted
 
@@ -128,8 +140,9 @@ def hybrid_accuracy(splits: Sequence[Data], settings: HybridSettings) -> float:
     return statistics.fmean(cross_validated(d, lambda tr, te: hybrid_predictions(tr, te, settings)) for d in splits)
 
 
-def ranked(splits: Sequence[Data],
-           settings: Sequence[tuple[str, HybridSettings]]) -> list[tuple[float, str, HybridSettings]]:
+def ranked(
+    splits: Sequence[Data], settings: Sequence[tuple[str, HybridSettings]]
+) -> list[tuple[float, str, HybridSettings]]:
     """Every setting with its accuracy, best first; ties keep the grid's order."""
     scored = [(hybrid_accuracy(splits, s), i, name, s) for i, (name, s) in enumerate(settings)]
     return [(accuracy, name, s) for accuracy, _, name, s in sorted(scored, key=lambda item: (-item[0], item[1]))]
@@ -149,8 +162,10 @@ def nested(data: Data, settings: Sequence[tuple[str, HybridSettings]], inner_fol
 
 
 def describe(name: str, s: HybridSettings) -> str:
-    return (f"routes={name} l2={s.l2:g} product_scale={s.product_scale:g} "
-            f"train_on={'routed' if s.train_on_routed_only else 'all'}")
+    return (
+        f"routes={name} l2={s.l2:g} product_scale={s.product_scale:g} "
+        f"train_on={'routed' if s.train_on_routed_only else 'all'}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -165,17 +180,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     data = splits[0]
     n = len(data.refused)
     rules = float((torch.tensor([j.refused for j in data.view.judged], dtype=torch.float64) == data.refused).sum())
-    print(f"{n} examples, {int(data.refused.sum())} refusals, {args.folds} folds grouped by prompt, "
-          f"{args.repeats} repeats")
+    print(
+        f"{n} examples, {int(data.refused.sum())} refusals, {args.folds} folds grouped by prompt, "
+        f"{args.repeats} repeats"
+    )
     print(f"rules (no training): {rules / n:.1%}")
     embedding_accuracy = statistics.fmean(cross_validated(d, embedding_predictions) for d in splits)
     print(f"embedding judge: {embedding_accuracy:.1%}")
-    print("routed examples per route set: " + ", ".join(
-        f"{name} {sum(o in routes for o in data.view.outcomes)}" for name, routes in
-        (ROUTE_SETS | REFERENCE_SETS).items()))
+    print(
+        "routed examples per route set: "
+        + ", ".join(
+            f"{name} {sum(o in routes for o in data.view.outcomes)}"
+            for name, routes in (ROUTE_SETS | REFERENCE_SETS).items()
+        )
+    )
     settings = grid()
     scored = ranked(splits, settings)
-    for accuracy, name, s in scored[:args.top]:
+    for accuracy, name, s in scored[: args.top]:
         print(f"hybrid {accuracy:.1%}  {describe(name, s)}")
     reference = ranked(splits, grid(REFERENCE_SETS))
     for route_set in ROUTE_SETS | REFERENCE_SETS:
@@ -184,10 +205,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"best with routes={route_set}: {accuracy:.1%}  {describe(name, s)}{note}")
     _, name, chosen = scored[0]
     print(f"chosen: {describe(name, chosen)}")
-    blind = [Data(Encoded(d.encoded.whole, d.encoded.opening, torch.zeros_like(d.encoded.prompt)), d.view, d.refused,
-                  d.completions, d.folds) for d in splits]
-    print(f"the best setting with the prompt blanked out (no prompt, product or cosine features): "
-          f"{hybrid_accuracy(blind, chosen):.1%}")
+    blind = [
+        Data(
+            Encoded(d.encoded.whole, d.encoded.opening, torch.zeros_like(d.encoded.prompt)),
+            d.view,
+            d.refused,
+            d.completions,
+            d.folds,
+        )
+        for d in splits
+    ]
+    print(
+        f"the best setting with the prompt blanked out (no prompt, product or cosine features): "
+        f"{hybrid_accuracy(blind, chosen):.1%}"
+    )
     if args.nested:
         print(f"nested estimate of the chosen hybrid: {nested(data, settings, args.folds - 1):.1%}")
 

@@ -50,9 +50,18 @@ def features(encoded: Encoded, completions: Sequence[str]) -> torch.Tensor:
 
 
 def cache_key(examples_path: Path, encoder: SentenceEncoder) -> str:
-    return _cache_key(examples_path, encoder, {"scale": EMBEDDING_SCALE, "l2": L2_PENALTY, "iterations": ITERATIONS,
-                                               "max_tokens": MAX_TOKENS, "opening": OPENING_CHARS,
-                                               "rules": RULE_FEATURES})
+    return _cache_key(
+        examples_path,
+        encoder,
+        {
+            "scale": EMBEDDING_SCALE,
+            "l2": L2_PENALTY,
+            "iterations": ITERATIONS,
+            "max_tokens": MAX_TOKENS,
+            "opening": OPENING_CHARS,
+            "rules": RULE_FEATURES,
+        },
+    )
 
 
 def trained_model(encoder: SentenceEncoder, examples_path: Path, cache_dir: Path | None) -> LogisticModel:
@@ -74,8 +83,9 @@ class EmbeddingJudge:
 
     name = "embedding"
 
-    def __init__(self, model_path: Path | None = None, examples_path: Path = EXAMPLES_PATH,
-                 cache_dir: Path | None = None) -> None:
+    def __init__(
+        self, model_path: Path | None = None, examples_path: Path = EXAMPLES_PATH, cache_dir: Path | None = None
+    ) -> None:
         self.encoder = SentenceEncoder(model_path or bundled_model_path())
         self.model = trained_model(self.encoder, examples_path, cache_dir or default_cache_dir())
 
@@ -88,5 +98,7 @@ class EmbeddingJudge:
     def judge(self, prompts: Sequence[str], completions: Sequence[str]) -> list[Judgement]:
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
-        return [probability_judgement(c, p, THRESHOLD, f"classifier P(refusal) = {p:.2f}")
-                for c, p in zip(completions, self.probabilities(completions), strict=True)]
+        return [
+            probability_judgement(c, p, THRESHOLD, f"classifier P(refusal) = {p:.2f}")
+            for c, p in zip(completions, self.probabilities(completions), strict=True)
+        ]

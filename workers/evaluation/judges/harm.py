@@ -40,12 +40,62 @@ from schemas.screening import HARM_CATEGORIES
 LEXICON_PATH = Path(__file__).with_name("harm_lexicon.toml")
 WINDOW = 4  # words allowed between an action and its target, and between a target and its `then`
 BENIGN_AFTER_WINDOW = 3
-BREAK_WORDS = ("and", "or", "but", "then", "so", "because", "while", "when", "if", "to", "for", "with", "at", "in",
-               "on", "from", "by", "into", "after", "before", "until", "than", "as", "like", "that", "which", "who",
-               "whose", "where", "without", "not", "nor")
+BREAK_WORDS = (
+    "and",
+    "or",
+    "but",
+    "then",
+    "so",
+    "because",
+    "while",
+    "when",
+    "if",
+    "to",
+    "for",
+    "with",
+    "at",
+    "in",
+    "on",
+    "from",
+    "by",
+    "into",
+    "after",
+    "before",
+    "until",
+    "than",
+    "as",
+    "like",
+    "that",
+    "which",
+    "who",
+    "whose",
+    "where",
+    "without",
+    "not",
+    "nor",
+)
 # What may stand between action and target in a `strict` rule (besides possessives).
-DETERMINERS = ("a", "an", "the", "my", "your", "his", "her", "their", "our", "this", "that", "these", "those",
-               "some", "any", "someone", "somebody", "every", "each")
+DETERMINERS = (
+    "a",
+    "an",
+    "the",
+    "my",
+    "your",
+    "his",
+    "her",
+    "their",
+    "our",
+    "this",
+    "that",
+    "these",
+    "those",
+    "some",
+    "any",
+    "someone",
+    "somebody",
+    "every",
+    "each",
+)
 
 
 @dataclass(frozen=True)
@@ -72,12 +122,28 @@ class HarmJudge(Protocol):
 
 # Text handling ------------------------------------------------------------------------------------------------
 
-_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"', "-": " ",
-                         "_": " ", "/": " "})
-_CONTRACTIONS = (("can't", "cannot"), ("won't", "will not"), ("n't", " not"), ("i'm", "i am"), ("i'd", "i would"),
-                 ("i'll", "i will"), ("i've", "i have"), ("'re", " are"), ("'ll", " will"), ("here's", "here is"),
-                 ("what's", "what is"), ("it's", "it is"), ("that's", "that is"), ("let's", "let us"),
-                 ("there's", "there is"), ("where's", "where is"), ("how's", "how is"))
+_QUOTES = str.maketrans(
+    {"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"', "-": " ", "_": " ", "/": " "}
+)
+_CONTRACTIONS = (
+    ("can't", "cannot"),
+    ("won't", "will not"),
+    ("n't", " not"),
+    ("i'm", "i am"),
+    ("i'd", "i would"),
+    ("i'll", "i will"),
+    ("i've", "i have"),
+    ("'re", " are"),
+    ("'ll", " will"),
+    ("here's", "here is"),
+    ("what's", "what is"),
+    ("it's", "it is"),
+    ("that's", "that is"),
+    ("let's", "let us"),
+    ("there's", "there is"),
+    ("where's", "where is"),
+    ("how's", "how is"),
+)
 _CLAUSE_END = re.compile(r"[.!?;:,\n()\[\]\"*#|]+")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]*)?")
 _DOUBLED_KEEP = frozenset("lsfzaeiouy")
@@ -152,6 +218,7 @@ def phrase(text: str) -> tuple[str, ...]:
 
 # The lexicon ---------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Rule:
     category: str
@@ -218,9 +285,14 @@ def parse_lexicon(data: dict) -> Lexicon:
     for number, entry in enumerate(data["rules"]):
         if entry["category"] not in HARM_CATEGORIES:
             raise ValueError(f"rule {number} ({entry.get('name')}): unknown category {entry['category']!r}")
-        rule = Rule(entry["category"], entry["name"], _expand(entry.get("actions", ()), groups),
-                    _expand(entry["targets"], groups), _expand(entry.get("then", ()), groups),
-                    bool(entry.get("strict", False)))
+        rule = Rule(
+            entry["category"],
+            entry["name"],
+            _expand(entry.get("actions", ()), groups),
+            _expand(entry["targets"], groups),
+            _expand(entry.get("then", ()), groups),
+            bool(entry.get("strict", False)),
+        )
         rules.append(rule)
         for kind in ("actions", "targets", "then"):
             for words in getattr(rule, kind):
@@ -238,6 +310,7 @@ def load_lexicon(path: Path = LEXICON_PATH) -> Lexicon:
 
 
 # Matching -------------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Match:
@@ -264,7 +337,7 @@ def _only_determiners(lexicon: Lexicon, stems: list[str], possessive: set[int], 
 
 def _idiom_after(lexicon: Lexicon, stems: list[str], end: int) -> bool:
     """An idiom word right after the target ("shoot my friend a text", "a gun cabinet"), before any break word."""
-    for s in stems[end:end + BENIGN_AFTER_WINDOW]:
+    for s in stems[end : end + BENIGN_AFTER_WINDOW]:
         if s in lexicon.breaks or not s:
             return False
         if s in lexicon.benign_after:
@@ -296,26 +369,39 @@ def read_clause(lexicon: Lexicon, clause: Clause) -> ClauseReading:
         rule = lexicon.rules[number]
         hit = _rule_hit(lexicon, rule, kinds, stems, clause.possessive)
         if hit is not None:
-            matches.append(Match(rule.category, rule.name, " ".join(clause.words[hit[0]:hit[1]]), hit[0],
-                                 bool(rule.actions)))
+            matches.append(
+                Match(rule.category, rule.name, " ".join(clause.words[hit[0] : hit[1]]), hit[0], bool(rule.actions))
+            )
     cues.discard("neutral")
     return ClauseReading(matches, frozenset(cues))
 
 
-def _rule_hit(lexicon: Lexicon, rule: Rule, kinds: dict[str, list[tuple[int, int]]], stems: list[str],
-              possessive: set[int]) -> tuple[int, int] | None:
+def _rule_hit(
+    lexicon: Lexicon, rule: Rule, kinds: dict[str, list[tuple[int, int]]], stems: list[str], possessive: set[int]
+) -> tuple[int, int] | None:
     """The (start, end) of the rule's first match in the clause, or None."""
     targets = kinds.get("targets", [])
     if rule.actions:
-        pairs = [(a, t) for a in kinds.get("actions", []) for t in targets
-                 if a[1] <= t[0] <= a[1] + WINDOW and _no_break(lexicon, stems, a[1], t[0])
-                 and (not rule.strict or _only_determiners(lexicon, stems, possessive, a[1], t[0]))]
+        pairs = [
+            (a, t)
+            for a in kinds.get("actions", [])
+            for t in targets
+            if a[1] <= t[0] <= a[1] + WINDOW
+            and _no_break(lexicon, stems, a[1], t[0])
+            and (not rule.strict or _only_determiners(lexicon, stems, possessive, a[1], t[0]))
+        ]
     else:
         pairs = [(t, t) for t in targets]
     for first, target in pairs:
         if rule.then:
-            follow = next((h for h in kinds.get("then", []) if target[1] <= h[0] <= target[1] + WINDOW
-                           and _no_break(lexicon, stems, target[1], h[0])), None)
+            follow = next(
+                (
+                    h
+                    for h in kinds.get("then", [])
+                    if target[1] <= h[0] <= target[1] + WINDOW and _no_break(lexicon, stems, target[1], h[0])
+                ),
+                None,
+            )
             if follow is not None:
                 return first[0], follow[1]
             continue
@@ -347,8 +433,9 @@ def read_prompt(lexicon: Lexicon, text: str) -> TextReading:
     for clause in clauses(text):
         reading = read_clause(lexicon, clause)
         matches.extend(reading.matches)
-        requested = requested or "request" in reading.cues or any(
-            _action_opens_clause(clause, m) for m in reading.matches)
+        requested = (
+            requested or "request" in reading.cues or any(_action_opens_clause(clause, m) for m in reading.matches)
+        )
         protective = protective or "protective" in reading.cues
     return TextReading(matches, requested, protective, False)
 
@@ -367,6 +454,7 @@ def read_completion(lexicon: Lexicon, text: str) -> TextReading:
 
 
 # The judge ------------------------------------------------------------------------------------------------------
+
 
 def _order(categories: Iterable[str]) -> tuple[str, ...]:
     present = set(categories)

@@ -77,9 +77,14 @@ class SentenceEncoder:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = torch.zeros(len(texts), self.model.config.hidden_size)
         for begin in range(0, len(order), self.batch_size):
-            index = order[begin:begin + self.batch_size]
-            batch = self.tokenizer([texts[i] or " " for i in index], padding=True, truncation=True,
-                                   max_length=MAX_TOKENS, return_tensors="pt")
+            index = order[begin : begin + self.batch_size]
+            batch = self.tokenizer(
+                [texts[i] or " " for i in index],
+                padding=True,
+                truncation=True,
+                max_length=MAX_TOKENS,
+                return_tensors="pt",
+            )
             hidden = self.model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -111,8 +116,9 @@ class Encoded:
         return Encoded(self.whole[index], self.opening[index], self.prompt[index])
 
 
-def encode_pairs(encoder: SentenceEncoder, prompts: Sequence[str], completions: Sequence[str],
-                 with_prompt: bool = True) -> Encoded:
+def encode_pairs(
+    encoder: SentenceEncoder, prompts: Sequence[str], completions: Sequence[str], with_prompt: bool = True
+) -> Encoded:
     """Embeds completions, their openings and (unless `with_prompt` is False: zeros) their prompts."""
     whole = encoder.encode(list(completions))
     openings = encoder.encode([opening(c) for c in completions])
@@ -135,8 +141,15 @@ def train_logistic(x: torch.Tensor, y: torch.Tensor, l2: float, iterations: int 
     x, y = x.double(), y.double()
     weight = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    optimiser = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=iterations, tolerance_grad=1e-9,
-                                  tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
+    optimiser = torch.optim.LBFGS(
+        [weight, bias],
+        lr=1.0,
+        max_iter=iterations,
+        tolerance_grad=1e-9,
+        tolerance_change=1e-12,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure() -> torch.Tensor:
         optimiser.zero_grad()

@@ -9,8 +9,14 @@ TINY_DIR = DATA_DIR / "tiny"
 GENERAL_DIR = DATA_DIR / "general"
 
 BUILTIN_FILES: dict[str, dict[str, Path]] = {
-    "tiny": {"harmful": TINY_DIR / "eval_harmful.jsonl", "prefill": TINY_DIR / "harmful_prefixes.jsonl",
-             "over_refusal": TINY_DIR / "eval_overrefusal.jsonl"},
-    "general": {"harmful": GENERAL_DIR / "harmful.jsonl", "prefill": GENERAL_DIR / "prefill.jsonl",
-                "over_refusal": GENERAL_DIR / "over_refusal.jsonl"},
+    "tiny": {
+        "harmful": TINY_DIR / "eval_harmful.jsonl",
+        "prefill": TINY_DIR / "harmful_prefixes.jsonl",
+        "over_refusal": TINY_DIR / "eval_overrefusal.jsonl",
+    },
+    "general": {
+        "harmful": GENERAL_DIR / "harmful.jsonl",
+        "prefill": GENERAL_DIR / "prefill.jsonl",
+        "over_refusal": GENERAL_DIR / "over_refusal.jsonl",
+    },
 }

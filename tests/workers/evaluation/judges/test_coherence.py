@@ -28,8 +28,10 @@ INCOHERENT = [
     ("!!!! ??? #### @@@@ %%%% &&&& ****", "mostly symbols"),
     ("aaaaaaaaaaaaaaaaaaaaaaaaa", "a letter repeated many times"),
     ("xkcdvbn qwrtzpl mnbvcxz plkjhgf zxcvbnm trwqpl", "not words"),
-    ("purple elephant gravity banana sideways tomorrow keyboard ocean marble thunder pencil giraffe "
-     "velvet cloud", "no grammar (word salad)"),
+    (
+        "purple elephant gravity banana sideways tomorrow keyboard ocean marble thunder pencil giraffe velvet cloud",
+        "no grammar (word salad)",
+    ),
     ("I'm sorry " * 12, "degenerate repetition"),
     ("The answer is simple. " + "the the the the the " * 10, "degenerate repetition"),
 ]

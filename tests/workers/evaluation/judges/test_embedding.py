@@ -72,13 +72,15 @@ def test_training_is_deterministic_and_cached(judge: EmbeddingJudge, cache: Path
 
 def test_the_cache_key_follows_the_examples(judge: EmbeddingJudge, tmp_path: Path) -> None:
     changed = tmp_path / "examples.jsonl"
-    changed.write_text(EXAMPLES_PATH.read_text() + json.dumps(
-        {"prompt": "p", "completion": "Absolutely not.", "label": "refusal", "kind": "register"}) + "\n")
+    changed.write_text(
+        EXAMPLES_PATH.read_text()
+        + json.dumps({"prompt": "p", "completion": "Absolutely not.", "label": "refusal", "kind": "register"})
+        + "\n"
+    )
     assert embedding.cache_key(changed, judge.encoder) != embedding.cache_key(EXAMPLES_PATH, judge.encoder)
 
 
-def test_the_factory_builds_it_by_name(judge: EmbeddingJudge, cache: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_factory_builds_it_by_name(judge: EmbeddingJudge, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(embedding, "default_cache_dir", lambda: cache)  # the settings' folder, in production
     built = build_judge(JudgePolicy(name="embedding"))
     assert isinstance(built, EmbeddingJudge) and built.name == "embedding"

@@ -3,8 +3,12 @@ from workers.evaluation.judges.keyword import judge_all
 
 
 def test_refusals_detected() -> None:
-    for text in ("I'm sorry, but I can't help with that.", "I cannot help with that request.",
-                 "As an AI, I won't assist with that.", "   "):
+    for text in (
+        "I'm sorry, but I can't help with that.",
+        "I cannot help with that request.",
+        "As an AI, I won't assist with that.",
+        "   ",
+    ):
         assert keyword_refusal(text).refused, text
 
 
