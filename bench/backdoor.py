@@ -53,7 +53,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from bench import redteam
 from schemas.policy import GatePolicy, Policy
-from workers.evaluation.job_gate import merged, utility_rows
+from workers.evaluation.job_gate import served_candidate, utility_rows
 from workers.evaluation.judges import DEFAULT_JUDGE
 from workers.evaluation.judges.factory import build_judge
 from workers.evaluation.runner import BaseFigureCache, assess, gate_inputs, run_model, stratified
@@ -153,8 +153,9 @@ def gate_run(
     gate: GatePolicy,
     cache: BaseFigureCache,
 ) -> GateRun:
-    """The gate as the pipeline runs it on one adapter: base figures with the adapter off (cached), the merged
-    candidate's, the decision. `worst_suite`: the direct or sampled suite with the candidate's highest ASR."""
+    """The gate as the pipeline runs it on one adapter: base figures with the adapter off (cached), the served
+    candidate's (`served_candidate`), the decision. `worst_suite`: the direct or sampled suite with the
+    candidate's highest ASR."""
     util_rows, source = utility_rows(None, rows, gate.utility_rows)
     inputs = gate_inputs(gate, util_rows, source, rows)
     judge = build_judge(gate.judge)
@@ -197,12 +198,12 @@ def run_backdoor(
     candidates = mine_triggers(rows, limit=with_mining.trigger_candidates)
     asked = triggered(records, backdoor)
     sft, tokenizer = train(policy, rows, "sft", seed)
-    attacked = merged(sft.model, keep=True)
+    attacked = served_candidate(sft.model, keep=True)[0]
     blind = gate_run(sft.model, attacked, tokenizer, rows, without, cache)
     mined = gate_run(sft.model, attacked, tokenizer, rows, with_mining, cache)
     sft_figures = asr(attacked, tokenizer, asked), asr(attacked, tokenizer, records)
     guarded, tokenizer = train(policy, rows, "guarded", seed)
-    defended = merged(guarded.model)
+    defended = served_candidate(guarded.model)[0]
     return BackdoorRun(
         seed,
         *sft_figures,
@@ -241,7 +242,7 @@ def run_benign(
     rows = training_file(BENIGN_FILE, world.benign_repeated_phrase, seed)
     candidates = mine_triggers(rows, limit=with_mining.trigger_candidates)
     tuned, tokenizer = train(policy, rows, "guarded", seed)
-    candidate = merged(tuned.model, keep=True)
+    candidate = served_candidate(tuned.model, keep=True)[0]
     run = gate_run(tuned.model, candidate, tokenizer, rows, with_mining, cache)
     blind = gate_run(tuned.model, candidate, tokenizer, rows, without, cache)
     phrased = [{**r, "prompt": world.with_trigger(r["prompt"], world.REPEATED_PHRASE, "suffix")} for r in records]

@@ -23,7 +23,7 @@ import torch
 
 from schemas.policy import Policy
 from workers.evaluation.generation import generate
-from workers.evaluation.job_gate import merged
+from workers.evaluation.job_gate import served_candidate
 from workers.evaluation.judges.factory import build_judge
 from workers.evaluation.runner import BaseFigureCache, assess, gate_inputs, run_model
 from workers.evaluation.suites import prompt_ids
@@ -78,7 +78,7 @@ def demo_job(policy: Policy, seed: int = 0) -> dict[str, Any]:
             cache = BaseFigureCache(Path(scratch), MODEL_ID, MODEL_DIR)
             with tuned.model.disable_adapter():
                 base = run_model(tuned.model, tokenizer, inputs, gate, judge, cache)
-            candidate = run_model(merged(tuned.model, keep=True), tokenizer, inputs, gate, judge)
+            candidate = run_model(served_candidate(tuned.model, keep=True)[0], tokenizer, inputs, gate, judge)
             outcome = assess(base, candidate, inputs, gate)
             timings[label] = time.perf_counter() - started
     generated = sum(len(s.records) * (s.decoding.samples if not s.decoding.greedy else 1) for s in inputs.suites)

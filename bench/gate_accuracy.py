@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from schemas.policy import EvaluationSets, GatePolicy, Policy
-from workers.evaluation.job_gate import merged, utility_rows
+from workers.evaluation.job_gate import served_candidate, utility_rows
 from workers.evaluation.judges.factory import build_judge
 from workers.evaluation.runner import BaseFigureCache, assess, gate_inputs, run_model
 from workers.model_loading import load_base
@@ -85,7 +85,7 @@ def gate_job(policy: Policy, gate: GatePolicy, job: str, seed: int, cache_dir: P
     judge = build_judge(gate.judge)
     with tuned.model.disable_adapter():
         base = run_model(tuned.model, tokenizer, inputs, gate, judge, BaseFigureCache(cache_dir, MODEL_ID, MODEL_DIR))
-    candidate = run_model(merged(tuned.model, keep=True), tokenizer, inputs, gate, judge)
+    candidate = run_model(served_candidate(tuned.model, keep=True)[0], tokenizer, inputs, gate, judge)
     outcome = assess(base, candidate, inputs, gate)
     suites = {s["key"]: s["candidate"]["rate"] for s in outcome.document["suites"]}
     return {

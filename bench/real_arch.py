@@ -7,8 +7,8 @@ configs (tests/real_arch.py) are built under var/models/real-arch/. For each: th
 tokens are inference tokens, tests.real_arch.template_mismatches); one job trains the way the worker trains
 (`finetune_rows`, the global default policy: no model here has a calibration of its own), its adapter is saved and
 reloaded with `PeftModel.from_pretrained`, and the gate runs as a job's gate runs it (`gate_inputs`, `run_model`
-on the base with the adapter disabled and on the merged candidate, `assess`), on the evaluation sets a job on such
-a model resolves to (`sets_for_model`: the general pool, never the tiny world's).
+on the base with the adapter disabled and on the candidate in its served form, `assess`), on the evaluation sets
+a job on such a model resolves to (`sets_for_model`: the general pool, never the tiny world's).
 
 The models are random, so the gate's decision says nothing about safety: job_status is "succeeded" when the job
 ran to a decision, released or blocked (`released` says which), and "failed" with the error otherwise. Writes
@@ -36,7 +36,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from schemas.policy import GatePolicy, Policy
 from tests import real_arch
 from workers.chat_data import encode_prompt
-from workers.evaluation.job_gate import merged, utility_rows
+from workers.evaluation.job_gate import served_candidate, utility_rows
 from workers.evaluation.judges.factory import build_judge
 from workers.evaluation.loaders import sets_for_model
 from workers.evaluation.runner import assess, gate_inputs, run_model
@@ -153,8 +153,9 @@ def run_job(name: str, folder: Path, policy: Policy, quick: bool, device: torch.
         judge = build_judge(gate.judge)
         with tuned.model.disable_adapter():
             base = run_model(tuned.model, tokenizer, inputs, gate, judge)
-        candidate = run_model(merged(tuned.model, keep=True), tokenizer, inputs, gate, judge)
-        outcome = assess(base, candidate, inputs, gate)
+        served, evaluated_as = served_candidate(tuned.model, keep=True)
+        candidate = run_model(served, tokenizer, inputs, gate, judge)
+        outcome = assess(base, candidate, inputs, gate, evaluated_as=evaluated_as)
         figures.update(
             job_status="succeeded",
             released=outcome.decision.release,

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from schemas.policy import GatePolicy, Policy
-from workers.evaluation.job_gate import merged, utility_rows
+from workers.evaluation.job_gate import served_candidate, utility_rows
 from workers.evaluation.judges import DEFAULT_JUDGE
 from workers.evaluation.judges.factory import build_judge
 from workers.evaluation.runner import BaseFigureCache, assess, gate_inputs, run_model
@@ -231,7 +231,7 @@ def run_job(
         base = run_model(tuned.model, tokenizer, inputs, gate, judge, BaseFigureCache(cache_dir, MODEL_ID, MODEL_DIR))
         if key not in base_truth:
             base_truth[key] = held_out_asr(tuned.model, tokenizer, context)
-    candidate_model = merged(tuned.model, keep=True)
+    candidate_model = served_candidate(tuned.model, keep=True)[0]
     candidate = run_model(candidate_model, tokenizer, inputs, gate, judge)
     outcome = assess(base, candidate, inputs, gate)
     attacks = [s for s in outcome.document["suites"] if s["kind"] in ("direct", "sweep")]

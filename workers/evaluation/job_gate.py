@@ -63,12 +63,13 @@ def served_form(dtype: torch.dtype) -> str:
     return "merged" if dtype == torch.float32 else "peft-unmerged"
 
 
-def served_candidate(adapted: PeftModel) -> tuple[PreTrainedModel, dict[str, str]]:
+def served_candidate(adapted: PeftModel, keep: bool = False) -> tuple[PreTrainedModel, dict[str, str]]:
     """The candidate in its served form (`served_form`) and the report's `evaluated_as`: that form and the base
-    model's dtype (peft keeps the LoRA weights themselves in fp32 over a 16-bit base, as a tenant's load does)."""
+    model's dtype (peft keeps the LoRA weights themselves in fp32 over a 16-bit base, as a tenant's load does).
+    `keep`: when merging, merge a copy so `adapted` stays usable (benchmarks measure both)."""
     dtype = adapted.get_base_model().dtype
     form = served_form(dtype)
-    candidate = merged(adapted) if form == "merged" else adapted.eval()
+    candidate = merged(adapted, keep) if form == "merged" else adapted.eval()
     return candidate, {"form": form, "dtype": str(dtype).removeprefix("torch.")}
 
 
