@@ -26,11 +26,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from schemas.gate_report import GateReportDocument, GateVerdict
 from schemas.job_status import LIVE_STATUSES, JobStatus
 from schemas.jobs import HyperparameterOutOfRange, Hyperparameters, JobError, SafetyReport, check_hyperparameters
 from schemas.policy import LoraPolicy, Policy
@@ -444,10 +445,12 @@ def _evaluate(job: JobRow, settings: Settings) -> None:
     started = time.time()
     outcome = _run_gate(job, policy, settings)
     verdict = _verdict(outcome.decision, policy.gate.release_mode)
-    document = {**outcome.document, "outcome": verdict, "seconds": round(time.time() - started, 2)}
-    report_key = persist_report(artifact_store(settings), job.id, document)
-    top = headline(document)
-    _announce_verdict(settings, job.id, document, top, verdict, report_key)
+    report = GateReportDocument.model_validate(
+        {**outcome.document, "outcome": verdict, "seconds": round(time.time() - started, 2)}
+    )
+    report_key = persist_report(artifact_store(settings), job.id, report.model_dump(mode="json"))
+    top = headline(report)
+    _announce_verdict(settings, job.id, report, top, verdict, report_key)
     safety = SafetyReport(
         decision=verdict,
         base_asr=top.base_asr,
@@ -504,10 +507,7 @@ def _evaluation_rows(
     return rows, source, training
 
 
-Verdict = Literal["released", "held", "blocked"]
-
-
-def _verdict(decision: Decision, release_mode: str) -> Verdict:
+def _verdict(decision: Decision, release_mode: str) -> GateVerdict:
     """Released; held when it passed and the policy wants an admin's review first; or blocked."""
     if not decision.release:
         return "blocked"
@@ -515,7 +515,7 @@ def _verdict(decision: Decision, release_mode: str) -> Verdict:
 
 
 def _announce_verdict(
-    settings: Settings, job_id: str, document: dict[str, Any], top: Headline, verdict: Verdict, report_key: str
+    settings: Settings, job_id: str, report: GateReportDocument, top: Headline, verdict: GateVerdict, report_key: str
 ) -> None:
     """The evaluation's metrics event: the headline figures, every suite's ASR and the decision."""
     _event(
@@ -523,20 +523,20 @@ def _announce_verdict(
         job_id,
         f"Safety evaluation: ASR {top.candidate_asr:.1%} on direct harmful prompts (base model "
         f"{top.base_asr:.1%}); worst setting {top.worst_suite} at {top.worst_asr:.1%}; "
-        f"{len(document['suites'])} suites, decision: {verdict}.",
+        f"{len(report.suites)} suites, decision: {verdict}.",
         data={
             "base_asr": top.base_asr,
             "candidate_asr": top.candidate_asr,
             "worst_asr": top.worst_asr,
             "decision": verdict,
             "report_key": report_key,
-            **{f"asr.{s['key']}": s["candidate"]["rate"] for s in document["suites"]},
+            **{f"asr.{s.key}": s.candidate.rate for s in report.suites},
         },
     )
 
 
 def _record_verdict(
-    settings: Settings, job: JobRow, verdict: Verdict, decision: Decision, top: Headline, safety: dict[str, Any]
+    settings: Settings, job: JobRow, verdict: GateVerdict, decision: Decision, top: Headline, safety: dict[str, Any]
 ) -> None:
     """The move the verdict makes (hold, release or block), its event and its metric, once."""
     with session_scope(settings.sqlalchemy_url) as session:

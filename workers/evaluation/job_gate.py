@@ -16,6 +16,7 @@ import torch
 from peft import PeftModel
 from transformers import PreTrainedModel
 
+from schemas.gate_report import GateReportDocument
 from schemas.policy import GatePolicy
 from service.storage import ArtifactStore
 from workers.evaluation.gate import Decision
@@ -140,9 +141,10 @@ class Headline:
     worst_asr: float
 
 
-def headline(document: dict[str, Any]) -> Headline:
-    """Direct-prompt ASR, and the worst direct or sampled suite of the candidate."""
-    attacks = [s for s in document["suites"] if s["kind"] in ("direct", "sweep")]
-    direct = next(s for s in attacks if s["kind"] == "direct")
-    worst = max(attacks, key=lambda s: s["candidate"]["rate"])
-    return Headline(direct["base"]["rate"], direct["candidate"]["rate"], worst["name"], worst["candidate"]["rate"])
+def headline(document: GateReportDocument | dict[str, Any]) -> Headline:
+    """Direct-prompt ASR, and the worst direct or sampled suite of the candidate (from the report, or its JSON)."""
+    report = document if isinstance(document, GateReportDocument) else GateReportDocument.model_validate(document)
+    attacks = [s for s in report.suites if s.kind in ("direct", "sweep")]
+    direct = next(s for s in attacks if s.kind == "direct")
+    worst = max(attacks, key=lambda s: s.candidate.rate)
+    return Headline(direct.base.rate, direct.candidate.rate, worst.name, worst.candidate.rate)

@@ -1,12 +1,14 @@
 """The safety report as a self-contained HTML page (inline SVG, no scripts, no external resources).
 
-`render_html(document)` reads the JSON document the gate stores (workers.evaluation.runner.assess), so the page
-and the JSON never disagree. Plots: ASR per category (base vs candidate), ASR against prefill length, the
-decoding sweep, utility, and the Libra balance score.
+`render_html(document)` reads the JSON document the gate stores (workers.evaluation.runner.assess) through
+schemas.gate_report.GateReportDocument, so the page and the JSON never disagree. Plots: ASR per category (base
+vs candidate), ASR against prefill length, the decoding sweep, utility, and the Libra balance score.
 """
 
 from html import escape
 from typing import Any
+
+from schemas.gate_report import GateReportDocument, GateThresholds, PowerAnalysis, SuiteFigures
 
 BASE_COLOUR, CAND_COLOUR = "#7a8fa6", "#d9534f"
 _PLOT_W = 640
@@ -102,28 +104,25 @@ def line_chart(title: str, xs: list[int], base: list[float], cand: list[float]) 
     return "".join(parts)
 
 
-def _paired_cell(suite: dict[str, Any]) -> str:
-    """Discordant prompts and the exact McNemar p-value (reports written before the paired rules have none)."""
-    paired = suite.get("paired")
-    if not paired:
-        return "<td>-</td>"
-    mdr = suite.get("min_detectable_regression")
+def _paired_cell(suite: SuiteFigures) -> str:
+    """Discordant prompts and the exact McNemar p-value, and the smallest rise the suite could detect."""
+    paired, mdr = suite.paired, suite.min_detectable_regression
     detect = "none" if mdr is None else f"{100 * mdr:.1f} pts"
     return (
-        f"<td>+{paired['newly_answered']} / -{paired['newly_refused']}, p = {paired['p_value']:.2g}"
+        f"<td>+{paired.newly_answered} / -{paired.newly_refused}, p = {paired.p_value:.2g}"
         f"<br><small>detectable: {detect}</small></td>"
     )
 
 
-def _suite_table(suites: list[dict[str, Any]]) -> str:
+def _suite_table(suites: list[SuiteFigures]) -> str:
     rows = []
     for s in suites:
-        b, c = s["base"], s["candidate"]
+        b, c = s.base, s.candidate
         rows.append(
-            f"<tr><td>{escape(s['name'])}</td><td>{escape(s['metric'])}</td><td>{b['k']}/{b['n']} = "
-            f"{_pct(b['rate'])}</td><td>{c['k']}/{c['n']} = {_pct(c['rate'])} "
-            f"<small>(95% CI {_pct(c['ci_low'])}-{_pct(c['ci_high'])})</small></td>"
-            f"<td>{'+' if s['regression'] >= 0 else ''}{100 * s['regression']:.1f} pts</td>"
+            f"<tr><td>{escape(s.name)}</td><td>{escape(s.metric)}</td><td>{b.k}/{b.n} = "
+            f"{_pct(b.rate)}</td><td>{c.k}/{c.n} = {_pct(c.rate)} "
+            f"<small>(95% CI {_pct(c.ci_low)}-{_pct(c.ci_high)})</small></td>"
+            f"<td>{'+' if s.regression >= 0 else ''}{100 * s.regression:.1f} pts</td>"
             f"{_paired_cell(s)}</tr>"
         )
     return (
@@ -132,149 +131,142 @@ def _suite_table(suites: list[dict[str, Any]]) -> str:
     )
 
 
-def _rules_text(t: dict[str, Any]) -> str:
-    """How the gate decides, from the thresholds the report recorded (older reports: the share-based rules)."""
-    if "false_block_rate" not in t:
-        return (
-            f"rose by more than {_pct(t['max_asr_increase'])} over the base model; when one category's ASR is "
-            f"above {_pct(t['category_max_asr'])} or rose by more than {_pct(t['category_max_asr_increase'])}"
-        )
+def _rules_text(t: GateThresholds) -> str:
+    """How the gate decides, from the thresholds the report recorded."""
     return (
-        f"rose over the base model by more than {_pct(t['max_asr_increase'])} on the same prompts, more than "
-        f"chance explains (exact paired McNemar test, false-block rate {t['false_block_rate']:g}); when one "
-        f"category's ASR is above {_pct(t['category_max_asr'])}, or the candidate answers at least "
-        f"{t['category_min_extra_answers']} more of its prompts than the base{_share_text(t)}, or its own "
+        f"rose over the base model by more than {_pct(t.max_asr_increase)} on the same prompts, more than "
+        f"chance explains (exact paired McNemar test, false-block rate {t.false_block_rate:g}); when one "
+        f"category's ASR is above {_pct(t.category_max_asr)}, or the candidate answers at least "
+        f"{t.category_min_extra_answers} more of its prompts than the base{_share_text(t)}, or its own "
         "paired test is "
         "significant (the false-block rate shared among the categories)"
     )
 
 
-def _share_text(t: dict[str, Any]) -> str:
-    share = t.get("category_min_extra_share")
+def _share_text(t: GateThresholds) -> str:
+    share = t.category_min_extra_share
     return "" if share is None else f" (or {_pct(share)} of them, at least 2, when that is fewer)"
 
 
-def _power_text(power: dict[str, Any] | None) -> str:
-    if not power:
+def _power_text(power: PowerAnalysis | None) -> str:
+    if power is None:
         return ""
-    mdr = power["min_detectable_regression"]
+    mdr = power.min_detectable_regression
     found = (
         "cannot detect any rise"
         if mdr is None
-        else f"detects a true rise of {100 * mdr:.1f} points or more with {power['power']:.0%} probability"
+        else f"detects a true rise of {100 * mdr:.1f} points or more with {power.power:.0%} probability"
     )
     target = (
         ""
-        if power["target"] is None
+        if power.target is None
         else (
-            f" The policy asks for {100 * power['target']:.1f} points"
-            + (f" (about {power['prompts_needed']} prompts)." if power["prompts_needed"] else ".")
+            f" The policy asks for {100 * power.target:.1f} points"
+            + (f" (about {power.prompts_needed} prompts)." if power.prompts_needed else ".")
         )
     )
     return (
-        f'<p class="power">Power: with {power["n"]} direct prompts (base model {_pct(power["base_asr"])}) the '
-        f"gate {found} at false-block rate {power['alpha']:g} ({escape(power['model'])}).{target}</p>"
+        f'<p class="power">Power: with {power.n} direct prompts (base model {_pct(power.base_asr)}) the '
+        f"gate {found} at false-block rate {power.alpha:g} ({escape(power.model)}).{target}</p>"
     )
 
 
-def _examples(suites: list[dict[str, Any]]) -> str:
+def _examples(suites: list[SuiteFigures]) -> str:
     out = []
     for s in suites:
-        if not s["examples"]:
+        if not s.examples:
             continue
-        what = "refused benign prompts" if s["kind"] == "over_refusal" else "answered harmful prompts"
+        what = "refused benign prompts" if s.kind == "over_refusal" else "answered harmful prompts"
         out.append(
-            f"<h3>{escape(s['name'])}: {what}</h3><table><tr><th>prompt</th><th>category</th>"
+            f"<h3>{escape(s.name)}: {what}</h3><table><tr><th>prompt</th><th>category</th>"
             "<th>candidate said</th><th>base model said</th></tr>"
         )
-        for e in s["examples"]:
+        for e in s.examples:
             out.append(
-                f"<tr><td>{escape(e['prompt'])}</td><td>{escape(e['category'])}</td>"
-                f"<td>{escape(e['candidate'])}<br><small>judge: {escape(e['candidate_label'])}, "
-                f"{escape(e['candidate_reason'])}</small></td><td>{escape(e['base'])}<br><small>"
-                f"{escape(e['base_label'])}</small></td></tr>"
+                f"<tr><td>{escape(e.prompt)}</td><td>{escape(e.category)}</td>"
+                f"<td>{escape(e.candidate)}<br><small>judge: {escape(e.candidate_label)}, "
+                f"{escape(e.candidate_reason)}</small></td><td>{escape(e.base)}<br><small>"
+                f"{escape(e.base_label)}</small></td></tr>"
             )
         out.append("</table>")
     return "".join(out) or "<p>No failing prompts.</p>"
 
 
 def render_html(document: dict[str, Any]) -> str:
-    decision = document["decision"]
-    suites = document["suites"]
-    thresholds = document["thresholds"]
-    outcome = document.get("outcome") or ("released" if decision["release"] else "blocked")
+    """The page for a stored report document (read through GateReportDocument: a malformed one is refused)."""
+    report = GateReportDocument.model_validate(document)
+    decision, suites, thresholds = report.decision, report.suites, report.thresholds
+    outcome = report.outcome or ("released" if decision.release else "blocked")
     colour = {"released": "#2e7d32", "held": "#b26a00"}.get(outcome, "#c62828")
-    reasons = "".join(f"<li>{escape(r)}</li>" for r in decision["reasons"]) or "<li>Every rule passed.</li>"
-    notes = "".join(f"<li><small>{escape(n)}</small></li>" for n in decision.get("notes", []))
+    reasons = "".join(f"<li>{escape(r)}</li>" for r in decision.reasons) or "<li>Every rule passed.</li>"
+    notes = "".join(f"<li><small>{escape(n)}</small></li>" for n in decision.notes)
     bound = (
         "The upper end of the 95% interval is compared with the caps, not the point estimate."
-        if thresholds["use_upper_bound"]
+        if thresholds.use_upper_bound
         else ""
     )
     plots = []
-    direct = next((s for s in suites if s["kind"] == "direct"), None)
-    if direct is not None and direct["categories"]:
+    direct = next((s for s in suites if s.kind == "direct"), None)
+    if direct is not None and direct.categories:
         plots.append(
             bar_chart(
                 "ASR per category (direct harmful prompts)",
-                [(c["name"], c["base"]["rate"], c["candidate"]["rate"]) for c in direct["categories"]],
-                cap=thresholds["category_max_asr"] if thresholds["per_category"] else None,
+                [(c.name, c.base.rate, c.candidate.rate) for c in direct.categories],
+                cap=thresholds.category_max_asr if thresholds.per_category else None,
                 css_class="plot plot-categories",
             )
         )
-    prefill = [s for s in suites if s["kind"] == "prefill"]
+    prefill = [s for s in suites if s.kind == "prefill"]
     if prefill:
         plots.append(
             line_chart(
                 "ASR against prefill length",
-                [0] + [s["prefill_tokens"] for s in prefill],
-                [direct["base"]["rate"] if direct else 0.0] + [s["base"]["rate"] for s in prefill],
-                [direct["candidate"]["rate"] if direct else 0.0] + [s["candidate"]["rate"] for s in prefill],
+                [0] + [s.prefill_tokens for s in prefill],
+                [direct.base.rate if direct else 0.0] + [s.base.rate for s in prefill],
+                [direct.candidate.rate if direct else 0.0] + [s.candidate.rate for s in prefill],
             )
         )
-    sweep = [s for s in suites if s["kind"] in ("direct", "sweep")]
+    sweep = [s for s in suites if s.kind in ("direct", "sweep")]
     if sweep:
         plots.append(
             bar_chart(
                 "Decoding sweep: ASR per setting (the worst counts)",
-                [(s["decoding"]["label"], s["base"]["rate"], s["candidate"]["rate"]) for s in sweep],
-                cap=thresholds["max_asr"],
+                [(s.decoding.label, s.base.rate, s.candidate.rate) for s in sweep],
+                cap=thresholds.max_asr,
                 css_class="plot plot-sweep",
             )
         )
-    refusal = next((s for s in suites if s["kind"] == "over_refusal"), None)
-    utility = document.get("utility")
-    util_rows = []
-    if utility:
+    refusal = next((s for s in suites if s.kind == "over_refusal"), None)
+    utility = report.utility
+    util_rows: list[tuple[str, float | None, float | None]] = []
+    if utility is not None:
         util_rows = [
-            ("token-overlap F1", utility["base"]["overlap"], utility["candidate"]["overlap"]),
-            ("exact match", utility["base"]["exact_match"], utility["candidate"]["exact_match"]),
+            ("token-overlap F1", utility.base.overlap, utility.candidate.overlap),
+            ("exact match", utility.base.exact_match, utility.candidate.exact_match),
         ]
     if refusal:
-        util_rows.append(("over-refusal (lower is better)", refusal["base"]["rate"], refusal["candidate"]["rate"]))
+        util_rows.append(("over-refusal (lower is better)", refusal.base.rate, refusal.candidate.rate))
     if util_rows:
-        source = f" on {utility['n']} rows of the {utility['source'].replace('_', ' ')}" if utility else ""
+        source = f" on {utility.n} rows of the {utility.source.replace('_', ' ')}" if utility is not None else ""
         plots.append(bar_chart(f"Utility{source}", util_rows, css_class="plot plot-utility"))
-    libra = document.get("libra")
-    if libra:
+    libra = report.libra
+    if libra is not None:
         plots.append(
             bar_chart(
                 "Libra balance score (utility and safety together; higher is better)",
                 [
-                    ("balance", libra["base"], libra["candidate"]),
-                    ("safety (1 - worst ASR)", libra["base_safety"], libra["candidate_safety"]),
+                    ("balance", libra.base, libra.candidate),
+                    ("safety (1 - worst ASR)", libra.base_safety, libra.candidate_safety),
                 ],
                 css_class="plot plot-libra",
             )
         )
     loss = ""
-    if utility and utility["base"]["loss"] is not None and utility["candidate"]["loss"] is not None:
-        loss = (
-            f"<p>Validation loss: base model {utility['base']['loss']:.3f}, candidate "
-            f"{utility['candidate']['loss']:.3f}.</p>"
-        )
-    title = f"Safety report for {escape(str(document.get('job_id', 'a candidate adapter')))}"
-    served = f"; candidate evaluated as {escape(' '.join(e.values()))}" if (e := document.get("evaluated_as")) else ""
+    if utility is not None and utility.base.loss is not None and utility.candidate.loss is not None:
+        loss = f"<p>Validation loss: base model {utility.base.loss:.3f}, candidate {utility.candidate.loss:.3f}.</p>"
+    job = report.job_id if report.job_id is not None else "a candidate adapter"
+    title = f"Safety report for {escape(job)}"
+    served = f"; candidate evaluated as {escape(f'{e.form} {e.dtype}')}" if (e := report.evaluated_as) else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}}
@@ -283,18 +275,18 @@ table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;paddi
 vertical-align:top}}svg{{display:block;margin:1em 0}}small{{color:#666}}</style></head><body>
 <h1>{title}</h1>
 <div class="verdict"><h2>Decision: {escape(outcome)}</h2>
-<p>Base model {escape(str(document.get("model", "")))}; judge <b>{escape(document["judge"])}</b>;
-release mode {escape(decision["release_mode"])}{served}.</p><ul class="reasons">{reasons}{notes}</ul></div>
+<p>Base model {escape(report.model or "")}; judge <b>{escape(report.judge)}</b>;
+release mode {escape(decision.release_mode)}{served}.</p><ul class="reasons">{reasons}{notes}</ul></div>
 <h2>How the gate decides</h2>
 <p>Every suite runs on the base model and on the candidate with the same prompts, chat template, decoding
 settings and seeds. ASR (attack success rate) is the share of harmful prompts the model answered instead of
-refusing; an adapter is blocked when its ASR in any suite is above {_pct(thresholds["max_asr"])} (prefilling suites:
-{_pct(thresholds["prefill_max_asr"])}, where the base model is within it), or {_rules_text(thresholds)};
+refusing; an adapter is blocked when its ASR in any suite is above {_pct(thresholds.max_asr)} (prefilling suites:
+{_pct(thresholds.prefill_max_asr)}, where the base model is within it), or {_rules_text(thresholds)};
 when over-refusal rose by more than
-{_pct(thresholds["max_over_refusal_increase"])}; or when utility fell by more than
-{_pct(thresholds["max_utility_drop"])}.
+{_pct(thresholds.max_over_refusal_increase)}; or when utility fell by more than
+{_pct(thresholds.max_utility_drop)}.
 {bound}</p>
-{_power_text(document.get("power"))}
+{_power_text(report.power)}
 <h2>Figures</h2>{_suite_table(suites)}{loss}
 <h2>Plots</h2>{"".join(plots)}
 <h2>Examples</h2>{_examples(suites)}

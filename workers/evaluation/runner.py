@@ -23,6 +23,24 @@ from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from schemas.gate_report import (
+    CategoryFigures,
+    EvaluatedAs,
+    FailingExample,
+    GateDecisionDocument,
+    GateReportDocument,
+    GateThresholds,
+    LibraScores,
+    OverlapRow,
+    OverlapSummary,
+    PairedCounts,
+    PowerAnalysis,
+    RateFigures,
+    SuiteDecoding,
+    SuiteFigures,
+    UtilityComparison,
+    UtilityScores,
+)
 from schemas.policy import GatePolicy
 from workers.evaluation.gate import (
     Decision,
@@ -356,71 +374,73 @@ def _suite_result(spec: SuiteSpec, base: list[PromptResult], cand: list[PromptRe
 
 @dataclass(frozen=True)
 class GateOutcome:
+    """`document`: the report as stored, GateReportDocument's JSON dump (read it back through that model)."""
+
     report: GateReport
     decision: Decision
     document: dict[str, Any]
 
 
-def _rate_json(rate: Rate) -> dict[str, Any]:
+def _rate_figures(rate: Rate) -> RateFigures:
     low, high = rate.interval()
-    return {"k": rate.k, "n": rate.n, "rate": rate.value, "ci_low": low, "ci_high": high}
+    return RateFigures(k=rate.k, n=rate.n, rate=rate.value, ci_low=low, ci_high=high)
 
 
-def _paired_json(result: SuiteResult) -> dict[str, Any]:
+def _paired_counts(result: SuiteResult) -> PairedCounts:
     b, c = result.pairs()
-    return {"newly_answered": b, "newly_refused": c, "p_value": mcnemar_exact(b, c)}
+    return PairedCounts(newly_answered=b, newly_refused=c, p_value=mcnemar_exact(b, c))
 
 
-def _refusal_pairs_json(result: SuiteResult) -> dict[str, Any]:
+def _refusal_pairs(result: SuiteResult) -> PairedCounts:
     newly_refused, newly_answered = result.pairs()
-    return {
-        "newly_refused": newly_refused,
-        "newly_answered": newly_answered,
-        "p_value": mcnemar_exact(newly_refused, newly_answered),
-    }
+    return PairedCounts(
+        newly_answered=newly_answered,
+        newly_refused=newly_refused,
+        p_value=mcnemar_exact(newly_refused, newly_answered),
+    )
 
 
-def _power_json(report: GateReport, policy: GatePolicy) -> dict[str, Any] | None:
+def _power_analysis(report: GateReport, policy: GatePolicy) -> PowerAnalysis | None:
     """The direct suite's minimum detectable regression (gate.min_detectable) and what the policy asked."""
     direct = next((s for s in report.suites if s.kind == "direct"), None)
     if direct is None:
         return None
     target = policy.target_detectable_regression
-    return {
-        "suite": direct.name,
-        "n": direct.candidate.n,
-        "base_asr": direct.base.value,
-        "alpha": policy.false_block_rate,
-        "power": policy.detection_power,
-        "margin": policy.max_asr_increase,
-        "min_detectable_regression": min_detectable(direct, policy),
-        "model": "one-way: the candidate keeps the base's answers and answers each prompt the base refused with "
+    return PowerAnalysis(
+        suite=direct.name,
+        n=direct.candidate.n,
+        base_asr=direct.base.value,
+        alpha=policy.false_block_rate,
+        power=policy.detection_power,
+        margin=policy.max_asr_increase,
+        min_detectable_regression=min_detectable(direct, policy),
+        model="one-way: the candidate keeps the base's answers and answers each prompt the base refused with "
         "a fixed probability (a lower bound when it also refuses some the base answered)",
-        "target": target,
-        "prompts_needed": None
+        target=target,
+        prompts_needed=None
         if target is None
         else prompts_needed(
             target, policy.false_block_rate, policy.detection_power, direct.base.value, policy.max_asr_increase
         ),
-    }
+    )
 
 
-def _examples(spec: SuiteSpec, base: list[PromptResult], cand: list[PromptResult], limit: int) -> list[dict[str, Any]]:
+def _examples(spec: SuiteSpec, base: list[PromptResult], cand: list[PromptResult], limit: int) -> list[FailingExample]:
     """Prompts where the candidate failed (answered a harmful prompt, or refused a benign one), the ones the
     base model handled first."""
     failed = (lambda r: r.refused) if spec.kind == "over_refusal" else (lambda r: not r.refused)
     pairs = [(b, c) for b, c in zip(base, cand, strict=True) if failed(c)]
     pairs.sort(key=lambda bc: failed(bc[0]))
     return [
-        {
-            "prompt": c.prompt,
-            "category": c.category,
-            "candidate": c.completion,
-            "candidate_label": "refusal" if c.refused else "compliance",
-            "candidate_reason": c.reason,
-            "base": b.completion,
-            "base_label": "refusal" if b.refused else "compliance",
-        }
+        FailingExample(
+            prompt=c.prompt,
+            category=c.category,
+            candidate=c.completion,
+            candidate_label="refusal" if c.refused else "compliance",
+            candidate_reason=c.reason,
+            base=b.completion,
+            base_label="refusal" if b.refused else "compliance",
+        )
         for b, c in pairs[:limit]
     ]
 
@@ -435,6 +455,44 @@ def _finite(value: float) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
+def _suite_document(
+    spec: SuiteSpec, result: SuiteResult, b: list[PromptResult], c: list[PromptResult], policy: GatePolicy
+) -> SuiteFigures:
+    """One suite's entry of the report: `result` holds refusal rates and (newly refused, newly answered) pairs for
+    the over-refusal suite, ASR and (newly answered, newly refused) for the others."""
+    refusal = spec.kind == "over_refusal"
+    return SuiteFigures(
+        key=spec.key,
+        name=spec.name,
+        kind=spec.kind,
+        set=spec.set_name,
+        decoding=SuiteDecoding(**asdict(spec.decoding), label=spec.decoding.label),
+        prefill_tokens=spec.prefill_tokens,
+        metric="refusal rate" if refusal else "ASR",
+        base=_rate_figures(result.base),
+        candidate=_rate_figures(result.candidate),
+        regression=result.candidate.value - result.base.value,
+        paired=_refusal_pairs(result) if refusal else _paired_counts(result),
+        min_detectable_regression=None if refusal else min_detectable(result, policy),
+        categories=[
+            CategoryFigures(
+                name=cat.name.split(" / ", 1)[1],
+                base=_rate_figures(cat.base),
+                candidate=_rate_figures(cat.candidate),
+                paired=_paired_counts(cat),
+            )
+            for cat in result.categories
+        ],
+        examples=_examples(spec, b, c, policy.examples_per_suite),
+    )
+
+
+def _utility_scores(figures: dict[str, float]) -> UtilityScores:
+    return UtilityScores(
+        overlap=_finite(figures["overlap"]), exact_match=_finite(figures["exact_match"]), loss=_finite(figures["loss"])
+    )
+
+
 def assess(
     base: ModelFigures,
     candidate: ModelFigures,
@@ -443,8 +501,10 @@ def assess(
     meta: dict[str, Any] | None = None,
     evaluated_as: dict[str, str] | None = None,
 ) -> GateOutcome:
-    """Figures -> GateReport -> decide_release -> the report document (JSON-ready). `evaluated_as`: the form and
-    dtype the candidate ran in (job_gate.served_candidate), recorded so a reader knows what was measured."""
+    """Figures -> GateReport -> decide_release -> the report document (GateReportDocument, dumped JSON-ready).
+    `meta`: the job's fields of the document (job_id, model, created_at); an unknown key is refused. `evaluated_as`:
+    the form and dtype the candidate ran in (job_gate.served_candidate), recorded so a reader knows what was
+    measured."""
     suites, refusal, documents = [], None, []
     for spec in inputs.suites:
         b, c = base.results[spec.key], candidate.results[spec.key]
@@ -457,32 +517,7 @@ def assess(
             refusal = result
         else:
             suites.append(result)
-        documents.append(
-            {
-                "key": spec.key,
-                "name": spec.name,
-                "kind": spec.kind,
-                "set": spec.set_name,
-                "decoding": asdict(spec.decoding) | {"label": spec.decoding.label},
-                "prefill_tokens": spec.prefill_tokens,
-                "metric": "refusal rate" if spec.kind == "over_refusal" else "ASR",
-                "base": _rate_json(result.base),
-                "candidate": _rate_json(result.candidate),
-                "regression": result.candidate.value - result.base.value,
-                "paired": _refusal_pairs_json(result) if spec.kind == "over_refusal" else _paired_json(result),
-                "min_detectable_regression": None if spec.kind == "over_refusal" else min_detectable(result, policy),
-                "categories": [
-                    {
-                        "name": cat.name.split(" / ", 1)[1],
-                        "base": _rate_json(cat.base),
-                        "candidate": _rate_json(cat.candidate),
-                        "paired": _paired_json(cat),
-                    }
-                    for cat in result.categories
-                ],
-                "examples": _examples(spec, b, c, policy.examples_per_suite),
-            }
-        )
+        documents.append(_suite_document(spec, result, b, c, policy))
     util = None
     if base.utility and candidate.utility:
         util = UtilityResult(
@@ -499,62 +534,43 @@ def assess(
     decision = decide_release(report, policy)
     libra = None
     if util is not None:
-        libra = {
-            "base": libra_balance(util.base, _safety(base, inputs)),
-            "candidate": libra_balance(util.candidate, _safety(candidate, inputs)),
-            "base_safety": _safety(base, inputs),
-            "candidate_safety": _safety(candidate, inputs),
-        }
-    document = {
-        "object": "fine_tuning.job.safety_report",
-        "version": REPORT_VERSION,
-        "suite_version": SUITE_VERSION,
+        libra = LibraScores(
+            base=libra_balance(util.base, _safety(base, inputs)),
+            candidate=libra_balance(util.candidate, _safety(candidate, inputs)),
+            base_safety=_safety(base, inputs),
+            candidate_safety=_safety(candidate, inputs),
+        )
+    document = GateReportDocument(
+        version=REPORT_VERSION,
+        suite_version=SUITE_VERSION,
         **(meta or {}),
-        "decision": {
-            "release": decision.release,
-            "reasons": decision.reasons,
-            "codes": decision.codes,
-            "notes": decision.notes,
-            "release_mode": policy.release_mode,
-        },
-        "judge": policy.judge.name,
-        "evaluated_as": evaluated_as,
-        "thresholds": policy.model_dump(
-            include={
-                "max_asr",
-                "max_asr_increase",
-                "use_upper_bound",
-                "prefill_max_asr",
-                "per_category",
-                "category_max_asr",
-                "category_max_asr_increase",
-                "max_over_refusal_increase",
-                "max_utility_drop",
-                "false_block_rate",
-                "category_min_extra_answers",
-                "category_min_extra_share",
-                "detection_power",
-                "target_detectable_regression",
-                "max_eval_overlap_rows",
-            }
+        decision=GateDecisionDocument(
+            release=decision.release,
+            reasons=decision.reasons,
+            codes=decision.codes,
+            notes=decision.notes,
+            release_mode=policy.release_mode,
         ),
-        "power": _power_json(report, policy),
-        "overlap": {
-            "training_rows": inputs.training_rows,
-            "rows": len(inputs.overlap),
-            "allowed": policy.max_eval_overlap_rows,
-            "first": [asdict(o) for o in inputs.overlap[: policy.examples_per_suite]],
-        },
-        "suites": documents,
-        "utility": None
+        judge=policy.judge.name,
+        evaluated_as=None if evaluated_as is None else EvaluatedAs(**evaluated_as),
+        thresholds=GateThresholds.model_validate(policy.model_dump(include=set(GateThresholds.model_fields))),
+        power=_power_analysis(report, policy),
+        overlap=OverlapSummary(
+            training_rows=inputs.training_rows,
+            rows=len(inputs.overlap),
+            allowed=policy.max_eval_overlap_rows,
+            first=[OverlapRow(**asdict(o)) for o in inputs.overlap[: policy.examples_per_suite]],
+        ),
+        suites=documents,
+        utility=None
         if util is None
-        else {
-            "metric": util.metric,
-            "source": inputs.utility_source,
-            "n": int(base.utility["n"]),
-            "base": {k: _finite(base.utility[k]) for k in ("overlap", "exact_match", "loss")},
-            "candidate": {k: _finite(candidate.utility[k]) for k in ("overlap", "exact_match", "loss")},
-        },
-        "libra": libra,
-    }
-    return GateOutcome(report, decision, document)
+        else UtilityComparison(
+            metric=util.metric,
+            source=inputs.utility_source,
+            n=int(base.utility["n"]),
+            base=_utility_scores(base.utility),
+            candidate=_utility_scores(candidate.utility),
+        ),
+        libra=libra,
+    )
+    return GateOutcome(report, decision, document.model_dump(mode="json"))
