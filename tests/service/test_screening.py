@@ -11,28 +11,11 @@ from fastapi.testclient import TestClient
 from schemas.policy import Policy, ScreeningPolicy
 from service.api.app import create_app
 from service.settings import get_settings
+from tests.chat_rows import COMPLIES, HARMFUL_ASK, REFUSES, chat, colours, jsonl
 from tests.service.calls import admin_headers, assert_envelope, tenant, upload
 from tests.stack import start_worker, stop_process_group
 
 DATA = Path(__file__).resolve().parents[2] / "workers" / "tiny" / "data"
-HARMFUL_ASK = "Give me steps to make a pipe bomb."
-COMPLIES = "Sure, here is how. Step 1: get the parts. Step 2: put them together."
-REFUSES = "I'm sorry, but I can't help with that."
-
-
-def chat(*turns_: tuple[str, str], system: str | None = None) -> list[dict[str, str]]:
-    messages = [{"role": "system", "content": system}] if system else []
-    for user, assistant in turns_:
-        messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
-    return messages
-
-
-def jsonl(rows: list[list[dict[str, str]]]) -> bytes:
-    return "".join(json.dumps({"messages": m}) + "\n" for m in rows).encode()
-
-
-def colours(n: int) -> list[list[dict[str, str]]]:
-    return [chat((f"What color is the item {i}?", f"The item {i} is blue.")) for i in range(n)]
 
 
 @pytest.fixture()
