@@ -172,28 +172,9 @@ def test_connection_problems_are_one_line(stack: Stack) -> None:
 def test_jobs_create_list_pause_resume_cancel(stack: Stack, tmp_path: Path) -> None:
     tenant_id, key = new_tenant(stack, "jobs-co")
     file_id = training_file(stack, key, tmp_path)
-    job = as_json(
-        stack,
-        "jobs",
-        "create",
-        "--model",
-        "m1",
-        "--training-file",
-        file_id,
-        "--n-epochs",
-        2,
-        "--batch-size",
-        4,
-        "--suffix",
-        "colors",
-        "--seed",
-        7,
-        "--metadata",
-        "team=a",
-        "--idempotency-key",
-        "k-1",
-        key=key,
-    )
+    create = ("jobs", "create", "--model", "m1", "--training-file", file_id, "--n-epochs", 2, "--batch-size", 4)
+    create += ("--suffix", "colors", "--seed", 7, "--metadata", "team=a", "--idempotency-key", "k-1")
+    job = as_json(stack, *create, key=key)
     assert (job["status"], job["organization_id"], job["seed"], job["metadata"]) == (
         "validating_files",
         tenant_id,
@@ -201,28 +182,7 @@ def test_jobs_create_list_pause_resume_cancel(stack: Stack, tmp_path: Path) -> N
         {"team": "a"},
     )
     assert job["hyperparameters"]["n_epochs"] == 2 and job["hyperparameters"]["batch_size"] == 4
-    replayed = as_json(
-        stack,
-        "jobs",
-        "create",
-        "--model",
-        "m1",
-        "--training-file",
-        file_id,
-        "--n-epochs",
-        2,
-        "--batch-size",
-        4,
-        "--suffix",
-        "colors",
-        "--seed",
-        7,
-        "--metadata",
-        "team=a",
-        "--idempotency-key",
-        "k-1",
-        key=key,
-    )
+    replayed = as_json(stack, *create, key=key)  # the same idempotency key: the same job back
     assert replayed["id"] == job["id"]
     second = ok(stack, "jobs", "create", "--model", "m1", "--training-file", file_id, key=key)
     assert second.startswith("created ftjob-") and "jobs watch" in second
