@@ -2,8 +2,6 @@
 reason, override publishes an adapter the gate blocked (the block's reasons stay on the job, next to the admin's).
 Each is one compare-and-set on the job's status, so concurrent decisions on one job cannot both succeed."""
 
-from typing import Any
-
 from sqlalchemy.orm import Session
 
 from schemas.job_status import JobStatus
@@ -30,10 +28,10 @@ def _held_job(session: Session, job_id: str) -> JobRow:
     return row
 
 
-def _decided(row: JobRow, decision: SafetyDecision, note: str) -> dict[str, Any]:
+def _decided(row: JobRow, decision: SafetyDecision, note: str) -> SafetyReport:
     """The stored summary with the admin's decision, and the admin's note after the gate's reasons."""
     safety = stored_safety(row) or SafetyReport()
-    return safety.model_copy(update={"decision": decision, "reasons": [*safety.reasons, note]}).stored()
+    return safety.model_copy(update={"decision": decision, "reasons": [*safety.reasons, note]})
 
 
 def _lost_race(job_id: str) -> Conflict:
@@ -60,7 +58,7 @@ def release_held_job(*, session: Session, job_id: str, reason: str | None) -> Jo
 def reject_held_job(*, session: Session, job_id: str, reason: str) -> JobRow:
     row = _held_job(session, job_id)
     message = f"Rejected in safety review: {reason}"
-    error = JobError(code="safety_review_rejected", message=message).model_dump()
+    error = JobError(code="safety_review_rejected", message=message)
     if not lifecycle.reject(session=session, job_id=job_id, error=error, safety=_decided(row, "blocked", message)):
         raise _lost_race(job_id)
     add_event(session=session, job_id=job_id, level="error", message=message)

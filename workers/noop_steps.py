@@ -45,6 +45,6 @@ def evaluate(job_id: str, settings: Settings) -> None:
         name = fine_tuned_model_name(job)
         safety = SafetyReport(
             decision="released", reasons=["no-op trainer (a test setting): not trained, not evaluated"]
-        ).stored()
+        )
         if lifecycle.release(session=session, job_id=job_id, fine_tuned_model=name, safety=safety):
             add_event(session=session, job_id=job_id, message=f"Released {name} (no-op trainer).")

@@ -94,7 +94,7 @@ def _event(
 
 def _fail(settings: Settings, job_id: str, failure: JobFailure) -> None:
     with session_scope(settings.sqlalchemy_url) as session:
-        error = JobError(code=failure.code, message=failure.message, param=failure.param).model_dump()
+        error = JobError(code=failure.code, message=failure.message, param=failure.param)
         if lifecycle.fail(session=session, job_id=job_id, error=error):
             add_event(session=session, job_id=job_id, level="error", message=failure.message)
 
@@ -459,7 +459,7 @@ def _evaluate(job: JobRow, settings: Settings) -> None:
         report_key=report_key,
         worst_suite=top.worst_suite,
         worst_asr=top.worst_asr,
-    ).stored()
+    )
     _record_verdict(settings, job, verdict, outcome.decision, top, safety)
 
 
@@ -536,7 +536,7 @@ def _announce_verdict(
 
 
 def _record_verdict(
-    settings: Settings, job: JobRow, verdict: GateVerdict, decision: Decision, top: Headline, safety: dict[str, Any]
+    settings: Settings, job: JobRow, verdict: GateVerdict, decision: Decision, top: Headline, safety: SafetyReport
 ) -> None:
     """The move the verdict makes (hold, release or block), its event and its metric, once."""
     with session_scope(settings.sqlalchemy_url) as session:
@@ -556,7 +556,7 @@ def _record_verdict(
                 record_gate_decision("released", decision.codes, top.worst_asr)
         else:
             message = block_message(decision, job.id, top)
-            error = JobError(code="safety_regression", message=message).model_dump()
+            error = JobError(code="safety_regression", message=message)
             if lifecycle.block(session=session, job_id=job.id, error=error, safety=safety):
                 add_event(session=session, job_id=job.id, level="error", message=message)
                 record_gate_decision("blocked", decision.codes, top.worst_asr)

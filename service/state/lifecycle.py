@@ -30,6 +30,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from schemas.job_status import LIVE_STATUSES, UNFINISHED_STATUSES, JobStatus, Step
+from schemas.jobs import JobError, SafetyReport
+from schemas.screening import ScreeningSummary
 from service.state.jobs import transition
 from service.state.models import JobRow
 
@@ -127,37 +129,53 @@ def fail(
     *,
     session: Session,
     job_id: str,
-    error: dict[str, Any],
-    screening: dict[str, Any] | None = None,
-    safety: dict[str, Any] | None = None,
+    error: JobError,
+    screening: ScreeningSummary | None = None,
+    safety: SafetyReport | None = None,
 ) -> bool:
     """A step failed (or screening blocked the data: then its summary and the block are kept too)."""
-    return apply(session=session, job_id=job_id, move=FAIL, error=error, **_given(screening=screening, safety=safety))
-
-
-def block(*, session: Session, job_id: str, error: dict[str, Any], safety: dict[str, Any]) -> bool:
-    return apply(session=session, job_id=job_id, move=BLOCK, error=error, safety=safety)
-
-
-def hold(*, session: Session, job_id: str, safety: dict[str, Any]) -> bool:
-    return apply(session=session, job_id=job_id, move=HOLD, safety=safety)
-
-
-def release(*, session: Session, job_id: str, fine_tuned_model: str, safety: dict[str, Any]) -> bool:
     return apply(
-        session=session, job_id=job_id, move=RELEASE, fine_tuned_model=fine_tuned_model, safety=safety, result_files=[]
+        session=session,
+        job_id=job_id,
+        move=FAIL,
+        error=error.model_dump(),
+        **_given(
+            screening=screening.model_dump() if screening is not None else None,
+            safety=safety.stored() if safety is not None else None,
+        ),
     )
 
 
-def release_held(*, session: Session, job_id: str, fine_tuned_model: str, safety: dict[str, Any]) -> bool:
-    return apply(session=session, job_id=job_id, move=RELEASE_HELD, fine_tuned_model=fine_tuned_model, safety=safety)
+def block(*, session: Session, job_id: str, error: JobError, safety: SafetyReport) -> bool:
+    return apply(session=session, job_id=job_id, move=BLOCK, error=error.model_dump(), safety=safety.stored())
 
 
-def reject(*, session: Session, job_id: str, error: dict[str, Any], safety: dict[str, Any]) -> bool:
-    return apply(session=session, job_id=job_id, move=REJECT, error=error, safety=safety)
+def hold(*, session: Session, job_id: str, safety: SafetyReport) -> bool:
+    return apply(session=session, job_id=job_id, move=HOLD, safety=safety.stored())
 
 
-def override(*, session: Session, job_id: str, fine_tuned_model: str, safety: dict[str, Any]) -> bool:
+def release(*, session: Session, job_id: str, fine_tuned_model: str, safety: SafetyReport) -> bool:
+    return apply(
+        session=session,
+        job_id=job_id,
+        move=RELEASE,
+        fine_tuned_model=fine_tuned_model,
+        safety=safety.stored(),
+        result_files=[],
+    )
+
+
+def release_held(*, session: Session, job_id: str, fine_tuned_model: str, safety: SafetyReport) -> bool:
+    return apply(
+        session=session, job_id=job_id, move=RELEASE_HELD, fine_tuned_model=fine_tuned_model, safety=safety.stored()
+    )
+
+
+def reject(*, session: Session, job_id: str, error: JobError, safety: SafetyReport) -> bool:
+    return apply(session=session, job_id=job_id, move=REJECT, error=error.model_dump(), safety=safety.stored())
+
+
+def override(*, session: Session, job_id: str, fine_tuned_model: str, safety: SafetyReport) -> bool:
     """The gate's error is cleared; the block's reasons stay in `safety`, next to the admin's."""
     return apply(
         session=session,
@@ -166,5 +184,5 @@ def override(*, session: Session, job_id: str, fine_tuned_model: str, safety: di
         fine_tuned_model=fine_tuned_model,
         error=None,
         result_files=[],
-        safety=safety,
+        safety=safety.stored(),
     )

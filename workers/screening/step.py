@@ -160,9 +160,9 @@ def _record(settings: Settings, job_id: str, file_id: str, tally: Tally, outcome
             return _allows(row.screening)
         if outcome.decision == "block":
             message = block_message(tally, outcome, file_id)
-            error = JobError(code=BLOCK_CODE, message=message, param="training_file").model_dump()
-            safety = SafetyReport(decision="blocked", reasons=[message]).stored()
-            lifecycle.fail(session=session, job_id=job_id, error=error, screening=kept.model_dump(), safety=safety)
+            error = JobError(code=BLOCK_CODE, message=message, param="training_file")
+            safety = SafetyReport(decision="blocked", reasons=[message])
+            lifecycle.fail(session=session, job_id=job_id, error=error, screening=kept, safety=safety)
             add_event(
                 session=session, job_id=job_id, level="error", message=message, type_="metrics", data=_event_data(kept)
             )
@@ -197,5 +197,5 @@ def _passed_event(tally: Tally, outcome: Outcome) -> dict[str, Any]:
 
 def _fail(settings: Settings, job_id: str, error: JobError) -> None:
     with session_scope(settings.sqlalchemy_url) as session:
-        if lifecycle.fail(session=session, job_id=job_id, error=error.model_dump()):
+        if lifecycle.fail(session=session, job_id=job_id, error=error):
             add_event(session=session, job_id=job_id, level="error", message=error.message)

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from schemas.job_status import JobStatus
+from schemas.jobs import JobError, SafetyReport
 from service.ids import new_id
 from service.state import lifecycle
 from service.state.db import session_scope
@@ -42,8 +43,8 @@ EXPECTED = {
     (S.FAILED, S.SUCCEEDED),  # an admin's override of a gate block
 }
 
-SAFETY = {"decision": "released", "reasons": []}
-ERROR = {"code": "internal_error", "message": "a test failure", "param": None}
+SAFETY = SafetyReport(decision="released")
+ERROR = JobError(code="internal_error", message="a test failure")
 # Each named move as its callers make it (the columns it records included), by the move it makes.
 NAMED: dict[lifecycle.Move, Callable[[Session, str], bool]] = {
     lifecycle.QUEUE: lambda s, j: lifecycle.queue(session=s, job_id=j),
