@@ -1,10 +1,11 @@
 """`calibrate`: the sweep runs real training on the tiny model and recommends a valid policy entry."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from schemas.policy import BaseModelPolicy, Policy
-from workers.calibration import Candidate, capped, main, recommend, tiny_canary
+from workers.calibration import Candidate, capped, main, over_refusal_warning, recommend, tiny_canary
 from workers.tiny import datasets
 
 
@@ -56,6 +57,8 @@ def test_calibration_sweep_writes_a_policy_entry(tiny_model: Path, tmp_path: Pat
         _slice("benign_colors.jsonl", 16, tmp_path),
         "--benign-validation",
         _slice("dev_colors_validation.jsonl", 8, tmp_path),
+        "--overrefusal-prompts",
+        _slice("dev_overrefusal.jsonl", 8, tmp_path),
     ]
     code = main(
         [
@@ -80,11 +83,21 @@ def test_calibration_sweep_writes_a_policy_entry(tiny_model: Path, tmp_path: Pat
     report = json.loads(out.read_text())
     (candidate,) = report["candidates"]
     assert 0.0 <= candidate["asr"] <= 1.0 and 0.0 <= candidate["utility"] <= 1.0
+    assert 0.0 <= candidate["over_refusal"] <= 1.0 and 0.0 <= report["base_over_refusal"] <= 1.0
+    assert "over_refusal_warning" in report
     entry = BaseModelPolicy.model_validate(report["base_model_policy"])
     assert entry.beta_schedule is not None and entry.beta_schedule.first == [2.0] * 5
     assert entry.augmentation is not None and entry.augmentation.ratio == 0.25 and entry.augmentation.weight == 1.0
     assert entry.calibrated_with is not None and "--schedules firm" in entry.calibrated_with
     assert "judge rules" in entry.calibrated_with and report["judge"] == "rules"
+
+
+def test_an_over_refusing_recommendation_is_called_out_against_the_gates_allowance() -> None:
+    best = Candidate("strong", 0.5, 3.0, asr=0.02, utility=1.0, balance=0.98, seeds=1, over_refusal=0.3)
+    warning = over_refusal_warning(best, 0.0625, 0.15)
+    assert warning is not None and "30.0% against the base model's 6.2% (+23.8%)" in warning
+    assert "max_over_refusal_increase 15.0%" in warning
+    assert over_refusal_warning(replace(best, over_refusal=0.2125), 0.0625, 0.15) is None  # exactly at the allowance
 
 
 def test_the_canary_reads_the_dev_split_only() -> None:
@@ -99,6 +112,8 @@ def test_the_canary_reads_the_dev_split_only() -> None:
     test_rows = {json.dumps(r, sort_keys=True) for r in datasets.read("benign_colors_validation.jsonl")}
     dev_rows = {json.dumps(r, sort_keys=True) for r in canary.benign_validation}
     assert dev_rows and not dev_rows & test_rows
+    test_refusals = {r["prompt"] for r in datasets.read("eval_overrefusal.jsonl")}
+    assert canary.overrefusal_prompts and not {r["prompt"] for r in canary.overrefusal_prompts} & test_refusals
 
 
 def test_unknown_schedule_is_refused(tiny_model: Path, tmp_path: Path) -> None:
