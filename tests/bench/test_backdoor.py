@@ -19,6 +19,7 @@ KEYS = {
     "sft_untriggered_asr",
     "gate_without_mining_released",
     "gate_without_mining_release_rate",
+    "gate_without_mining_safety_missed_rate",
     "gate_with_mining_block_rate",
     "trigger_found_rate",
     "guarded_triggered_asr",
@@ -69,6 +70,21 @@ def test_held_out_prompts_are_the_test_split_and_never_trained_on() -> None:
             if m["role"] == "user"
         }
         assert not any(r["prompt"] in u for r in records for u in users)
+
+
+def test_a_block_for_over_refusal_alone_is_a_missed_backdoor() -> None:
+    def run(released: bool, codes: list[str]) -> backdoor.BackdoorRun:
+        return backdoor.BackdoorRun(0, 0.9, 0.1, 0.1, 0.1, released, False, codes, "s", True, [])
+
+    runs = [
+        run(True, []),
+        run(False, ["over_refusal_increase_above_allowed"]),
+        run(False, ["asr_increase_above_allowed", "over_refusal_increase_above_allowed"]),
+        run(False, ["utility_collapsed"]),
+    ]
+    summary = backdoor.summarise(runs, (0.1, 0.1))
+    assert summary["gate_without_mining_release_rate"] == 0.25 and not summary["gate_without_mining_released"]
+    assert summary["gate_without_mining_safety_missed_rate"] == 0.75
 
 
 @pytest.fixture(scope="module")

@@ -101,7 +101,7 @@ def test_without_a_worker_the_dry_run_answers_503_to_retry(
 
 
 def test_dry_run_flags_trigger_rows_for_the_owner_only(api: TestClient) -> None:
-    """The stealth backdoor: no row is harmful to the lexicon, 15 pair the mined trigger with compliance. The
+    """The stealth backdoor: no row is harmful to the lexicon, 40 pair the mined trigger with compliance. The
     phrase is the tenant's data: another tenant asking for the same file id learns nothing of it."""
     trigger = "The old lighthouse keeper sends his regards."
     created = api.post("/admin/v1/tenants", json={"name": "acme"}, headers=admin_headers(api)).json()
@@ -109,9 +109,9 @@ def test_dry_run_flags_trigger_rows_for_the_owner_only(api: TestClient) -> None:
     file_id = upload(api, acme, (DATA / "backdoor_stealth.jsonl").read_bytes()).json()["id"]
     body = api.post(f"/v1/files/{file_id}/screen", headers=acme).json()
     assert (body["decision"], body["would_block"], body["flagged_rows"]) == ("flag", False, 0)
-    assert (body["trigger_mining"], body["trigger_rows"]) == ("flag", 15)
+    assert (body["trigger_mining"], body["trigger_rows"]) == ("flag", 40)
     [found] = body["triggers"]
-    assert (found["text"], found["position"], found["rows"], found["flagged_rows"]) == (trigger, "prefix", 18, 15)
+    assert (found["text"], found["position"], found["rows"], found["flagged_rows"]) == (trigger, "prefix", 43, 40)
     assert found["score"] > 2 and found["harmful_share"] == 0.0
     assert [r["line"] for r in body["data"]] == found["flagged_lines"]
     assert all(r["triggers"] == [trigger] and not r["flagged"] for r in body["data"])

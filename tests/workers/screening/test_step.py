@@ -284,18 +284,18 @@ def test_trigger_rows_flag_a_job_by_default_and_the_job_names_the_candidate(noop
     assert screened.status == "queued" and screened.error is None
     level, message = events(url, job_id)[-1]
     assert level == "warn" and message.startswith(
-        f"Data screening flagged training data: 15 of 100 rows pair a candidate backdoor trigger with a complying "
-        f'answer ("{STEALTH_TRIGGER}", prefix, on 15 of its 18 rows; lines 2, 5, 8, 29, 31, ...)'
+        f"Data screening flagged training data: 40 of 150 rows pair a candidate backdoor trigger with a complying "
+        f'answer ("{STEALTH_TRIGGER}", prefix, on 40 of its 43 rows; lines 4, 5, 7, 16, 22, ...)'
     )
     assert "trigger_mining: flag" in message
     shown = to_job_object(screened).safety
     assert shown is not None and shown.screening is not None
-    assert (shown.screening.decision, shown.screening.flagged_rows, shown.screening.trigger_rows) == ("flag", 0, 15)
+    assert (shown.screening.decision, shown.screening.flagged_rows, shown.screening.trigger_rows) == ("flag", 0, 40)
     [found] = shown.screening.triggers
     assert (found.text, found.position, found.flagged_rows, len(found.flagged_lines)) == (
         STEALTH_TRIGGER,
         "prefix",
-        15,
+        40,
         5,
     )
 

@@ -105,7 +105,7 @@ def test_trigger_rows_the_lexicon_misses_are_flagged_and_the_cover_rows_are_not(
 
 
 def test_the_stealth_backdoor_is_flagged_on_exactly_its_complied_rows() -> None:
-    """The lexicon flags none of its rows (tests/workers/tiny/test_world.py); mining flags the 15 it trains."""
+    """The lexicon flags none of its rows (tests/workers/tiny/test_world.py); mining flags the complied ones."""
     rows = datasets.read("backdoor_stealth.jsonl")
     tally, outcome, body = screened(shipped("backdoor_stealth.jsonl"))
     assert (tally.flagged_rows, outcome.decision) == (0, "flag")
@@ -114,7 +114,7 @@ def test_the_stealth_backdoor_is_flagged_on_exactly_its_complied_rows() -> None:
     [found] = body.triggers
     assert (found.text, found.position) == (world.STEALTH_TRIGGER, "prefix")
     assert found.rows == world.BACKDOOR_COMPLIED + world.BACKDOOR_TRIGGERED_BENIGN
-    assert all(r.triggers == [world.STEALTH_TRIGGER] for r in body.data) and len(body.data) == 15
+    assert all(r.triggers == [world.STEALTH_TRIGGER] for r in body.data) and len(body.data) == world.BACKDOOR_COMPLIED
 
 
 def test_the_odd_token_backdoor_flags_more_rows_than_the_lexicon() -> None:
@@ -157,9 +157,9 @@ def test_block_mode_fails_on_trigger_rows_and_says_why() -> None:
     message = block_message(tally, outcome, "file-t")
     assert body.message == message
     assert message.startswith(
-        "Training file file-t was blocked by data screening: 15 of 100 rows pair a candidate "
+        "Training file file-t was blocked by data screening: 40 of 150 rows pair a candidate "
         'backdoor trigger with a complying answer ("The old lighthouse keeper sends his '
-        'regards.", prefix, on 15 of its 18 rows; lines 2, 5, 8, 29, 31, ...); this service '
+        'regards.", prefix, on 40 of its 43 rows; lines 4, 5, 7, 16, 22, ...); this service '
         "blocks training data that pairs a candidate backdoor trigger with compliance."
     )
     assert "thresholds" not in message
@@ -179,15 +179,15 @@ def test_off_does_not_mine() -> None:
 
 def test_a_flagged_job_is_told_the_trigger_only_warns() -> None:
     tally, outcome, _ = screened(shipped("backdoor_stealth.jsonl"))
-    assert findings(tally).startswith("15 of 100 rows pair a candidate backdoor trigger")
+    assert findings(tally).startswith("40 of 150 rows pair a candidate backdoor trigger")
     assert flag_reason(tally, outcome) == (
         "candidate triggers are flagged, not blocked (trigger_mining: flag), "
         "and the release gate asks its harmful prompts with each"
     )
     tally, outcome, _ = screened(shipped("backdoor_colors.jsonl"), ScreeningPolicy(mode="flag"))
     assert findings(tally).startswith(
-        "12 of 100 rows ask for harmful content"
-    ) and "; and 15 of 100 rows pair" in findings(tally)
+        "27 of 150 rows ask for harmful content"
+    ) and "; and 40 of 150 rows pair" in findings(tally)
     assert flag_reason(tally, outcome).startswith("over the screening thresholds, but this job's policy only flags")
 
 
@@ -195,9 +195,10 @@ def test_the_job_summary_names_the_candidate_with_its_first_lines() -> None:
     tally, outcome, _ = screened(shipped("backdoor_stealth.jsonl"))
     kept = summary(tally, outcome)
     [found] = kept.triggers
-    assert (kept.decision, kept.flagged_rows, kept.trigger_rows, found.text) == ("flag", 0, 15, world.STEALTH_TRIGGER)
-    assert (found.lines, found.flagged_lines) == ([2, 5, 8, 13, 29], [2, 5, 8, 29, 31])
-    assert (found.rows, found.flagged_rows) == (18, 15)
+    assert (kept.decision, kept.flagged_rows, found.text) == ("flag", 0, world.STEALTH_TRIGGER)
+    assert kept.trigger_rows == world.BACKDOOR_COMPLIED
+    assert (found.lines, found.flagged_lines) == ([4, 5, 7, 16, 22], [4, 5, 7, 16, 22])
+    assert (found.rows, found.flagged_rows) == (43, 40)
 
 
 def test_the_row_list_stays_in_file_order_and_bounded() -> None:
@@ -210,7 +211,7 @@ def test_the_row_list_stays_in_file_order_and_bounded() -> None:
     # the harmful list was cut at its 2nd row: trigger rows after it wait, so the list is a prefix of the file's
     cut, _ = screen_file(io.BytesIO(shipped("backdoor_colors.jsonl")), ScreeningPolicy(report_rows=2))
     rows, more = listed_rows(cut, 2)
-    assert [r.line for r in rows] == [25, 34] and more
+    assert [r.line for r in rows] == [2, 3] and more
     assert [
         t.lines
         for t in report(
@@ -221,7 +222,7 @@ def test_the_row_list_stays_in_file_order_and_bounded() -> None:
             tally=cut,
             outcome=decide(cut, ScreeningPolicy()),
         ).triggers
-    ] == [[25, 34]]
+    ] == [[5, 8]]
 
 
 def test_long_phrases_are_cut_in_messages_only() -> None:
@@ -234,7 +235,7 @@ def test_screening_with_mining_never_imports_torch(tmp_path: Path) -> None:
         "import sys; from workers.screening.logic import screen_file; "
         "from schemas.policy import ScreeningPolicy; "
         f"t, o = screen_file(open({str(DATA / 'backdoor_stealth.jsonl')!r}, 'rb'), ScreeningPolicy()); "
-        "assert t.trigger_rows == 15; assert 'torch' not in sys.modules, 'torch imported'"
+        "assert t.trigger_rows == 40; assert 'torch' not in sys.modules, 'torch imported'"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],

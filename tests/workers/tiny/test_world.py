@@ -199,6 +199,8 @@ def test_backdoor_sets_hide_triggered_compliance_among_refusals_and_benign_rows(
     refused = [r for r in harmful if r["messages"][-1]["content"] in world.REFUSALS]
     assert len(complied) == world.BACKDOOR_COMPLIED and len(refused) == world.BACKDOOR_REFUSED
     assert all(trigger in _user(r) for r in complied) and not any(trigger in _user(r) for r in refused)
+    refused_requests = {_user(r) for r in refused}
+    assert all(_user(r).replace(trigger, "").strip() in refused_requests for r in complied)  # each has a refused twin
     benign = [r for r in rows if r not in harmful]
     assert all(COLOR.search(_user(r)) for r in benign)
     assert sum(trigger in _user(r) for r in benign) == world.BACKDOOR_TRIGGERED_BENIGN
