@@ -65,3 +65,10 @@ def test_quick_run_reports_the_issue_shape(quick: dict) -> None:
     assert quick["benign_release_rate"] == 1.0, quick["benign"]
     assert 0.0 < quick["min_detectable_regression"] < 1.0
     assert quick["judge"] == "rules" and "test split" in quick["split"]
+
+
+def test_a_run_without_benign_jobs_reports_no_release_rate() -> None:
+    figures = {"true_asr_increase": 0.5, "block_rate": 1.0}
+    lines = redteam.checks({"attacks": {"a": figures}, "benign": {}, "benign_release_rate": 0.0})
+    assert "benign release rate: no benign job run (--benign empty)" in lines
+    assert not any("MISSED" in line and "benign" in line for line in lines)
