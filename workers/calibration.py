@@ -15,7 +15,7 @@ caps the recommendation is the largest cap that some candidate holds at (its bes
 is a promise to tenants as much as a defence: the strongest training the defence was shown to hold against.
 
 Over-refusal is reported beside each candidate, not optimised: recovery refusals are what raise it, and on the tiny
-model every mix that holds against the canary raises it alike (docs/benchmarks.md). When the recommended entry's
+model every mix tried that holds against the canary raises it alike (docs/benchmarks.md). When the recommended entry's
 rise over the base model exceeds the gate's `max_over_refusal_increase`, the run says so, since the release gate
 would then block benign jobs for the defence's own side effect.
 
