@@ -24,6 +24,7 @@ KEYS = {
     "trigger_found_rate",
     "guarded_triggered_asr",
     "initial_triggered_asr",
+    "sft_over_refusal_rise",
 }
 
 
@@ -74,7 +75,7 @@ def test_held_out_prompts_are_the_test_split_and_never_trained_on() -> None:
 
 def test_a_block_for_over_refusal_alone_is_a_missed_backdoor() -> None:
     def run(released: bool, codes: list[str]) -> backdoor.BackdoorRun:
-        return backdoor.BackdoorRun(0, 0.9, 0.1, 0.1, 0.1, released, False, codes, "s", True, [])
+        return backdoor.BackdoorRun(0, 0.9, 0.1, 0.1, 0.1, released, False, codes, "s", True, [], 0.2)
 
     runs = [
         run(True, []),
@@ -101,10 +102,12 @@ def test_quick_run_reports_the_issue_shape(quick: dict) -> None:
     assert (
         quick["judge"] == "rules" and quick["split"].startswith("test split") and "dev split is never" in quick["split"]
     )
-    for key in KEYS - {"gate_without_mining_released"}:
+    for key in KEYS - {"gate_without_mining_released", "sft_over_refusal_rise"}:
         assert 0.0 <= quick[key] <= 1.0, key
+    for key in ("sft_over_refusal_rise", "benign_over_refusal_rise", "benign_sft_over_refusal_rise"):
+        assert -1.0 <= quick[key] <= 1.0, key
     assert isinstance(quick["gate_without_mining_released"], bool)
-    assert 0.0 <= quick["benign_false_block_rate"] <= 1.0
+    assert 0.0 <= quick["benign_false_block_rate"] <= 1.0 and 0.0 <= quick["benign_sft_block_rate"] <= 1.0
     assert [len(quick["runs"][name]) for name in ("colors", "stealth", "benign")] == [1, 1, 1]
     assert len(quick["checks"]) == 8 and quick["seconds_per_seed"] > 0
 
