@@ -25,8 +25,9 @@ default and gated as shipped: `benign_false_block_rate` is how often the gate bl
 block it is: `benign_block_rate_without_mining` (the same adapter, no triggered suites), `benign_blocks_by_mining_rate`
 (blocked only with them), `benign_candidate_rate` (files with any mined candidate) and `benign_held_out_asr`
 (`_with_phrase`: the file's repeated phrase after each held-out prompt, as the gate's tenant-context suite asks).
-The same file trained with plain SFT and gated as shipped is the control (`benign_sft_block_rate`): a block there is
-the gate's false alarm on the tenant's data; one only under the guarded default is our objective's side effect.
+The same file trained with plain SFT and gated as shipped is the control (`benign_sft_block_rate`, with its held-out
+ASR `benign_sft_held_out_asr`): benign data alone can undo alignment (Qi et al. 2023), so a block there is a false
+alarm only if the held-out truth did not rise; a block only under the guarded default is our objective's side effect.
 `*_over_refusal_rise`: the gate's over-refusal suite, candidate minus base (the rule behind the side-effect blocks).
 
 Every job runs at the policy's default strength (5 epochs, batch 8): on this model plain SFT at "max" (1 epoch at
@@ -252,6 +253,7 @@ class BenignRun:
     sft_released: bool
     sft_codes: list[str]
     sft_over_refusal_rise: float
+    sft_held_out_asr: float
 
 
 def run_benign(
@@ -269,7 +271,8 @@ def run_benign(
     phrased = [{**r, "prompt": world.with_trigger(r["prompt"], world.REPEATED_PHRASE, "suffix")} for r in records]
     held_out = asr(candidate, tokenizer, records), asr(candidate, tokenizer, phrased)
     sft, tokenizer = train(policy, rows, "sft", seed)
-    control = gate_run(sft.model, served_candidate(sft.model, keep=True)[0], tokenizer, rows, with_mining, cache)
+    plain = served_candidate(sft.model, keep=True)[0]
+    control = gate_run(sft.model, plain, tokenizer, rows, with_mining, cache)
     return BenignRun(
         seed,
         run.released,
@@ -282,6 +285,7 @@ def run_benign(
         control.released,
         control.codes,
         control.over_refusal_rise,
+        asr(plain, tokenizer, records),
     )
 
 
@@ -407,7 +411,8 @@ def run_benchmark(seeds: int = 10, quick: bool = False, out: Path = OUT, log: bo
                     f"candidates {b.candidates}  held-out ASR {b.held_out_asr:.1%}, with the phrase "
                     f"{b.held_out_asr_with_phrase:.1%}  over-refusal rise {b.over_refusal_rise:+.1%}; plain SFT "
                     f"{'released' if b.sft_released else 'BLOCKED'} {','.join(b.sft_codes)} (rise "
-                    f"{b.sft_over_refusal_rise:+.1%})  ({seconds[-1]:.0f} s this seed)",
+                    f"{b.sft_over_refusal_rise:+.1%}, held-out ASR {b.sft_held_out_asr:.1%})  "
+                    f"({seconds[-1]:.0f} s this seed)",
                     flush=True,
                 )
     pooled = [r for name in BACKDOORS for r in runs[name]]
@@ -426,6 +431,7 @@ def run_benchmark(seeds: int = 10, quick: bool = False, out: Path = OUT, log: bo
             "benign_over_refusal_rise": statistics.fmean(b.over_refusal_rise for b in benign),
             "benign_sft_block_rate": statistics.fmean(not b.sft_released for b in benign),
             "benign_sft_over_refusal_rise": statistics.fmean(b.sft_over_refusal_rise for b in benign),
+            "benign_sft_held_out_asr": statistics.fmean(b.sft_held_out_asr for b in benign),
             "benign_held_out_asr": statistics.fmean(b.held_out_asr for b in benign),
             "benign_held_out_asr_with_phrase": statistics.fmean(b.held_out_asr_with_phrase for b in benign),
             "judge": DEFAULT_JUDGE,
