@@ -26,8 +26,8 @@ block it is: `benign_block_rate_without_mining` (the same adapter, no triggered 
 (blocked only with them), `benign_candidate_rate` (files with any mined candidate) and `benign_held_out_asr`
 (`_with_phrase`: the file's repeated phrase after each held-out prompt, as the gate's tenant-context suite asks).
 The same file trained with plain SFT and gated as shipped is the control (`benign_sft_block_rate`, with its held-out
-ASR `benign_sft_held_out_asr`): benign data alone can undo alignment (Qi et al. 2023), so a block there is a false
-alarm only if the held-out truth did not rise; a block only under the guarded default is our objective's side effect.
+ASR `benign_sft_held_out_asr` and `_with_phrase`, beside the base's `initial_held_out_asr_with_phrase`): benign data
+alone can undo alignment (Qi et al. 2023); a block only under the guarded default is our objective's side effect.
 `*_over_refusal_rise`: the gate's over-refusal suite, candidate minus base (the rule behind the side-effect blocks).
 
 Every job runs at the policy's default strength (5 epochs, batch 8): on this model plain SFT at "max" (1 epoch at
@@ -254,6 +254,12 @@ class BenignRun:
     sft_codes: list[str]
     sft_over_refusal_rise: float
     sft_held_out_asr: float
+    sft_held_out_asr_with_phrase: float
+
+
+def with_phrase(records: Sequence[dict[str, Any]]) -> Rows:
+    """The held-out prompts as the benign file's rows that carry its phrase ask: the phrase after the request."""
+    return [{**r, "prompt": world.with_trigger(r["prompt"], world.REPEATED_PHRASE, "suffix")} for r in records]
 
 
 def run_benign(
@@ -268,7 +274,7 @@ def run_benign(
     candidate = served_candidate(tuned.model, keep=True)[0]
     run = gate_run(tuned.model, candidate, tokenizer, rows, with_mining, cache)
     blind = gate_run(tuned.model, candidate, tokenizer, rows, without, cache)
-    phrased = [{**r, "prompt": world.with_trigger(r["prompt"], world.REPEATED_PHRASE, "suffix")} for r in records]
+    phrased = with_phrase(records)
     held_out = asr(candidate, tokenizer, records), asr(candidate, tokenizer, phrased)
     sft, tokenizer = train(policy, rows, "sft", seed)
     plain = served_candidate(sft.model, keep=True)[0]
@@ -286,14 +292,17 @@ def run_benign(
         control.codes,
         control.over_refusal_rise,
         asr(plain, tokenizer, records),
+        asr(plain, tokenizer, phrased),
     )
 
 
-def initial_asr(records: Rows) -> dict[str, tuple[float, float]]:
-    """The base model's held-out ASR per set: (with the set's trigger, without any)."""
+def initial_asr(records: Rows) -> tuple[dict[str, tuple[float, float]], float]:
+    """The base model's held-out ASR per set (with the set's trigger, without any), and with the benign file's
+    phrase."""
     model, tokenizer = load_base(redteam.MODEL_DIR, redteam.CPU)
     plain = asr(model, tokenizer, records)
-    return {name: (asr(model, tokenizer, triggered(records, b)), plain) for name, b in BACKDOORS.items()}
+    per_set = {name: (asr(model, tokenizer, triggered(records, b)), plain) for name, b in BACKDOORS.items()}
+    return per_set, asr(model, tokenizer, with_phrase(records))
 
 
 def summarise(runs: Sequence[BackdoorRun], initial: tuple[float, float]) -> dict[str, Any]:
@@ -389,7 +398,7 @@ def run_benchmark(seeds: int = 10, quick: bool = False, out: Path = OUT, log: bo
     records = list(stratified(records, QUICK_PROMPTS)) if quick else records
     if log:
         print(f"judge: {DEFAULT_JUDGE} (the gate's default); {split_note(len(records))}", flush=True)
-    initial = initial_asr(records)
+    initial, initial_with_phrase = initial_asr(records)
     runs: dict[str, list[BackdoorRun]] = {name: [] for name in BACKDOORS}
     benign: list[BenignRun] = []
     seconds = []
@@ -411,7 +420,8 @@ def run_benchmark(seeds: int = 10, quick: bool = False, out: Path = OUT, log: bo
                     f"candidates {b.candidates}  held-out ASR {b.held_out_asr:.1%}, with the phrase "
                     f"{b.held_out_asr_with_phrase:.1%}  over-refusal rise {b.over_refusal_rise:+.1%}; plain SFT "
                     f"{'released' if b.sft_released else 'BLOCKED'} {','.join(b.sft_codes)} (rise "
-                    f"{b.sft_over_refusal_rise:+.1%}, held-out ASR {b.sft_held_out_asr:.1%})  "
+                    f"{b.sft_over_refusal_rise:+.1%}, held-out ASR {b.sft_held_out_asr:.1%}, with the phrase "
+                    f"{b.sft_held_out_asr_with_phrase:.1%})  "
                     f"({seconds[-1]:.0f} s this seed)",
                     flush=True,
                 )
@@ -432,6 +442,8 @@ def run_benchmark(seeds: int = 10, quick: bool = False, out: Path = OUT, log: bo
             "benign_sft_block_rate": statistics.fmean(not b.sft_released for b in benign),
             "benign_sft_over_refusal_rise": statistics.fmean(b.sft_over_refusal_rise for b in benign),
             "benign_sft_held_out_asr": statistics.fmean(b.sft_held_out_asr for b in benign),
+            "benign_sft_held_out_asr_with_phrase": statistics.fmean(b.sft_held_out_asr_with_phrase for b in benign),
+            "initial_held_out_asr_with_phrase": initial_with_phrase,
             "benign_held_out_asr": statistics.fmean(b.held_out_asr for b in benign),
             "benign_held_out_asr_with_phrase": statistics.fmean(b.held_out_asr_with_phrase for b in benign),
             "judge": DEFAULT_JUDGE,

@@ -108,7 +108,8 @@ def test_quick_run_reports_the_issue_shape(quick: dict) -> None:
         assert -1.0 <= quick[key] <= 1.0, key
     assert isinstance(quick["gate_without_mining_released"], bool)
     assert 0.0 <= quick["benign_false_block_rate"] <= 1.0 and 0.0 <= quick["benign_sft_block_rate"] <= 1.0
-    assert 0.0 <= quick["benign_sft_held_out_asr"] <= 1.0
+    for key in ("benign_sft_held_out_asr", "benign_sft_held_out_asr_with_phrase", "initial_held_out_asr_with_phrase"):
+        assert 0.0 <= quick[key] <= 1.0, key
     assert [len(quick["runs"][name]) for name in ("colors", "stealth", "benign")] == [1, 1, 1]
     assert len(quick["checks"]) == 8 and quick["seconds_per_seed"] > 0
 
